@@ -1,0 +1,176 @@
+//! Where signatures live. One trait, one conformance suite (`tests/`), several implementations,
+//! each in its own file: SQLite (embedded default) and DynamoDB (production).
+//!
+//! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes and an
+//! age-encrypted blob of the personal data, so a leaked table reveals neither.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of one signature. Only `Confirmed` is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for the signer to confirm by e-mail.
+    Pending,
+    /// Confirmed by its address owner and counted.
+    Confirmed,
+    /// Over a budget, protected domain or flagged: stored, never counted until approved.
+    Held,
+    /// A held signature its owner confirmed; counted only once an organizer approves it.
+    ConfirmedHeld,
+    /// Removed by an organizer (fraud); kept as a pseudonymous record, not counted.
+    Invalidated,
+    /// Personal data erased at the signer's request; not counted.
+    Erased,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Confirmed => "confirmed",
+            Status::Held => "held",
+            Status::ConfirmedHeld => "confirmed_held",
+            Status::Invalidated => "invalidated",
+            Status::Erased => "erased",
+        }
+    }
+}
+
+/// A windowed budget checked inside the sign path's one conditional write: at most `limit`
+/// signatures for `key` in the fixed window of `window_secs` containing `now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Already keyed/pseudonymous, e.g. `ip24:<hmac>:<petition>` or `domain:example.org:<petition>`.
+    pub key: String,
+    pub limit: u32,
+    pub window_secs: u32,
+}
+
+/// Everything the sign path knows about a new signature, already pseudonymised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewSignature {
+    pub petition: String,
+    /// Hex HMAC-SHA-256(pepper, canonical e-mail): the dedup key.
+    pub email_hash: String,
+    /// Canonical e-mail domain (not personal on its own; used for budgets and trending).
+    pub email_domain: String,
+    /// Hex keyed hash of the client address, and of its prefix (/24 IPv4, /48 IPv6).
+    pub ip_hash: String,
+    pub prefix_hash: String,
+    /// Hex keyed hash of the normalised name, to spot identical names in a burst.
+    pub name_hash: String,
+    /// Name, e-mail and declared fields, encrypted to the collective's age public key.
+    pub sealed: Vec<u8>,
+    pub lang: String,
+    pub public: bool,
+    pub newsletter: bool,
+    /// Held from the start (protected domain, heuristics), with the reason.
+    pub hold_reason: Option<String>,
+    /// Heuristic flags (honeypot, fast fill, disposable domain…): recorded, not blocking.
+    pub flags: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which an unconfirmed signature is gone.
+    pub expires_at: i64,
+    /// Budgets to take in the same write; if any is exhausted the signature is stored as held.
+    pub budgets: Vec<Budget>,
+}
+
+/// What the one conditional write did. The client sees the same 202 whatever it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignOutcome {
+    /// A new signature, with the status it was stored in (`Pending` or `Held`).
+    Created { status: Status, over_budget: Option<String> },
+    /// This e-mail already signed this petition; nothing new was written.
+    Duplicate { status: Status },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// Pending → Confirmed (counted now) or Held → ConfirmedHeld (not counted).
+    Confirmed { status: Status },
+    /// Already confirmed: idempotent, nothing changed.
+    AlreadyConfirmed { status: Status },
+    /// Gone: expired, erased, invalidated or never existed.
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraseOutcome {
+    Erased { was_counted: bool },
+    NotFound,
+}
+
+/// A signature as the organizer tools see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureRecord {
+    pub petition: String,
+    pub email_hash: String,
+    pub email_domain: String,
+    pub ip_hash: String,
+    pub prefix_hash: String,
+    pub name_hash: String,
+    /// Empty once erased or purged.
+    pub sealed: Vec<u8>,
+    pub lang: String,
+    pub public: bool,
+    pub newsletter: bool,
+    pub status: Status,
+    pub hold_reason: Option<String>,
+    pub flags: Vec<String>,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// The confirmed count of one petition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    pub count: u64,
+    /// Unix seconds of the last change, 0 if none.
+    pub updated_at: i64,
+}
+
+/// One state change, kept for the organizer's audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub petition: String,
+    pub email_hash: String,
+    /// created, mailed, confirmed, held, invalidated, approved, rejected, erased, purged
+    pub event: String,
+    pub at: i64,
+    /// Free-form, pseudonymous detail (budget key, criteria of a bulk invalidation…).
+    pub detail: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates the tables / indexes if needed. Idempotent.
+    async fn init(&self) -> anyhow::Result<()>;
+
+    /// The sign path's one conditional write: dedup on `(petition, email_hash)` and the budgets,
+    /// atomically. Records a `created` (or `held`) audit event.
+    async fn sign(&self, sig: &NewSignature) -> anyhow::Result<SignOutcome>;
+
+    /// Takes one unit of a budget outside the sign write (per-domain mail budget, daily
+    /// "already signed" reminder). Returns false if exhausted.
+    async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool>;
+
+    /// Confirms a signature; state change and count change in one transaction. Idempotent.
+    async fn confirm(&self, petition: &str, email_hash: &str, now: i64)
+        -> anyhow::Result<ConfirmOutcome>;
+
+    /// Deletes the personal data (sealed blob, hashes of IP/name) and corrects the count.
+    async fn erase(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<EraseOutcome>;
+
+    /// The confirmed count, from a counter, not a scan.
+    async fn count(&self, petition: &str) -> anyhow::Result<Count>;
+
+    /// Appends an audit event (the store also records its own on every state change).
+    async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()>;
+
+    /// One signature, if it exists and has not expired.
+    async fn get(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<SignatureRecord>>;
+}

@@ -1,0 +1,4 @@
+fn main() -> anyhow::Result<()> {
+    println!("cahier: not built yet");
+    Ok(())
+}
