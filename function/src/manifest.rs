@@ -22,10 +22,26 @@ pub struct Manifest {
 pub struct SiteInfo {
     /// Public URL of the static site, without a trailing slash.
     pub base_url: String,
+    /// Public URL of the API (often `<base_url>/api`), without a trailing slash.
+    pub api_url: String,
     /// Origins allowed to post to the API (the site's own origin and any embedding origin).
     pub origins: Vec<String>,
     pub default_language: String,
     pub languages: Vec<String>,
+    /// Name of the collective, used in e-mails.
+    pub organization: String,
+    /// `hcaptcha` or `dev` (the development provider, refused under Lambda).
+    pub captcha_provider: String,
+    pub captcha_sitekey: String,
+    /// Signatures from these e-mail domains (and their subdomains) are held for review.
+    pub protected_domains: Vec<String>,
+    /// Large mail providers / domains that get higher per-domain budgets.
+    pub allowed_domains: Vec<String>,
+    /// Days after which personal data is purged.
+    pub retention_days: u32,
+    /// The collective's age public key (`age1…`); personal data is encrypted to it.
+    /// `None`: taken from the environment (`CAHIER_AGE_RECIPIENT`).
+    pub age_recipient: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
