@@ -9,3 +9,21 @@ pub trait Captcha: Send + Sync {
     /// hostname. Timeouts and transport errors are `false`: fail closed.
     async fn verify(&self, response: &str, remote_ip: Option<std::net::IpAddr>) -> bool;
 }
+
+pub mod hcaptcha;
+
+#[cfg(feature = "dev")]
+pub mod dev;
+
+/// The host part of an origin or URL (`https://a.example:8443/x` → `a.example`).
+pub fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?.to_string()
+    } else {
+        authority.split(':').next()?.to_string()
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}

@@ -173,4 +173,32 @@ pub trait Store: Send + Sync {
 
     /// One signature, if it exists and has not expired.
     async fn get(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<SignatureRecord>>;
+
+    /// Deletes expired pending/held signatures; returns how many. The default does nothing, for
+    /// stores whose database expires items itself (DynamoDB TTL).
+    async fn purge_expired(&self, now: i64) -> anyhow::Result<u64> {
+        let _ = now;
+        Ok(0)
+    }
+}
+
+pub mod sqlite;
+
+/// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
+pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    use anyhow::Context;
+    let (scheme, rest) = url
+        .split_once(':')
+        .with_context(|| format!("invalid store setting {url:?}: expected sqlite:PATH or dynamodb:TABLE"))?;
+    let store: std::sync::Arc<dyn Store> = match scheme {
+        "sqlite" => {
+            anyhow::ensure!(!rest.is_empty(), "invalid store setting {url:?}: sqlite:PATH needs a path");
+            std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(rest))?)
+        }
+        // The integrator wires this arm to `dynamo::DynamoStore::from_url(rest)`.
+        "dynamodb" => anyhow::bail!("store {url:?}: DynamoDB support is not compiled into this build"),
+        other => anyhow::bail!("unknown store {other:?} in {url:?}: expected sqlite:PATH or dynamodb:TABLE"),
+    };
+    store.init().await.with_context(|| format!("while initialising the store {url}"))?;
+    Ok(store)
 }

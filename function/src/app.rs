@@ -1,0 +1,55 @@
+//! The router: every route of DESIGN.md's API table, CORS for the configured origins, and the
+//! development captcha routes when enabled. Used by the binary (Lambda or plain server), by
+//! `cahier serve`, and by tests through `tower::ServiceExt::oneshot`.
+
+use crate::problem::Problem;
+use crate::sign;
+use crate::state::{normalize_origin, AppState};
+use axum::http::{header, HeaderValue, Method};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Builds the API router (all paths under `/api`).
+pub fn app(state: AppState) -> Router {
+    let origins_state = state.clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            let Ok(origin) = origin.to_str() else { return false };
+            let origin = normalize_origin(origin);
+            origins_state.loaded().origins.iter().any(|o| *o == origin)
+        }))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(Duration::from_secs(600));
+
+    #[allow(unused_mut)]
+    let mut router = Router::new()
+        .route("/api/health", get(sign::health))
+        .route("/api/petitions/{slug}/sign", post(sign::sign))
+        .route("/api/petitions/{slug}/count", get(sign::count))
+        .route("/api/confirm", post(sign::confirm).get(sign::confirm_get))
+        .route("/api/erase", post(sign::erase))
+        .with_state(state.clone());
+
+    #[cfg(feature = "dev")]
+    if let Some(tokens) = state.dev_tokens() {
+        use crate::captcha::dev;
+        router = router.merge(
+            Router::new()
+                .route("/api/__dev/captcha.js", get(dev::widget_js))
+                .route("/api/__dev/captcha", post(dev::issue))
+                .route("/api/__dev/siteverify", post(dev::siteverify))
+                .with_state(tokens),
+        );
+    }
+
+    router
+        .fallback(|| async { Problem::not_found("No such resource.").into_response() })
+        .method_not_allowed_fallback(|| async {
+            Problem::method_not_allowed_here().into_response()
+        })
+        .layer(cors)
+}

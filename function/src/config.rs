@@ -1,0 +1,60 @@
+//! Settings of the standalone binary: flags, each with its environment variable.
+
+use crate::client_ip::TrustedProxies;
+use crate::ratelimit::{Rate, RateLimits};
+use crate::state::Options;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cahier-function", version, about = "Cahier's signing API (AWS Lambda or a plain HTTP server)")]
+pub struct Config {
+    /// Address to listen on when not running under AWS Lambda.
+    #[arg(long, env = "CAHIER_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// The petition manifest (`public/api/manifest.json`).
+    #[arg(long, env = "CAHIER_MANIFEST", default_value = "manifest.json")]
+    pub manifest: PathBuf,
+    /// `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
+    #[arg(long, env = "CAHIER_STORE", default_value = "sqlite:.cahier/signatures.sqlite3")]
+    pub store: String,
+    /// `outbox:DIR`, `smtp://[user:pass@]host:port[?tls=..]` or `ses:[?..]`.
+    #[arg(long, env = "CAHIER_MAILER", default_value = "outbox:.cahier/outbox")]
+    pub mailer: String,
+    /// Proxies (addresses or CIDR, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "CAHIER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// hCaptcha siteverify URL (default: hCaptcha's; the dev provider uses the function's own).
+    #[arg(long, env = "HCAPTCHA_VERIFY_URL")]
+    pub captcha_verify_url: Option<String>,
+    /// Sign attempts per minute per address (IPv4 /32, IPv6 /64); burst the same.
+    #[arg(long, env = "CAHIER_RATE_PER_IP", default_value_t = 10.0)]
+    pub rate_per_ip: f64,
+    /// Sign attempts per minute per prefix (IPv4 /24, IPv6 /48); burst the same.
+    #[arg(long, env = "CAHIER_RATE_PER_PREFIX", default_value_t = 60.0)]
+    pub rate_per_prefix: f64,
+    /// E-mail domains whose signatures are silently dropped (comma-separated).
+    #[arg(long, env = "CAHIER_BLOCKED_DOMAINS", default_value = "")]
+    pub blocked_domains: String,
+}
+
+impl Config {
+    pub fn options(&self) -> anyhow::Result<Options> {
+        Ok(Options {
+            rate_limits: RateLimits {
+                per_ip: Rate { burst: self.rate_per_ip, per_minute: self.rate_per_ip },
+                per_prefix: Rate { burst: self.rate_per_prefix, per_minute: self.rate_per_prefix },
+                ..RateLimits::default()
+            },
+            trusted_proxies: TrustedProxies::parse(&self.trusted_proxies)?,
+            blocked_domains: self
+                .blocked_domains
+                .split(',')
+                .map(|d| d.trim().to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            ..Options::default()
+        })
+    }
+}

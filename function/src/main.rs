@@ -1,0 +1,81 @@
+//! `cahier-function`: under AWS Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise a plain
+//! HTTP server (`--listen 127.0.0.1:9000`) for self-hosting and tests.
+
+use anyhow::Context;
+use cahier_function::config::Config;
+use cahier_function::manifest::Manifest;
+use cahier_function::secrets::Secrets;
+use cahier_function::state::{build_captcha, AppParts, AppState};
+use cahier_function::{app, mailer, store};
+use clap::Parser;
+use std::net::SocketAddr;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    let bytes = std::fs::read(&config.manifest)
+        .with_context(|| format!("while reading the petition manifest {}", config.manifest.display()))?;
+    let manifest = Manifest::from_json(&bytes)
+        .with_context(|| format!("while parsing the petition manifest {}", config.manifest.display()))?;
+    let secrets = Secrets::from_env()?;
+    let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if lambda {
+        anyhow::ensure!(
+            manifest.site.captcha_provider != "dev",
+            "the development captcha is refused under AWS Lambda"
+        );
+    }
+    let self_url = format!("http://{}", config.listen);
+    let (captcha, dev_tokens) =
+        build_captcha(&manifest, &secrets, config.captcha_verify_url.as_deref(), &self_url)?;
+    let store = store::open(&config.store).await?;
+    let mailer = mailer::open(&config.mailer).await?;
+    let state = AppState::new(AppParts {
+        manifest,
+        store: store.clone(),
+        mailer,
+        captcha,
+        secrets,
+        options: config.options()?,
+    })?;
+    #[cfg(feature = "dev")]
+    let state = match dev_tokens {
+        Some(t) => state.with_dev_tokens(t),
+        None => state,
+    };
+    #[cfg(not(feature = "dev"))]
+    let _ = dev_tokens;
+    let router = app(state);
+    if lambda {
+        return lambda_http::run(router)
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"));
+    }
+    // Hourly purge of expired unconfirmed signatures (DynamoDB's TTL does it by itself).
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.purge_expired(cahier_function::now()).await {
+                tracing::warn!(error = %e, "purge of expired signatures failed");
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("while listening on {}", config.listen))?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Everything a request needs, built once at start: the manifest (reloadable by `cahier serve`),
+//! the store, mailer and captcha, the keys, the rate limiter and the budget policy.
+
+use crate::captcha::Captcha;
+use crate::client_ip::TrustedProxies;
+use crate::crypto::{Hasher, Sealer};
+use crate::mailer::Mailer;
+use crate::manifest::Manifest;
+use crate::ratelimit::{RateLimiter, RateLimits};
+use crate::secrets::Secrets;
+use crate::store::Store;
+use crate::token::TokenKey;
+use anyhow::Context;
+use std::sync::{Arc, RwLock};
+
+/// Durable windowed budgets taken in the sign write (over budget → stored held, not refused),
+/// and the per-domain mail budget. Limits per window; windows in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetPolicy {
+    pub per_ip: (u32, u32),
+    pub per_prefix: (u32, u32),
+    /// Per e-mail domain and petition, for domains not in the manifest's `allowed_domains`.
+    pub per_domain: (u32, u32),
+    /// Same for the large providers of `allowed_domains`.
+    pub per_allowed_domain: (u32, u32),
+    pub per_petition: (u32, u32),
+    /// Mails per recipient domain (all petitions).
+    pub mail_per_domain: (u32, u32),
+    pub mail_per_allowed_domain: (u32, u32),
+}
+
+impl Default for BudgetPolicy {
+    fn default() -> Self {
+        BudgetPolicy {
+            per_ip: (30, 86_400),
+            per_prefix: (200, 3_600),
+            per_domain: (200, 3_600),
+            per_allowed_domain: (50_000, 3_600),
+            per_petition: (500_000, 3_600),
+            mail_per_domain: (500, 3_600),
+            mail_per_allowed_domain: (100_000, 3_600),
+        }
+    }
+}
+
+/// Operational settings (not secrets, not the manifest).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rate_limits: RateLimits,
+    pub trusted_proxies: TrustedProxies,
+    pub budgets: BudgetPolicy,
+    /// Origins accepted besides the manifest's (e.g. the dev server's own origin).
+    pub extra_origins: Vec<String>,
+    /// E-mail domains whose signatures are silently dropped (in-memory block list).
+    pub blocked_domains: Vec<String>,
+    /// Lifetime of an unconfirmed signature.
+    pub pending_ttl_secs: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            rate_limits: RateLimits::default(),
+            trusted_proxies: TrustedProxies::default(),
+            budgets: BudgetPolicy::default(),
+            extra_origins: Vec::new(),
+            blocked_domains: Vec::new(),
+            pending_ttl_secs: crate::token::CONFIRM_TTL_SECS,
+        }
+    }
+}
+
+/// What [`AppState::new`] is built from.
+pub struct AppParts {
+    pub manifest: Manifest,
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub captcha: Arc<dyn Captcha>,
+    pub secrets: Secrets,
+    pub options: Options,
+}
+
+/// The manifest and what derives from it, swapped as a whole on reload.
+#[derive(Debug)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub sealer: Sealer,
+    /// Normalised allowed origins (`scheme://host[:port]`, lower-case).
+    pub origins: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    pub loaded: RwLock<Arc<Loaded>>,
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub captcha: Arc<dyn Captcha>,
+    pub secrets: Secrets,
+    pub options: Options,
+    pub tokens: TokenKey,
+    pub hasher: Hasher,
+    pub limiter: RateLimiter,
+    #[cfg(feature = "dev")]
+    pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
+}
+
+/// Cheap to clone; shared by every request.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("options", &self.0.options).finish()
+    }
+}
+
+/// `https://Example.org/` → `https://example.org`.
+pub fn normalize_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+fn load(manifest: Manifest, secrets: &Secrets, options: &Options) -> anyhow::Result<Loaded> {
+    let recipient = manifest
+        .site
+        .age_recipient
+        .clone()
+        .or_else(|| secrets.age_recipient.clone())
+        .context("no age recipient: set site.age_recipient in the manifest or CAHIER_AGE_RECIPIENT")?;
+    let sealer = Sealer::new(&recipient)?;
+    let mut origins: Vec<String> = manifest
+        .site
+        .origins
+        .iter()
+        .chain(options.extra_origins.iter())
+        .map(|o| normalize_origin(o))
+        .collect();
+    if let Some(base) = origin_of(&manifest.site.base_url) {
+        origins.push(base);
+    }
+    origins.sort();
+    origins.dedup();
+    #[cfg(not(feature = "dev"))]
+    anyhow::ensure!(
+        manifest.site.captcha_provider != "dev",
+        "the manifest asks for the development captcha, which this build (without the `dev` feature) refuses"
+    );
+    Ok(Loaded { manifest, sealer, origins })
+}
+
+/// The origin (`scheme://host[:port]`) of a URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| normalize_origin(&format!("{scheme}://{authority}")))
+}
+
+impl AppState {
+    pub fn new(parts: AppParts) -> anyhow::Result<AppState> {
+        let loaded = load(parts.manifest, &parts.secrets, &parts.options)?;
+        let tokens = TokenKey::new(&parts.secrets.token_key)?;
+        let hasher = Hasher::new(&parts.secrets.pepper)?;
+        Ok(AppState(Arc::new(Inner {
+            loaded: RwLock::new(Arc::new(loaded)),
+            store: parts.store,
+            mailer: parts.mailer,
+            captcha: parts.captcha,
+            tokens,
+            hasher,
+            limiter: RateLimiter::new(parts.options.rate_limits),
+            secrets: parts.secrets,
+            options: parts.options,
+            #[cfg(feature = "dev")]
+            dev_tokens: std::sync::OnceLock::new(),
+        })))
+    }
+
+    /// Mounts the development captcha routes, verifying against `tokens` (dev builds only).
+    #[cfg(feature = "dev")]
+    pub fn with_dev_tokens(self, tokens: Arc<crate::captcha::dev::DevTokens>) -> AppState {
+        let _ = self.0.dev_tokens.set(tokens);
+        self
+    }
+
+    #[cfg(feature = "dev")]
+    pub fn dev_tokens(&self) -> Option<Arc<crate::captcha::dev::DevTokens>> {
+        self.0.dev_tokens.get().cloned()
+    }
+
+    /// The current manifest and what derives from it.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.0.loaded.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.loaded().manifest.clone()
+    }
+
+    /// Swaps in a new manifest (after a rebuild in `cahier serve`).
+    pub fn set_manifest(&self, manifest: Manifest) -> anyhow::Result<()> {
+        let loaded = load(manifest, &self.0.secrets, &self.0.options)?;
+        *self.0.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.0.options
+    }
+
+    pub fn token_key(&self) -> &TokenKey {
+        &self.0.tokens
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.0.hasher
+    }
+}
+
+/// Builds the captcha verifier the manifest asks for.
+///
+/// `hcaptcha`: the crate's client at `verify_url` (hCaptcha's own endpoint when `None`), with the
+/// secret from [`Secrets`]. `dev` (dev builds only): the same client pointed at
+/// `<self_url>/api/__dev/siteverify`, plus the token issuer to pass to
+/// [`AppState::with_dev_tokens`].
+pub fn build_captcha(
+    manifest: &Manifest,
+    secrets: &Secrets,
+    verify_url: Option<&str>,
+    self_url: &str,
+) -> anyhow::Result<(Arc<dyn Captcha>, Option<DevTokensHandle>)> {
+    let mut hostnames: Vec<String> = manifest
+        .site
+        .origins
+        .iter()
+        .chain(std::iter::once(&manifest.site.base_url))
+        .filter_map(|o| crate::captcha::host_of(o))
+        .collect();
+    hostnames.sort();
+    hostnames.dedup();
+    match manifest.site.captcha_provider.as_str() {
+        "hcaptcha" => {
+            let secret = secrets
+                .hcaptcha_secret
+                .as_deref()
+                .context("HCAPTCHA_SECRET is not set (environment or secrets file)")?;
+            let c = crate::captcha::hcaptcha::HCaptcha::new(
+                verify_url,
+                secret,
+                &manifest.site.captcha_sitekey,
+                hostnames,
+            )?;
+            Ok((Arc::new(c), None))
+        }
+        #[cfg(feature = "dev")]
+        "dev" => {
+            use crate::captcha::dev::{DevTokens, DEV_SITEKEY};
+            let secret = secrets
+                .hcaptcha_secret
+                .clone()
+                .unwrap_or_else(|| "0x0000000000000000000000000000000000000000".to_string());
+            let tokens = DevTokens::new(&secret);
+            if let Some(h) = crate::captcha::host_of(self_url) {
+                hostnames.push(h);
+            }
+            hostnames.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+            let sitekey = &manifest.site.captcha_sitekey;
+            // The crate only accepts UUID sitekeys; other dev sitekeys skip the sitekey check.
+            let sitekey = if sitekey.len() == 36 && sitekey.matches('-').count() == 4 { sitekey.as_str() } else { "" };
+            let _ = DEV_SITEKEY;
+            let url = format!("{}/api/__dev/siteverify", self_url.trim_end_matches('/'));
+            let c = crate::captcha::hcaptcha::HCaptcha::new(
+                verify_url.or(Some(url.as_str())),
+                &secret,
+                sitekey,
+                hostnames,
+            )?;
+            Ok((Arc::new(c), Some(tokens)))
+        }
+        #[cfg(not(feature = "dev"))]
+        "dev" => anyhow::bail!(
+            "the manifest asks for the development captcha, which this build (without the `dev` feature) refuses"
+        ),
+        other => anyhow::bail!("unknown captcha provider {other:?} in the manifest (hcaptcha or dev)"),
+    }
+}
+
+#[cfg(feature = "dev")]
+pub type DevTokensHandle = Arc<crate::captcha::dev::DevTokens>;
+/// No development captcha in this build.
+#[cfg(not(feature = "dev"))]
+pub type DevTokensHandle = std::convert::Infallible;
