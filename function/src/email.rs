@@ -44,9 +44,7 @@ pub fn canonicalize(input: &str) -> Result<CanonicalEmail, &'static str> {
     let mut local = local.to_lowercase();
     // Sub-addressing (`user+tag`) is supported by nearly every large provider: one person.
     if let Some(i) = local.find('+') {
-        if i > 0 {
-            local.truncate(i);
-        }
+        local.truncate(i);
     }
     if domain == "googlemail.com" {
         domain = "gmail.com".to_string();
@@ -57,9 +55,14 @@ pub fn canonicalize(input: &str) -> Result<CanonicalEmail, &'static str> {
     if local.is_empty() {
         return Err("This e-mail address is not valid.");
     }
+    let canonical = format!("{local}@{domain}");
+    // The canonical form must itself be a valid address (`a.+x@…` would give `a.@…`).
+    if !email_address::EmailAddress::is_valid(&canonical) {
+        return Err("This e-mail address is not valid.");
+    }
     Ok(CanonicalEmail {
         address: address.to_string(),
-        canonical: format!("{local}@{domain}"),
+        canonical,
         domain,
     })
 }

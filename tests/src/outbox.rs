@@ -1,0 +1,60 @@
+//! Reading mails back: `.eml` files of the outbox mailer or an aiosmtpd maildir.
+
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct ReadMail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Parses one RFC 5322 message.
+pub fn parse(bytes: &[u8]) -> ReadMail {
+    let m = mail_parser::MessageParser::default().parse(bytes).expect("a parsable mail");
+    let to = m
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string();
+    ReadMail {
+        to,
+        subject: m.subject().unwrap_or_default().to_string(),
+        text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+    }
+}
+
+/// All mails of a folder (recursively), oldest first by file name.
+pub fn read_dir(dir: &Path) -> Vec<ReadMail> {
+    let mut files = Vec::new();
+    collect(dir, &mut files);
+    files.sort();
+    files.iter().map(|p| parse(&std::fs::read(p).expect("readable mail"))).collect()
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if !name.starts_with('.') && (name.ends_with(".eml") || dir.ends_with("new") || dir.ends_with("cur")) {
+            out.push(p);
+        }
+    }
+}
+
+/// The token of the first `/<page>/#t=<token>` link in `text` (`page` = confirm or erase).
+pub fn token(text: &str, page: &str) -> Option<String> {
+    let marker = format!("/{page}/#t=");
+    let start = text.find(&marker)? + marker.len();
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
