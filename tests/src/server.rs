@@ -124,3 +124,49 @@ impl Drop for FunctionServer {
         self.kill9();
     }
 }
+
+/// A running binary with the fixture manifest (site and API on the same origin), fresh secrets,
+/// SQLite in `dir/signatures.sqlite3`, outbox in `dir/outbox` (unless `mailer` is given).
+pub struct Fixture {
+    pub server: FunctionServer,
+    pub secrets: cahier_function::secrets::Secrets,
+    pub identity: String,
+    pub db: PathBuf,
+    pub outbox: PathBuf,
+}
+
+impl Fixture {
+    pub fn start(dir: &Path, mailer: Option<String>, args: &[&str]) -> Fixture {
+        let (secrets, identity) = crate::fixture::secrets();
+        let port = crate::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let manifest = crate::fixture::manifest(&base, secrets.age_recipient.as_deref().unwrap());
+        let manifest_path = dir.join("manifest.json");
+        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        let db = dir.join("signatures.sqlite3");
+        let outbox = dir.join("outbox");
+        let server = FunctionServer::start(ServerConfig {
+            dir: dir.to_path_buf(),
+            port,
+            manifest: manifest_path,
+            store: format!("sqlite:{}", db.display()),
+            mailer: mailer.unwrap_or_else(|| format!("outbox:{}", outbox.display())),
+            env: crate::fixture::secrets_env(&secrets),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        });
+        Fixture { server, secrets, identity, db, outbox }
+    }
+
+    /// The confirm or erase token the server would mail for `canonical_email` (the test knows
+    /// the secrets, so it can skip reading mails under load).
+    pub fn token_for(&self, kind: cahier_function::token::TokenKind, canonical_email: &str, expires_at: i64) -> String {
+        let hasher = cahier_function::crypto::Hasher::new(&self.secrets.pepper).unwrap();
+        let key = cahier_function::token::TokenKey::new(&self.secrets.token_key).unwrap();
+        key.issue(&cahier_function::token::TokenClaims {
+            kind,
+            petition: crate::fixture::SLUG.to_string(),
+            email_hash: hasher.email(canonical_email),
+            expires_at,
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! The real `cahier-function` binary over HTTP on loopback: dev captcha verified by the hcaptcha
+//! crate against the binary's own siteverify, SQLite store, outbox mails.
+
+use cahier_function::token::TokenKind;
+use cahier_tests::fixture::SLUG;
+use cahier_tests::outbox::{read_dir, token};
+use cahier_tests::server::Fixture;
+use serde_json::{json, Value};
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(f: &Fixture) -> Client {
+        Client { http: reqwest::Client::new(), base: f.server.base.clone() }
+    }
+
+    async fn captcha(&self) -> String {
+        let v: Value = self
+            .http
+            .post(format!("{}/api/__dev/captcha", self.base))
+            .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    async fn sign_with(&self, email: &str, captcha: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/petitions/{SLUG}/sign", self.base))
+            .header("origin", &self.base)
+            .json(&json!({
+                "name": "Camille Essai", "email": email, "consent": true,
+                "h-captcha-response": captcha, "lang": "fr", "fill_ms": 6000,
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn sign(&self, email: &str) -> reqwest::Response {
+        let c = self.captcha().await;
+        self.sign_with(email, &c).await
+    }
+
+    async fn post_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn count(&self) -> u64 {
+        let v: Value = self
+            .http
+            .get(format!("{}/api/petitions/{SLUG}/count", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["count"].as_u64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn sign_mail_confirm_by_post_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), None, &[]);
+    let c = Client::new(&f);
+    let res = c.sign("camille@example.org").await;
+    assert_eq!(res.status(), 202, "{}", f.server.log());
+    assert_eq!(res.bytes().await.unwrap().as_ref(), br#"{"status":"pending"}"#);
+    let mails = read_dir(&f.outbox);
+    assert_eq!(mails.len(), 1);
+    let confirm = token(&mails[0].text, "confirm").expect("confirm link");
+    assert!(mails[0].text.contains(&format!("{}/{SLUG}/confirm/#t=", f.server.base)));
+
+    // A GET (a mail scanner following the link) changes nothing.
+    let res = c.http.get(format!("{}/api/confirm?t={confirm}", c.base)).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(c.count().await, 0, "still pending after a GET");
+
+    let res = c.post_token("/api/confirm", &confirm).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(c.count().await, 1);
+}
+
+#[tokio::test]
+async fn replayed_captcha_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), None, &[]);
+    let c = Client::new(&f);
+    let captcha = c.captcha().await;
+    assert_eq!(c.sign_with("first@example.org", &captcha).await.status(), 202);
+    let res = c.sign_with("second@example.org", &captcha).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(read_dir(&f.outbox).len(), 1);
+}
+
+#[tokio::test]
+async fn forged_tampered_and_expired_tokens_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), None, &[]);
+    let c = Client::new(&f);
+    assert_eq!(c.sign("dominique@example.org").await.status(), 202);
+    let genuine = token(&read_dir(&f.outbox)[0].text, "confirm").unwrap();
+
+    let mut tampered: Vec<char> = genuine.chars().collect();
+    let mid = tampered.len() / 2;
+    tampered[mid] = if tampered[mid] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    // Signed with another key: a forgery.
+    let other = cahier_function::token::TokenKey::new(&[9u8; 32]).unwrap();
+    let forged = other.issue(&cahier_function::token::TokenClaims {
+        kind: TokenKind::Confirm,
+        petition: SLUG.into(),
+        email_hash: cahier_function::crypto::Hasher::new(&f.secrets.pepper).unwrap().email("dominique@example.org"),
+        expires_at: i64::MAX,
+    });
+    for bad in [tampered.as_str(), forged.as_str(), "not-a-token"] {
+        let res = c.post_token("/api/confirm", bad).await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let expired = f.token_for(TokenKind::Confirm, "dominique@example.org", 1);
+    assert_eq!(c.post_token("/api/confirm", &expired).await.status(), 410);
+    assert_eq!(c.count().await, 0);
+    assert_eq!(c.post_token("/api/confirm", &genuine).await.status(), 200);
+    assert_eq!(c.count().await, 1);
+}
+
+#[tokio::test]
+async fn other_spellings_make_one_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), None, &[]);
+    let c = Client::new(&f);
+    for email in ["Marie.Curie@gmail.com", "mariecurie+petition@gmail.com", "MARIE.CURIE@GOOGLEMAIL.COM", "m.a.r.i.e.curie@gmail.com"] {
+        assert_eq!(c.sign(email).await.status(), 202, "{email}");
+    }
+    let mails = read_dir(&f.outbox);
+    // One confirmation, one "already signed" (at most one a day), nothing more.
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let t = token(&mails[0].text, "confirm").unwrap();
+    assert_eq!(c.post_token("/api/confirm", &t).await.status(), 200);
+    let t2 = token(&mails[1].text, "confirm").unwrap();
+    assert_eq!(c.post_token("/api/confirm", &t2).await.status(), 200);
+    assert_eq!(c.count().await, 1);
+    let conn = rusqlite::Connection::open(&f.db).unwrap();
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM signatures", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 1);
+}
+
+fn files_contain(db: &std::path::Path, needle: &[u8]) -> bool {
+    let wal = db.with_extension("sqlite3-wal");
+    [db.to_path_buf(), wal]
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+}
+
+#[tokio::test]
+async fn erase_corrects_the_count_and_wipes_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), None, &[]);
+    let c = Client::new(&f);
+    let email = "effacez.moi@example.org";
+    assert_eq!(c.sign(email).await.status(), 202);
+    assert_eq!(c.sign("reste@example.org").await.status(), 202);
+    let mails = read_dir(&f.outbox);
+    let mine = mails.iter().find(|m| m.to == email).unwrap();
+    assert_eq!(c.post_token("/api/confirm", &token(&mine.text, "confirm").unwrap()).await.status(), 200);
+    assert_eq!(c.count().await, 1);
+
+    // The sealed personal data (and never the plain e-mail) is in the files before erasure.
+    let hash = cahier_function::crypto::Hasher::new(&f.secrets.pepper).unwrap().email(email);
+    let sealed: Vec<u8> = {
+        let conn = rusqlite::Connection::open_with_flags(&f.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        conn.query_row("SELECT sealed FROM signatures WHERE email_hash = ?1", [&hash], |r| r.get(0)).unwrap()
+    };
+    assert!(cahier_function::crypto::unseal(&f.identity, &sealed).unwrap().email == email);
+    let chunk = &sealed[sealed.len() - 48..];
+    assert!(files_contain(&f.db, chunk), "sealed data expected in the files before erasure");
+    assert!(!files_contain(&f.db, email.as_bytes()));
+
+    let res = c.post_token("/api/erase", &token(&mine.text, "erase").unwrap()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(c.count().await, 0);
+    assert!(!files_contain(&f.db, chunk), "sealed data still in the SQLite files after erasure");
+    assert!(!files_contain(&f.db, email.as_bytes()));
+    // Erasing twice is fine.
+    assert_eq!(c.post_token("/api/erase", &token(&mine.text, "erase").unwrap()).await.status(), 200);
+}
