@@ -1,0 +1,269 @@
+//! The development server behind `cahier serve`: the built site and the API on one origin
+//! (default http://127.0.0.1:8080), SQLite in `.cahier/`, the dev captcha, mails in
+//! `.cahier/outbox/` with their links printed, and live reload after each rebuild.
+//!
+//! ```no_run
+//! # async fn demo(manifest: cahier_function::manifest::Manifest) -> anyhow::Result<()> {
+//! use cahier_function::dev::{DevServer, DevServerOptions};
+//! let server = DevServer::start(DevServerOptions::new("public".into(), ".cahier".into(), manifest)).await?;
+//! println!("serving on {}", server.url());
+//! // … after each rebuild:
+//! // server.reload(Some(new_manifest))?;
+//! server.wait().await
+//! # }
+//! ```
+
+use crate::captcha::dev::DevTokens;
+use crate::mailer::{Mail, Mailer};
+use crate::manifest::Manifest;
+use crate::secrets::{ensure_dev_secrets, Secrets};
+use crate::state::{build_captcha, AppParts, AppState, Options};
+use anyhow::Context;
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tower::ServiceExt;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// Where the live-reload script and event stream live (never under `/api`).
+pub const LIVERELOAD_JS: &str = "/__cahier/livereload.js";
+pub const LIVERELOAD_EVENTS: &str = "/__cahier/events";
+
+#[derive(Debug, Clone)]
+pub struct DevServerOptions {
+    /// Default 127.0.0.1:8080; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The built site (`public/`), served as static files with `404.html` as the fallback.
+    pub public_dir: PathBuf,
+    /// `.cahier/`: secrets, `signatures.sqlite3`, `outbox/`.
+    pub state_dir: PathBuf,
+    /// The petition manifest of the current build. Its captcha provider is forced to `dev`.
+    pub manifest: Manifest,
+    /// Print each mail's links to stdout.
+    pub print_mails: bool,
+}
+
+impl DevServerOptions {
+    pub fn new(public_dir: PathBuf, state_dir: PathBuf, manifest: Manifest) -> Self {
+        DevServerOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_dir,
+            state_dir,
+            manifest,
+            print_mails: true,
+        }
+    }
+}
+
+/// A running development server.
+pub struct DevServer {
+    addr: SocketAddr,
+    state: AppState,
+    reload_tx: broadcast::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// The outbox mailer, plus the links printed to the terminal.
+struct PrintingMailer {
+    inner: crate::mailer::outbox::OutboxMailer,
+    print: bool,
+}
+
+#[async_trait]
+impl Mailer for PrintingMailer {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
+        self.inner.send(mail).await?;
+        if self.print {
+            println!("✉  mail to {} — {}", mail.to, mail.subject);
+            for line in mail.text.lines().filter(|l| l.contains("#t=")) {
+                println!("   {line}");
+            }
+            println!("   (saved in {})", self.inner.dir().display());
+        }
+        Ok(())
+    }
+}
+
+fn dev_manifest(mut manifest: Manifest) -> Manifest {
+    manifest.site.captcha_provider = "dev".to_string();
+    manifest
+}
+
+impl DevServer {
+    /// Binds, opens the store and starts serving in the background.
+    pub async fn start(opts: DevServerOptions) -> anyhow::Result<DevServer> {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("while listening on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        let self_url = format!("http://{addr}");
+        let paths = ensure_dev_secrets(&opts.state_dir)?;
+        let secrets = Secrets::load(Some(&paths.secrets_file), &|_| None)?;
+        let manifest = dev_manifest(opts.manifest);
+        let (captcha, tokens) = build_captcha(&manifest, &secrets, None, &self_url)?;
+        let tokens: Arc<DevTokens> = tokens.context("the dev captcha was not set up")?;
+        let db = opts.state_dir.join("signatures.sqlite3");
+        let store = Arc::new(crate::store::sqlite::SqliteStore::open(&db)?);
+        let outbox = crate::mailer::outbox::OutboxMailer::new(
+            &opts.state_dir.join("outbox"),
+            crate::mailer::parse_from(None)?,
+        )?;
+        let options = Options {
+            extra_origins: vec![self_url.clone(), format!("http://localhost:{}", addr.port())],
+            ..Options::default()
+        };
+        let state = AppState::new(AppParts {
+            manifest,
+            store,
+            mailer: Arc::new(PrintingMailer { inner: outbox, print: opts.print_mails }),
+            captcha,
+            secrets,
+            options,
+        })?
+        .with_dev_tokens(tokens);
+        let (reload_tx, _) = broadcast::channel(16);
+        let router = router(state.clone(), opts.public_dir.clone(), reload_tx.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+        });
+        Ok(DevServer { addr, state, reload_tx, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// After a rebuild: swaps in the new manifest (if given) and tells open pages to reload.
+    pub fn reload(&self, manifest: Option<Manifest>) -> anyhow::Result<()> {
+        if let Some(m) = manifest {
+            self.state.set_manifest(dev_manifest(m))?;
+        }
+        let _ = self.reload_tx.send(());
+        Ok(())
+    }
+
+    /// A sender that triggers a browser reload (without a manifest change).
+    pub fn reload_sender(&self) -> broadcast::Sender<()> {
+        self.reload_tx.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until Ctrl-C (or a server error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let mut task = self.task;
+        tokio::select! {
+            r = &mut task => { r.context("dev server task failed")??; }
+            _ = tokio::signal::ctrl_c() => { task.abort(); }
+        }
+        Ok(())
+    }
+
+    /// Stops serving.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the dev server and serves until Ctrl-C.
+pub async fn serve(opts: DevServerOptions) -> anyhow::Result<()> {
+    let server = DevServer::start(opts).await?;
+    println!("Cahier dev server on {}", server.url());
+    server.wait().await
+}
+
+/// Static site + API + live reload on one origin.
+pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()>) -> Router {
+    let api = crate::app(state);
+    let files = ServeDir::new(&public_dir)
+        .append_index_html_on_directories(true)
+        .not_found_service(ServeFile::new(public_dir.join("404.html")));
+    Router::new()
+        .route(LIVERELOAD_JS, get(livereload_js))
+        .route(LIVERELOAD_EVENTS, get(events))
+        .with_state(reload)
+        .fallback(move |req: Request<Body>| {
+            let files = files.clone();
+            let api = api.clone();
+            async move {
+                if req.uri().path().starts_with("/api/") {
+                    return match api.oneshot(req).await {
+                        Ok(res) => res,
+                        Err(e) => match e {},
+                    };
+                }
+                match files.oneshot(req).await {
+                    Ok(res) => inject_livereload(res.map(Body::new)).await,
+                    Err(e) => match e {},
+                }
+            }
+        })
+}
+
+const LIVERELOAD_SCRIPT: &str = r#"(function () {
+  var es = new EventSource("/__cahier/events");
+  es.addEventListener("reload", function () { location.reload(); });
+})();
+"#;
+
+async fn livereload_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        LIVERELOAD_SCRIPT,
+    )
+        .into_response()
+}
+
+async fn events(
+    State(reload): State<broadcast::Sender<()>>,
+) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
+    use tokio_stream::StreamExt;
+    let stream = tokio_stream::wrappers::BroadcastStream::new(reload.subscribe())
+        .map(|_| Ok(Event::default().event("reload").data("reload")));
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Adds the live-reload script to HTML pages (dev only) and disables caching.
+async fn inject_livereload(res: Response) -> Response {
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let (mut parts, body) = res.into_parts();
+    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if !is_html {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "page too large").into_response();
+    };
+    let mut html = String::from_utf8_lossy(&bytes).into_owned();
+    let tag = format!("<script src=\"{LIVERELOAD_JS}\"></script>");
+    match html.rfind("</body>") {
+        Some(i) => html.insert_str(i, &tag),
+        None => html.push_str(&tag),
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(html))
+}
