@@ -1,0 +1,86 @@
+//! The SMTP mailer (lettre) against a real SMTP server on loopback (aiosmtpd from the venv),
+//! directly and through the real binary.
+
+use cahier_function::mailer::{self, Mail};
+use cahier_tests::fixture::SLUG;
+use cahier_tests::outbox::token;
+use cahier_tests::server::Fixture;
+use cahier_tests::smtp::SmtpSink;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn wait_for_mails(sink: &SmtpSink, n: usize) -> Vec<cahier_tests::outbox::ReadMail> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mails = sink.mails();
+        if mails.len() >= n || Instant::now() > deadline {
+            return mails;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn smtp_mailer_delivers_text_and_html() {
+    let sink = SmtpSink::start();
+    let m = mailer::open(&format!(
+        "smtp://127.0.0.1:{}?tls=none&from=Collectif%20Test%20%3Cpetitions%40example.org%3E",
+        sink.port
+    ))
+    .await
+    .unwrap();
+    m.send(&Mail {
+        to: "dest@example.org".into(),
+        subject: "Confirmez votre signature : Noël".into(),
+        text: "Bonjour, lien : https://s.example/p/confirm/#t=abc".into(),
+        html: "<p>Bonjour</p>".into(),
+    })
+    .await
+    .unwrap();
+    let mails = wait_for_mails(&sink, 1);
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, "dest@example.org");
+    assert_eq!(mails[0].subject, "Confirmez votre signature : Noël");
+    assert!(mails[0].text.contains("#t=abc"));
+    assert!(mails[0].html.contains("<p>Bonjour</p>"));
+    // A closed port is an error, not a silent success.
+    let dead = mailer::open(&format!("smtp://127.0.0.1:{}?tls=none", cahier_tests::free_port())).await.unwrap();
+    assert!(dead.send(&mails_to("x@example.org")).await.is_err());
+    assert!(mailer::open("smtp://127.0.0.1:25?tls=bogus").await.is_err());
+}
+
+fn mails_to(to: &str) -> Mail {
+    Mail { to: to.into(), subject: "s".into(), text: "t".into(), html: "<p>h</p>".into() }
+}
+
+#[tokio::test]
+async fn the_binary_mails_over_smtp() {
+    let sink = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), Some(format!("smtp://127.0.0.1:{}?tls=none", sink.port)), &[]);
+    let http = reqwest::Client::new();
+    let base = &f.server.base;
+    let v: Value = http
+        .post(format!("{base}/api/__dev/captcha"))
+        .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = http
+        .post(format!("{base}/api/petitions/{SLUG}/sign"))
+        .json(&json!({"name": "Smtp", "email": "smtp@example.org", "consent": "yes",
+                       "h-captcha-response": v["token"], "lang": "en"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", f.server.log());
+    let mails = wait_for_mails(&sink, 1);
+    assert_eq!(mails.len(), 1, "{}", f.server.log());
+    assert!(mails[0].subject.starts_with("Confirm your signature"));
+    let t = token(&mails[0].text, "confirm").unwrap();
+    let res = http.post(format!("{base}/api/confirm")).json(&json!({"token": t})).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
