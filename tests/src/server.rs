@@ -17,6 +17,13 @@ pub fn binary() -> PathBuf {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "cahier-function", "--bin", "cahier-function"])
             .current_dir(crate::repo_root());
+        // The variables cargo sets for the running test would change the build's fingerprint.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_string();
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR") || k.starts_with("RUSTC") {
+                cmd.env_remove(k);
+            }
+        }
         if release {
             cmd.arg("--release");
         }
