@@ -239,6 +239,8 @@ pub fn build_captcha(
         .collect();
     hostnames.sort();
     hostnames.dedup();
+    #[cfg(not(feature = "dev"))]
+    let _ = self_url;
     match manifest.site.captcha_provider.as_str() {
         "hcaptcha" => {
             let secret = secrets
