@@ -17,7 +17,9 @@ pub fn app(state: AppState) -> Router {
     let origins_state = state.clone();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            let Ok(origin) = origin.to_str() else { return false };
+            let Ok(origin) = origin.to_str() else {
+                return false;
+            };
             let origin = normalize_origin(origin);
             origins_state.loaded().origins.iter().any(|o| *o == origin)
         }))

@@ -13,13 +13,16 @@ impl TrustedProxies {
     /// Comma- or space-separated addresses or CIDR ranges.
     pub fn parse(list: &str) -> anyhow::Result<Self> {
         let mut nets = Vec::new();
-        for item in list.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+        for item in list
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let net = match item.parse::<IpNet>() {
                 Ok(n) => n,
-                Err(_) => IpNet::from(
-                    item.parse::<IpAddr>()
-                        .map_err(|_| anyhow::anyhow!("invalid trusted proxy {item:?} (expected an address or CIDR)"))?,
-                ),
+                Err(_) => IpNet::from(item.parse::<IpAddr>().map_err(|_| {
+                    anyhow::anyhow!("invalid trusted proxy {item:?} (expected an address or CIDR)")
+                })?),
             };
             nets.push(net);
         }
@@ -94,7 +97,10 @@ mod tests {
         let trusted = TrustedProxies::parse("10.0.0.0/8, 127.0.0.1").unwrap();
         let peer = Some("127.0.0.1".parse().unwrap());
         let h = headers("203.0.113.9, 198.51.100.7, 10.1.2.3");
-        assert_eq!(client_ip(peer, None, &h, &trusted), Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(
+            client_ip(peer, None, &h, &trusted),
+            Some("198.51.100.7".parse().unwrap())
+        );
         let stranger = Some("192.0.2.1".parse().unwrap());
         assert_eq!(client_ip(stranger, None, &h, &trusted), stranger);
         assert_eq!(client_ip(peer, None, &HeaderMap::new(), &trusted), peer);
@@ -102,6 +108,9 @@ mod tests {
         assert_eq!(client_ip(None, lambda, &h, &trusted), lambda);
         assert!(TrustedProxies::parse("nope").is_err());
         let mapped = Some("::ffff:192.0.2.1".parse().unwrap());
-        assert_eq!(client_ip(mapped, None, &h, &trusted), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            client_ip(mapped, None, &h, &trusted),
+            Some("192.0.2.1".parse().unwrap())
+        );
     }
 }

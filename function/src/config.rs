@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "cahier-function", version, about = "Cahier's signing API (AWS Lambda or a plain HTTP server)")]
+#[command(
+    name = "cahier-function",
+    version,
+    about = "Cahier's signing API (AWS Lambda or a plain HTTP server)"
+)]
 pub struct Config {
     /// Address to listen on when not running under AWS Lambda.
     #[arg(long, env = "CAHIER_LISTEN", default_value = "127.0.0.1:9000")]
@@ -17,7 +21,11 @@ pub struct Config {
     #[arg(long, env = "CAHIER_MANIFEST", default_value = "manifest.json")]
     pub manifest: PathBuf,
     /// `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
-    #[arg(long, env = "CAHIER_STORE", default_value = "sqlite:.cahier/signatures.sqlite3")]
+    #[arg(
+        long,
+        env = "CAHIER_STORE",
+        default_value = "sqlite:.cahier/signatures.sqlite3"
+    )]
     pub store: String,
     /// `outbox:DIR`, `smtp://[user:pass@]host:port[?tls=..]` or `ses:[?..]`.
     #[arg(long, env = "CAHIER_MAILER", default_value = "outbox:.cahier/outbox")]
@@ -34,6 +42,10 @@ pub struct Config {
     /// Sign attempts per minute per prefix (IPv4 /24, IPv6 /48); burst the same.
     #[arg(long, env = "CAHIER_RATE_PER_PREFIX", default_value_t = 60.0)]
     pub rate_per_prefix: f64,
+    /// Use (creating it on first start) a development secrets folder instead of the
+    /// environment: `<dir>/secrets.toml` and `<dir>/age-identity.txt`. Never for production.
+    #[arg(long, env = "CAHIER_DEV_SECRETS")]
+    pub dev_secrets: Option<PathBuf>,
     /// E-mail domains whose signatures are silently dropped (comma-separated).
     #[arg(long, env = "CAHIER_BLOCKED_DOMAINS", default_value = "")]
     pub blocked_domains: String,
@@ -43,8 +55,14 @@ impl Config {
     pub fn options(&self) -> anyhow::Result<Options> {
         Ok(Options {
             rate_limits: RateLimits {
-                per_ip: Rate { burst: self.rate_per_ip, per_minute: self.rate_per_ip },
-                per_prefix: Rate { burst: self.rate_per_prefix, per_minute: self.rate_per_prefix },
+                per_ip: Rate {
+                    burst: self.rate_per_ip,
+                    per_minute: self.rate_per_ip,
+                },
+                per_prefix: Rate {
+                    burst: self.rate_per_prefix,
+                    per_minute: self.rate_per_prefix,
+                },
                 ..RateLimits::default()
             },
             trusted_proxies: TrustedProxies::parse(&self.trusted_proxies)?,

@@ -26,7 +26,9 @@ impl std::fmt::Debug for Hasher {
 impl Hasher {
     pub fn new(pepper: &[u8]) -> anyhow::Result<Self> {
         anyhow::ensure!(pepper.len() >= 32, "the pepper must be at least 32 bytes");
-        Ok(Hasher { pepper: pepper.to_vec() })
+        Ok(Hasher {
+            pepper: pepper.to_vec(),
+        })
     }
 
     /// Hex HMAC-SHA-256(pepper, purpose ‖ 0 ‖ value): 64 hex characters.
@@ -107,7 +109,8 @@ impl Sealer {
 
     pub fn seal(&self, data: &PersonalData) -> anyhow::Result<Vec<u8>> {
         let json = serde_json::to_vec(data)?;
-        age::encrypt(&self.recipient, &json).map_err(|e| anyhow::anyhow!("age encryption failed: {e}"))
+        age::encrypt(&self.recipient, &json)
+            .map_err(|e| anyhow::anyhow!("age encryption failed: {e}"))
     }
 }
 
@@ -116,7 +119,8 @@ impl Sealer {
 pub fn unseal(identity: &str, sealed: &[u8]) -> anyhow::Result<PersonalData> {
     let identity = age::x25519::Identity::from_str(identity.trim())
         .map_err(|e| anyhow::anyhow!("invalid age identity: {e}"))?;
-    let plain = age::decrypt(&identity, sealed).map_err(|e| anyhow::anyhow!("age decryption failed: {e}"))?;
+    let plain = age::decrypt(&identity, sealed)
+        .map_err(|e| anyhow::anyhow!("age decryption failed: {e}"))?;
     Ok(serde_json::from_slice(&plain)?)
 }
 
@@ -139,7 +143,10 @@ mod tests {
         };
         let sealed = sealer.seal(&data).unwrap();
         assert!(!sealed.windows(4).any(|w| w == b"jane"));
-        assert_eq!(unseal(id.to_string().expose_secret(), &sealed).unwrap(), data);
+        assert_eq!(
+            unseal(id.to_string().expose_secret(), &sealed).unwrap(),
+            data
+        );
         let other = age::x25519::Identity::generate();
         assert!(unseal(other.to_string().expose_secret(), &sealed).is_err());
     }
@@ -152,7 +159,13 @@ mod tests {
         assert_ne!(a.hash("email", "v"), a.hash("name", "v"));
         assert_eq!(a.email("x@y.org").len(), 64);
         assert_eq!(a.name("  Jane   DOE "), a.name("jane doe"));
-        assert_eq!(storage_prefix("192.0.2.77".parse().unwrap()), "192.0.2.0/24");
-        assert_eq!(storage_prefix("2001:db8:1:2::1".parse().unwrap()), "2001:db8:1::/48");
+        assert_eq!(
+            storage_prefix("192.0.2.77".parse().unwrap()),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            storage_prefix("2001:db8:1:2::1".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
     }
 }

@@ -97,8 +97,13 @@ fn text(field: &str, raw: Raw, max: usize, multiline: bool) -> Result<String, Fi
     if s.chars().count() > max {
         return Err(FieldError::new(field, format!("At most {max} characters.")));
     }
-    if s.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t'))) {
-        return Err(FieldError::new(field, "Contains characters that are not allowed."));
+    if s.chars()
+        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t')))
+    {
+        return Err(FieldError::new(
+            field,
+            "Contains characters that are not allowed.",
+        ));
     }
     Ok(s.to_string())
 }
@@ -118,7 +123,11 @@ fn checkbox(field: &str, raw: Raw) -> Result<bool, FieldError> {
 }
 
 /// Decodes and validates a sign form for `petition`. Every problem is reported, one per field.
-pub fn decode_sign(kind: BodyKind, body: &[u8], petition: &Petition) -> Result<SignForm, Vec<FieldError>> {
+pub fn decode_sign(
+    kind: BodyKind,
+    body: &[u8],
+    petition: &Petition,
+) -> Result<SignForm, Vec<FieldError>> {
     if body.len() > MAX_BODY {
         return Err(vec![FieldError::new("body", "The body is too large.")]);
     }
@@ -144,7 +153,9 @@ pub fn decode_sign(kind: BodyKind, body: &[u8], petition: &Petition) -> Result<S
                     form.captcha = text("h-captcha-response", raw, MAX_CAPTCHA, false)?
                 }
                 "public" if petition.public_signers => form.public = checkbox("public", raw)?,
-                "newsletter" if petition.newsletter => form.newsletter = checkbox("newsletter", raw)?,
+                "newsletter" if petition.newsletter => {
+                    form.newsletter = checkbox("newsletter", raw)?
+                }
                 "lang" => {
                     let lang = text("lang", raw, 16, false)?;
                     if !lang.is_empty() {
@@ -169,7 +180,11 @@ pub fn decode_sign(kind: BodyKind, body: &[u8], petition: &Petition) -> Result<S
                         return Err(FieldError::new(other, "Unknown field."));
                     };
                     let value = if field.kind == FieldKind::Checkbox {
-                        if checkbox(other, raw)? { "yes".to_string() } else { String::new() }
+                        if checkbox(other, raw)? {
+                            "yes".to_string()
+                        } else {
+                            String::new()
+                        }
                     } else {
                         let max = (field.max_len as usize).clamp(1, 2000);
                         text(other, raw, max, field.kind == FieldKind::Textarea)?
@@ -190,17 +205,26 @@ pub fn decode_sign(kind: BodyKind, body: &[u8], petition: &Petition) -> Result<S
         errors.push(FieldError::new("name", "Please enter your name."));
     }
     if form.email.is_empty() && !failed(&errors, "email") {
-        errors.push(FieldError::new("email", "Please enter your e-mail address."));
+        errors.push(FieldError::new(
+            "email",
+            "Please enter your e-mail address.",
+        ));
     }
     if (!has_consent || !form.consent) && !failed(&errors, "consent") {
         errors.push(FieldError::new("consent", "Please tick the box to agree."));
     }
     if form.captcha.is_empty() && !failed(&errors, "h-captcha-response") {
-        errors.push(FieldError::new("h-captcha-response", "Please complete the captcha."));
+        errors.push(FieldError::new(
+            "h-captcha-response",
+            "Please complete the captcha.",
+        ));
     }
     for field in petition.fields.iter().filter(|f| f.required) {
         if !form.fields.contains_key(&field.name) && !failed(&errors, &field.name) {
-            errors.push(FieldError::new(field.name.clone(), "This field is required."));
+            errors.push(FieldError::new(
+                field.name.clone(),
+                "This field is required.",
+            ));
         }
     }
     if errors.is_empty() {
@@ -241,8 +265,18 @@ mod tests {
             closes_at: None,
             goal: 10,
             fields: vec![
-                Field { name: "postcode".into(), kind: FieldKind::Postcode, required: true, max_len: 10 },
-                Field { name: "comment".into(), kind: FieldKind::Textarea, required: false, max_len: 500 },
+                Field {
+                    name: "postcode".into(),
+                    kind: FieldKind::Postcode,
+                    required: true,
+                    max_len: 10,
+                },
+                Field {
+                    name: "comment".into(),
+                    kind: FieldKind::Textarea,
+                    required: false,
+                    max_len: 500,
+                },
             ],
             public_signers: true,
             newsletter: false,
@@ -268,7 +302,16 @@ mod tests {
         let body = "email=x&newsletter=yes&bogus=1&comment=a%00b&lang=de";
         let errors = decode_sign(BodyKind::Form, body.as_bytes(), &petition()).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        for f in ["newsletter", "bogus", "comment", "lang", "name", "consent", "h-captcha-response", "postcode"] {
+        for f in [
+            "newsletter",
+            "bogus",
+            "comment",
+            "lang",
+            "name",
+            "consent",
+            "h-captcha-response",
+            "postcode",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
     }
@@ -286,12 +329,19 @@ mod tests {
 
     #[test]
     fn lengths_are_bounded() {
-        let long = format!("name={}&email=a%40b.org&consent=yes&h-captcha-response=t&postcode=1", "x".repeat(MAX_NAME + 1));
+        let long = format!(
+            "name={}&email=a%40b.org&consent=yes&h-captcha-response=t&postcode=1",
+            "x".repeat(MAX_NAME + 1)
+        );
         let errors = decode_sign(BodyKind::Form, long.as_bytes(), &petition()).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "name");
-        let postcode = "name=a&email=a%40b.org&consent=yes&h-captcha-response=t&postcode=12345678901";
-        assert_eq!(decode_sign(BodyKind::Form, postcode.as_bytes(), &petition()).unwrap_err()[0].field, "postcode");
+        let postcode =
+            "name=a&email=a%40b.org&consent=yes&h-captcha-response=t&postcode=12345678901";
+        assert_eq!(
+            decode_sign(BodyKind::Form, postcode.as_bytes(), &petition()).unwrap_err()[0].field,
+            "postcode"
+        );
     }
 
     proptest! {

@@ -119,13 +119,19 @@ impl DevServer {
             crate::mailer::parse_from(None)?,
         )?;
         let options = Options {
-            extra_origins: vec![self_url.clone(), format!("http://localhost:{}", addr.port())],
+            extra_origins: vec![
+                self_url.clone(),
+                format!("http://localhost:{}", addr.port()),
+            ],
             ..Options::default()
         };
         let state = AppState::new(AppParts {
             manifest,
             store,
-            mailer: Arc::new(PrintingMailer { inner: outbox, print: opts.print_mails }),
+            mailer: Arc::new(PrintingMailer {
+                inner: outbox,
+                print: opts.print_mails,
+            }),
             captcha,
             secrets,
             options,
@@ -134,9 +140,18 @@ impl DevServer {
         let (reload_tx, _) = broadcast::channel(16);
         let router = router(state.clone(), opts.public_dir.clone(), reload_tx.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
         });
-        Ok(DevServer { addr, state, reload_tx, task })
+        Ok(DevServer {
+            addr,
+            state,
+            reload_tx,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -251,7 +266,9 @@ async fn inject_livereload(res: Response) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     let (mut parts, body) = res.into_parts();
-    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if !is_html {
         return Response::from_parts(parts, body);
     }

@@ -28,15 +28,19 @@ pub fn canonicalize(input: &str) -> Result<CanonicalEmail, &'static str> {
     }
     // The crate implements RFC 5322 addr-spec; we additionally refuse the quoted, commented and
     // IP-literal forms real providers never hand out, and require a dotted domain.
-    let parsed =
-        email_address::EmailAddress::from_str(address).map_err(|_| "This e-mail address is not valid.")?;
+    let parsed = email_address::EmailAddress::from_str(address)
+        .map_err(|_| "This e-mail address is not valid.")?;
     let (local, domain) = (parsed.local_part(), parsed.domain());
     if local.starts_with('"')
         || domain.starts_with('[')
         || !domain.contains('.')
         || domain.ends_with('.')
-        || domain.split('.').any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
-        || address.chars().any(|c| c.is_whitespace() || c.is_control() || c == '(' || c == ')')
+        || domain
+            .split('.')
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+        || address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '(' || c == ')')
     {
         return Err("This e-mail address is not valid.");
     }
@@ -69,7 +73,10 @@ pub fn canonicalize(input: &str) -> Result<CanonicalEmail, &'static str> {
 
 /// True if `domain` is `protected` or one of its subdomains (`senat.fr` covers `x.senat.fr`).
 pub fn domain_matches(domain: &str, protected: &str) -> bool {
-    let protected = protected.trim().trim_start_matches('.').to_ascii_lowercase();
+    let protected = protected
+        .trim()
+        .trim_start_matches('.')
+        .to_ascii_lowercase();
     !protected.is_empty()
         && (domain == protected
             || (domain.len() > protected.len()
@@ -97,14 +104,26 @@ mod tests {
     fn dots_matter_elsewhere_but_tags_and_case_do_not() {
         let a = canonicalize("Jean.Dupont+x@Example.ORG").unwrap();
         assert_eq!(a.canonical, "jean.dupont@example.org");
-        assert_ne!(a.canonical, canonicalize("jeandupont@example.org").unwrap().canonical);
+        assert_ne!(
+            a.canonical,
+            canonicalize("jeandupont@example.org").unwrap().canonical
+        );
     }
 
     #[test]
     fn invalid_addresses_are_refused() {
         for bad in [
-            "", "plain", "@example.org", "a@", "a@localhost", "a b@example.org", "a@-x.org",
-            "\"q\"@example.org", "a@[127.0.0.1]", "a@example.org.", "+@example.org",
+            "",
+            "plain",
+            "@example.org",
+            "a@",
+            "a@localhost",
+            "a b@example.org",
+            "a@-x.org",
+            "\"q\"@example.org",
+            "a@[127.0.0.1]",
+            "a@example.org.",
+            "+@example.org",
         ] {
             assert!(canonicalize(bad).is_err(), "{bad:?} accepted");
         }

@@ -26,7 +26,10 @@ pub struct MailContext<'a> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 struct Words {
@@ -88,7 +91,8 @@ fn words(kind: MailKind, fr: bool, title: &str, org: &str) -> Words {
             subject,
             intro,
             confirm_label: "Confirm my signature",
-            erase_intro: "Not you, or changed your mind? This link deletes the signature and your data:",
+            erase_intro:
+                "Not you, or changed your mind? This link deletes the signature and your data:",
             erase_label: "This was not me / delete my signature",
             outro: "Without confirmation, the signature and your data are deleted after 7 days.",
         }
@@ -99,7 +103,11 @@ fn words(kind: MailKind, fr: bool, title: &str, org: &str) -> Words {
 pub fn render(kind: MailKind, ctx: &MailContext<'_>) -> Mail {
     let fr = ctx.lang == "fr";
     let w = words(kind, fr, ctx.title, ctx.organization);
-    let confirm = if kind == MailKind::AlreadyConfirmed { None } else { ctx.confirm_url };
+    let confirm = if kind == MailKind::AlreadyConfirmed {
+        None
+    } else {
+        ctx.confirm_url
+    };
     let mut text = format!("{}\n\n", w.intro);
     let mut html = format!(
         "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body>\n<p>{}</p>\n",
@@ -109,7 +117,11 @@ pub fn render(kind: MailKind, ctx: &MailContext<'_>) -> Mail {
     );
     if let Some(url) = confirm {
         text.push_str(&format!("{}:\n{url}\n\n", w.confirm_label));
-        html.push_str(&format!("<p><a href=\"{}\">{}</a></p>\n", escape(url), w.confirm_label));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>\n",
+            escape(url),
+            w.confirm_label
+        ));
     }
     text.push_str(&format!("{}\n{}\n\n", w.erase_intro, ctx.erase_url));
     html.push_str(&format!(
@@ -123,8 +135,16 @@ pub fn render(kind: MailKind, ctx: &MailContext<'_>) -> Mail {
         html.push_str(&format!("<p>{}</p>\n", escape(w.outro)));
     }
     text.push_str(&format!("-- \n{}\n", ctx.organization));
-    html.push_str(&format!("<p>— {}</p>\n</body></html>\n", escape(ctx.organization)));
-    Mail { to: ctx.to.to_string(), subject: w.subject, text, html }
+    html.push_str(&format!(
+        "<p>— {}</p>\n</body></html>\n",
+        escape(ctx.organization)
+    ));
+    Mail {
+        to: ctx.to.to_string(),
+        subject: w.subject,
+        text,
+        html,
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +165,13 @@ mod tests {
         assert!(m.subject.starts_with("Confirmez"));
         assert!(m.text.contains("#t=abc") && m.text.contains("#t=def"));
         assert!(m.html.contains("Collectif &lt;X&gt;"));
-        let en = render(MailKind::Protected, &MailContext { lang: "en", ..ctx.clone() });
+        let en = render(
+            MailKind::Protected,
+            &MailContext {
+                lang: "en",
+                ..ctx.clone()
+            },
+        );
         assert!(en.subject.starts_with("Someone used your address"));
         let done = render(MailKind::AlreadyConfirmed, &ctx);
         assert!(!done.text.contains("#t=abc") && done.text.contains("#t=def"));

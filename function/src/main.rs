@@ -20,12 +20,26 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
-    let bytes = std::fs::read(&config.manifest)
-        .with_context(|| format!("while reading the petition manifest {}", config.manifest.display()))?;
-    let manifest = Manifest::from_json(&bytes)
-        .with_context(|| format!("while parsing the petition manifest {}", config.manifest.display()))?;
-    let secrets = Secrets::from_env()?;
+    let bytes = std::fs::read(&config.manifest).with_context(|| {
+        format!(
+            "while reading the petition manifest {}",
+            config.manifest.display()
+        )
+    })?;
+    let manifest = Manifest::from_json(&bytes).with_context(|| {
+        format!(
+            "while parsing the petition manifest {}",
+            config.manifest.display()
+        )
+    })?;
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let secrets = match &config.dev_secrets {
+        Some(dir) if !lambda => {
+            let paths = cahier_function::secrets::ensure_dev_secrets(dir)?;
+            Secrets::load(Some(&paths.secrets_file), &|k| std::env::var(k).ok())?
+        }
+        _ => Secrets::from_env()?,
+    };
     if lambda {
         anyhow::ensure!(
             manifest.site.captcha_provider != "dev",
@@ -33,8 +47,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let self_url = format!("http://{}", config.listen);
-    let (captcha, dev_tokens) =
-        build_captcha(&manifest, &secrets, config.captcha_verify_url.as_deref(), &self_url)?;
+    let (captcha, dev_tokens) = build_captcha(
+        &manifest,
+        &secrets,
+        config.captcha_verify_url.as_deref(),
+        &self_url,
+    )?;
     let store = store::open(&config.store).await?;
     let mailer = mailer::open(&config.mailer).await?;
     let state = AppState::new(AppParts {
@@ -72,10 +90,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("while listening on {}", config.listen))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -14,7 +14,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { field: field.into(), detail: detail.into() }
+        FieldError {
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -100,7 +103,10 @@ impl Problem {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "Payload too large",
-            format!("The body must not exceed {} bytes.", crate::decode::MAX_BODY),
+            format!(
+                "The body must not exceed {} bytes.",
+                crate::decode::MAX_BODY
+            ),
         )
     }
 

@@ -29,8 +29,14 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            per_ip: Rate { burst: 10.0, per_minute: 10.0 },
-            per_prefix: Rate { burst: 60.0, per_minute: 60.0 },
+            per_ip: Rate {
+                burst: 10.0,
+                per_minute: 10.0,
+            },
+            per_prefix: Rate {
+                burst: 60.0,
+                per_minute: 60.0,
+            },
             max_buckets: 200_000,
         }
     }
@@ -49,7 +55,9 @@ pub struct RateLimiter {
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter").field("limits", &self.limits).finish()
+        f.debug_struct("RateLimiter")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -97,7 +105,10 @@ impl RateLimiter {
         for (i, key) in [ip_key, prefix_key].into_iter().enumerate() {
             let rate = rates[i];
             let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-            let mut b = shard.get(&key).copied().unwrap_or(Bucket { tokens: rate.burst, at: now });
+            let mut b = shard.get(&key).copied().unwrap_or(Bucket {
+                tokens: rate.burst,
+                at: now,
+            });
             let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
             b.tokens = (b.tokens + elapsed * rate.per_minute / 60.0).min(rate.burst);
             b.at = now;
@@ -140,7 +151,10 @@ impl RateLimiter {
 
     /// Buckets currently held (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -155,8 +169,14 @@ mod tests {
 
     fn limiter() -> RateLimiter {
         RateLimiter::new(RateLimits {
-            per_ip: Rate { burst: 3.0, per_minute: 60.0 },
-            per_prefix: Rate { burst: 5.0, per_minute: 60.0 },
+            per_ip: Rate {
+                burst: 3.0,
+                per_minute: 60.0,
+            },
+            per_prefix: Rate {
+                burst: 5.0,
+                per_minute: 60.0,
+            },
             max_buckets: 64,
         })
     }
@@ -185,12 +205,19 @@ mod tests {
         let l = limiter();
         let t = Instant::now();
         for i in 0..3 {
-            l.check_at(format!("2001:db8:1:1::{i}").parse().unwrap(), t).unwrap();
+            l.check_at(format!("2001:db8:1:1::{i}").parse().unwrap(), t)
+                .unwrap();
         }
-        assert!(l.check_at("2001:db8:1:1::99".parse().unwrap(), t).is_err(), "same /64");
+        assert!(
+            l.check_at("2001:db8:1:1::99".parse().unwrap(), t).is_err(),
+            "same /64"
+        );
         l.check_at("2001:db8:1:2::1".parse().unwrap(), t).unwrap();
         l.check_at("2001:db8:1:3::1".parse().unwrap(), t).unwrap();
-        assert!(l.check_at("2001:db8:1:4::1".parse().unwrap(), t).is_err(), "same /48");
+        assert!(
+            l.check_at("2001:db8:1:4::1".parse().unwrap(), t).is_err(),
+            "same /48"
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl Secrets {
     }
 
     /// Reads `file` (if any) and then `env` (a lookup, so tests need no process environment).
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Secrets> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Secrets> {
         let mut f = SecretsFile::default();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
@@ -62,7 +65,9 @@ impl Secrets {
             f = toml::from_str(&text)
                 .with_context(|| format!("while parsing the secrets file {}", path.display()))?;
         }
-        let pick = |name: &str, from_file: Option<String>| env(name).filter(|v| !v.is_empty()).or(from_file);
+        let pick = |name: &str, from_file: Option<String>| {
+            env(name).filter(|v| !v.is_empty()).or(from_file)
+        };
         let token_key = pick("CAHIER_TOKEN_KEY", f.cahier_token_key)
             .context("CAHIER_TOKEN_KEY is not set (environment or secrets file)")?;
         let pepper = pick("CAHIER_PEPPER", f.cahier_pepper)
@@ -73,8 +78,14 @@ impl Secrets {
             hcaptcha_secret: pick("HCAPTCHA_SECRET", f.hcaptcha_secret),
             age_recipient: pick("CAHIER_AGE_RECIPIENT", f.cahier_age_recipient),
         };
-        anyhow::ensure!(secrets.token_key.len() >= 32, "CAHIER_TOKEN_KEY must be at least 32 bytes");
-        anyhow::ensure!(secrets.pepper.len() >= 32, "CAHIER_PEPPER must be at least 32 bytes");
+        anyhow::ensure!(
+            secrets.token_key.len() >= 32,
+            "CAHIER_TOKEN_KEY must be at least 32 bytes"
+        );
+        anyhow::ensure!(
+            secrets.pepper.len() >= 32,
+            "CAHIER_PEPPER must be at least 32 bytes"
+        );
         Ok(secrets)
     }
 
@@ -113,7 +124,8 @@ pub struct DevSecretsPaths {
 /// returns their paths. Refuses any directory inside a `public` folder.
 pub fn ensure_dev_secrets(dir: &Path) -> anyhow::Result<DevSecretsPaths> {
     anyhow::ensure!(
-        !dir.components().any(|c| matches!(c, Component::Normal(n) if n == "public")),
+        !dir.components()
+            .any(|c| matches!(c, Component::Normal(n) if n == "public")),
         "refusing to write secrets under a public/ folder: {}",
         dir.display()
     );
@@ -147,8 +159,11 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path).with_context(|| format!("while creating {}", path.display()))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("while writing {}", path.display()))?;
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("while creating {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("while writing {}", path.display()))?;
     f.sync_all()?;
     Ok(())
 }

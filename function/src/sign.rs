@@ -23,8 +23,10 @@ pub const COUNT_CACHE_CONTROL: &str =
 
 fn json(status: StatusCode, body: String) -> Response {
     let mut res = (status, body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
@@ -35,7 +37,11 @@ fn no_store(mut res: Response) -> Response {
 }
 
 /// Reads the body within the 8 KiB bound (413 above), after the content type check (415).
-async fn bounded_body(headers: &HeaderMap, body: Body, accepted: &[BodyKind]) -> Result<(BodyKind, bytes_alias::Bytes), Problem> {
+async fn bounded_body(
+    headers: &HeaderMap,
+    body: Body,
+    accepted: &[BodyKind],
+) -> Result<(BodyKind, bytes_alias::Bytes), Problem> {
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -55,7 +61,9 @@ async fn bounded_body(headers: &HeaderMap, body: Body, accepted: &[BodyKind]) ->
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(Problem::too_large());
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| Problem::too_large())?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| Problem::too_large())?;
     Ok((kind, bytes))
 }
 
@@ -112,15 +120,26 @@ pub async fn health() -> Response {
 }
 
 /// `POST /api/petitions/{slug}/sign`.
-pub async fn sign(State(state): State<AppState>, Path(slug): Path<String>, req: Request<Body>) -> Response {
+pub async fn sign(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    req: Request<Body>,
+) -> Response {
     match sign_inner(&state, &slug, req).await {
         Ok(res) | Err(res) => res,
     }
 }
 
-async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<Response, Response> {
+async fn sign_inner(
+    state: &AppState,
+    slug: &str,
+    req: Request<Body>,
+) -> Result<Response, Response> {
     let now = crate::now();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let lambda_ip = lambda_source_ip(&req);
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
@@ -139,10 +158,13 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
         return Err(Problem::gone("This petition is not open for signatures.").into_response());
     }
     if !origin_allowed(&headers, &loaded) {
-        return Err(Problem::forbidden("Requests from this page are not accepted.").into_response());
+        return Err(
+            Problem::forbidden("Requests from this page are not accepted.").into_response(),
+        );
     }
-    let email = canonicalize(&form.email)
-        .map_err(|detail| Problem::invalid_fields(vec![FieldError::new("email", detail)]).into_response())?;
+    let email = canonicalize(&form.email).map_err(|detail| {
+        Problem::invalid_fields(vec![FieldError::new("email", detail)]).into_response()
+    })?;
     let wants_json = kind == BodyKind::Json
         || headers
             .get(header::ACCEPT)
@@ -162,7 +184,11 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
         }
     };
     let opts = state.options();
-    if opts.blocked_domains.iter().any(|d| domain_matches(&email.domain, d)) {
+    if opts
+        .blocked_domains
+        .iter()
+        .any(|d| domain_matches(&email.domain, d))
+    {
         return Ok(accepted());
     }
     // 2. In-memory token buckets.
@@ -174,7 +200,9 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
     }
     // 3. Captcha (paid, fail closed, single use).
     if !state.0.captcha.verify(&form.captcha, ip).await {
-        return Err(Problem::forbidden("The captcha was not solved; please try again.").into_response());
+        return Err(
+            Problem::forbidden("The captcha was not solved; please try again.").into_response(),
+        );
     }
     // 4. One conditional write.
     let hasher = state.hasher();
@@ -203,12 +231,20 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
         None => (String::new(), String::new()),
     };
     let b = &opts.budgets;
-    let budget = |key: String, (limit, window_secs): (u32, u32)| Budget { key, limit, window_secs };
+    let budget = |key: String, (limit, window_secs): (u32, u32)| Budget {
+        key,
+        limit,
+        window_secs,
+    };
     let mut budgets = vec![
         budget(format!("petition:{slug}"), b.per_petition),
         budget(
             format!("domain:{}:{slug}", email.domain),
-            if allowed_domain { b.per_allowed_domain } else { b.per_domain },
+            if allowed_domain {
+                b.per_allowed_domain
+            } else {
+                b.per_domain
+            },
         ),
     ];
     if ip.is_some() {
@@ -250,8 +286,14 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
     })?;
     // 5. Mail, only when warranted and within the per-domain mail budget.
     let kind = match outcome {
-        SignOutcome::Created { status: Status::Pending, .. } => Some(MailKind::Confirm),
-        SignOutcome::Created { status: Status::Held, over_budget: None } if protected => Some(MailKind::Protected),
+        SignOutcome::Created {
+            status: Status::Pending,
+            ..
+        } => Some(MailKind::Confirm),
+        SignOutcome::Created {
+            status: Status::Held,
+            over_budget: None,
+        } if protected => Some(MailKind::Protected),
         SignOutcome::Created { .. } => None,
         SignOutcome::Duplicate { status } => {
             let kind = match status {
@@ -260,9 +302,22 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
                 Status::Confirmed | Status::ConfirmedHeld => Some(MailKind::AlreadyConfirmed),
                 Status::Invalidated | Status::Erased => None,
             };
-            let daily = Budget { key: format!("remind:{email_hash}:{slug}"), limit: 1, window_secs: 86_400 };
+            let daily = Budget {
+                key: format!("remind:{email_hash}:{slug}"),
+                limit: 1,
+                window_secs: 86_400,
+            };
             match kind {
-                Some(k) if state.0.store.take_budget(&daily, now).await.unwrap_or(false) => Some(k),
+                Some(k)
+                    if state
+                        .0
+                        .store
+                        .take_budget(&daily, now)
+                        .await
+                        .unwrap_or(false) =>
+                {
+                    Some(k)
+                }
                 _ => None,
             }
         }
@@ -270,10 +325,30 @@ async fn sign_inner(state: &AppState, slug: &str, req: Request<Body>) -> Result<
     if let Some(kind) = kind {
         let mail_budget = budget(
             format!("mail:{}", email.domain),
-            if allowed_domain { b.mail_per_allowed_domain } else { b.mail_per_domain },
+            if allowed_domain {
+                b.mail_per_allowed_domain
+            } else {
+                b.mail_per_domain
+            },
         );
-        if state.0.store.take_budget(&mail_budget, now).await.unwrap_or(false) {
-            send_mail(state, &loaded, petition, &lang, &email.address, &email_hash, kind, now).await;
+        if state
+            .0
+            .store
+            .take_budget(&mail_budget, now)
+            .await
+            .unwrap_or(false)
+        {
+            send_mail(
+                state,
+                &loaded,
+                petition,
+                &lang,
+                &email.address,
+                &email_hash,
+                kind,
+                now,
+            )
+            .await;
         }
     }
     // 6. The identical answer.
@@ -305,8 +380,14 @@ async fn send_mail(
         email_hash: email_hash.to_string(),
         expires_at: now + retention,
     });
-    let confirm_url = format!("{}#t={confirm}", page_url(loaded, lang, &petition.slug, "confirm"));
-    let erase_url = format!("{}#t={erase}", page_url(loaded, lang, &petition.slug, "erase"));
+    let confirm_url = format!(
+        "{}#t={confirm}",
+        page_url(loaded, lang, &petition.slug, "confirm")
+    );
+    let erase_url = format!(
+        "{}#t={erase}",
+        page_url(loaded, lang, &petition.slug, "erase")
+    );
     let title = petition
         .titles
         .get(lang)
@@ -342,7 +423,11 @@ async fn send_mail(
 }
 
 /// Verifies a confirm/erase request up to the token claims.
-async fn token_request(state: &AppState, req: Request<Body>, kind: TokenKind) -> Result<TokenClaims, Response> {
+async fn token_request(
+    state: &AppState,
+    req: Request<Body>,
+    kind: TokenKind,
+) -> Result<TokenClaims, Response> {
     let (parts, body) = req.into_parts();
     let (_, bytes) = bounded_body(&parts.headers, body, &[BodyKind::Json])
         .await
@@ -350,15 +435,21 @@ async fn token_request(state: &AppState, req: Request<Body>, kind: TokenKind) ->
     let token = decode_token(&bytes).map_err(|e| Problem::invalid_fields(e).into_response())?;
     let loaded = state.loaded();
     if !origin_allowed(&parts.headers, &loaded) {
-        return Err(Problem::forbidden("Requests from this page are not accepted.").into_response());
+        return Err(
+            Problem::forbidden("Requests from this page are not accepted.").into_response(),
+        );
     }
     // Constant-time MAC check before any store access.
-    state.token_key().verify(&token, kind, crate::now()).map_err(|e| match e {
-        TokenError::Invalid => {
-            Problem::invalid_fields(vec![FieldError::new("token", "This link is not valid.")]).into_response()
-        }
-        TokenError::Expired => Problem::gone("This link has expired.").into_response(),
-    })
+    state
+        .token_key()
+        .verify(&token, kind, crate::now())
+        .map_err(|e| match e {
+            TokenError::Invalid => {
+                Problem::invalid_fields(vec![FieldError::new("token", "This link is not valid.")])
+                    .into_response()
+            }
+            TokenError::Expired => Problem::gone("This link has expired.").into_response(),
+        })
 }
 
 /// `POST /api/confirm`.
@@ -367,12 +458,18 @@ pub async fn confirm(State(state): State<AppState>, req: Request<Body>) -> Respo
         Ok(c) => c,
         Err(res) => return res,
     };
-    match state.0.store.confirm(&claims.petition, &claims.email_hash, crate::now()).await {
-        Ok(ConfirmOutcome::Confirmed { .. } | ConfirmOutcome::AlreadyConfirmed { .. }) => {
-            no_store(json(StatusCode::OK, r#"{"status":"confirmed"}"#.to_string()))
-        }
+    match state
+        .0
+        .store
+        .confirm(&claims.petition, &claims.email_hash, crate::now())
+        .await
+    {
+        Ok(ConfirmOutcome::Confirmed { .. } | ConfirmOutcome::AlreadyConfirmed { .. }) => no_store(
+            json(StatusCode::OK, r#"{"status":"confirmed"}"#.to_string()),
+        ),
         Ok(ConfirmOutcome::NotFound) => {
-            Problem::gone("This signature has expired or was deleted; please sign again.").into_response()
+            Problem::gone("This signature has expired or was deleted; please sign again.")
+                .into_response()
         }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "store.confirm failed");
@@ -392,7 +489,12 @@ pub async fn erase(State(state): State<AppState>, req: Request<Body>) -> Respons
         Ok(c) => c,
         Err(res) => return res,
     };
-    match state.0.store.erase(&claims.petition, &claims.email_hash, crate::now()).await {
+    match state
+        .0
+        .store
+        .erase(&claims.petition, &claims.email_hash, crate::now())
+        .await
+    {
         Ok(_) => no_store(json(StatusCode::OK, r#"{"status":"erased"}"#.to_string())),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "store.erase failed");
@@ -429,8 +531,10 @@ pub async fn count(State(state): State<AppState>, Path(slug): Path<String>) -> R
                 "updated_at": updated,
             });
             let mut res = json(StatusCode::OK, body.to_string());
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static(COUNT_CACHE_CONTROL));
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(COUNT_CACHE_CONTROL),
+            );
             res
         }
         Err(e) => {

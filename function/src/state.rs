@@ -109,7 +109,9 @@ pub struct AppState(pub(crate) Arc<Inner>);
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("options", &self.0.options).finish()
+        f.debug_struct("AppState")
+            .field("options", &self.0.options)
+            .finish()
     }
 }
 
@@ -124,7 +126,9 @@ fn load(manifest: Manifest, secrets: &Secrets, options: &Options) -> anyhow::Res
         .age_recipient
         .clone()
         .or_else(|| secrets.age_recipient.clone())
-        .context("no age recipient: set site.age_recipient in the manifest or CAHIER_AGE_RECIPIENT")?;
+        .context(
+            "no age recipient: set site.age_recipient in the manifest or CAHIER_AGE_RECIPIENT",
+        )?;
     let sealer = Sealer::new(&recipient)?;
     let mut origins: Vec<String> = manifest
         .site
@@ -143,7 +147,11 @@ fn load(manifest: Manifest, secrets: &Secrets, options: &Options) -> anyhow::Res
         manifest.site.captcha_provider != "dev",
         "the manifest asks for the development captcha, which this build (without the `dev` feature) refuses"
     );
-    Ok(Loaded { manifest, sealer, origins })
+    Ok(Loaded {
+        manifest,
+        sealer,
+        origins,
+    })
 }
 
 /// The origin (`scheme://host[:port]`) of a URL.
@@ -187,7 +195,11 @@ impl AppState {
 
     /// The current manifest and what derives from it.
     pub fn loaded(&self) -> Arc<Loaded> {
-        self.0.loaded.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn manifest(&self) -> Manifest {

@@ -88,11 +88,18 @@ impl TokenKey {
     }
 
     /// Verifies the MAC (constant time), then the kind and the expiry at `now`.
-    pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<TokenClaims, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> Result<TokenClaims, TokenError> {
         if token.len() > crate::decode::MAX_TOKEN {
             return Err(TokenError::Invalid);
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token.as_bytes()).map_err(|_| TokenError::Invalid)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.as_bytes())
+            .map_err(|_| TokenError::Invalid)?;
         if bytes.len() < HEADER_LEN + 1 + MAC_LEN {
             return Err(TokenError::Invalid);
         }
@@ -103,14 +110,20 @@ impl TokenKey {
         if payload[0] != VERSION || payload[1] != kind.byte() {
             return Err(TokenError::Invalid);
         }
-        let expires_at = i64::from_be_bytes(payload[2..10].try_into().map_err(|_| TokenError::Invalid)?);
+        let expires_at =
+            i64::from_be_bytes(payload[2..10].try_into().map_err(|_| TokenError::Invalid)?);
         let email_hash = hex::encode(&payload[10..HEADER_LEN]);
         let petition =
             String::from_utf8(payload[HEADER_LEN..].to_vec()).map_err(|_| TokenError::Invalid)?;
         if now >= expires_at {
             return Err(TokenError::Expired);
         }
-        Ok(TokenClaims { kind, petition, email_hash, expires_at })
+        Ok(TokenClaims {
+            kind,
+            petition,
+            email_hash,
+            expires_at,
+        })
     }
 }
 
@@ -135,11 +148,23 @@ mod tests {
     #[test]
     fn round_trip_and_kind_and_expiry() {
         let t = key().issue(&claims());
-        assert_eq!(key().verify(&t, TokenKind::Confirm, 999_999).unwrap(), claims());
-        assert_eq!(key().verify(&t, TokenKind::Erase, 0), Err(TokenError::Invalid));
-        assert_eq!(key().verify(&t, TokenKind::Confirm, 1_000_000), Err(TokenError::Expired));
+        assert_eq!(
+            key().verify(&t, TokenKind::Confirm, 999_999).unwrap(),
+            claims()
+        );
+        assert_eq!(
+            key().verify(&t, TokenKind::Erase, 0),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            key().verify(&t, TokenKind::Confirm, 1_000_000),
+            Err(TokenError::Expired)
+        );
         let other = TokenKey::new(&[8u8; 32]).unwrap();
-        assert_eq!(other.verify(&t, TokenKind::Confirm, 0), Err(TokenError::Invalid));
+        assert_eq!(
+            other.verify(&t, TokenKind::Confirm, 0),
+            Err(TokenError::Invalid)
+        );
         assert!(TokenKey::new(&[1u8; 16]).is_err());
     }
 

@@ -23,8 +23,18 @@ fn petition(slug: &str, closes_at: Option<i64>) -> Petition {
         closes_at,
         goal: 1000,
         fields: vec![
-            Field { name: "postcode".into(), kind: FieldKind::Postcode, required: false, max_len: 10 },
-            Field { name: "comment".into(), kind: FieldKind::Textarea, required: false, max_len: 500 },
+            Field {
+                name: "postcode".into(),
+                kind: FieldKind::Postcode,
+                required: false,
+                max_len: 10,
+            },
+            Field {
+                name: "comment".into(),
+                kind: FieldKind::Textarea,
+                required: false,
+                max_len: 500,
+            },
         ],
         public_signers: true,
         newsletter: true,
@@ -40,7 +50,10 @@ pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
         site: SiteInfo {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_url: format!("{}/api", base_url.trim_end_matches('/')),
-            origins: vec![base_url.trim_end_matches('/').to_string(), "https://embed.example".to_string()],
+            origins: vec![
+                base_url.trim_end_matches('/').to_string(),
+                "https://embed.example".to_string(),
+            ],
             default_language: "fr".into(),
             languages: vec!["fr".into(), "en".into()],
             organization: "Collectif Test".into(),
@@ -97,28 +110,43 @@ impl TestApp {
         let tokens = DevTokens::new(secrets.hcaptcha_secret.as_deref().unwrap_or("s"));
         let db = dir.join("signatures.sqlite3");
         let outbox = dir.join("outbox");
-        let store = Arc::new(cahier_function::store::sqlite::SqliteStore::open(&db).expect("sqlite"));
+        let store =
+            Arc::new(cahier_function::store::sqlite::SqliteStore::open(&db).expect("sqlite"));
         let mailer = Arc::new(
-            cahier_function::mailer::outbox::OutboxMailer::new(&outbox, cahier_function::mailer::parse_from(None).unwrap())
-                .expect("outbox"),
+            cahier_function::mailer::outbox::OutboxMailer::new(
+                &outbox,
+                cahier_function::mailer::parse_from(None).unwrap(),
+            )
+            .expect("outbox"),
         );
         let state = cahier_function::AppState::new(cahier_function::AppParts {
             manifest: manifest(SITE, &recipient),
             store,
             mailer,
-            captcha: Arc::new(DevCaptcha { tokens: tokens.clone() }),
+            captcha: Arc::new(DevCaptcha {
+                tokens: tokens.clone(),
+            }),
             secrets,
             options,
         })
         .expect("state")
         .with_dev_tokens(tokens.clone());
-        TestApp { state, tokens, identity, outbox, db }
+        TestApp {
+            state,
+            tokens,
+            identity,
+            outbox,
+            db,
+        }
     }
 
     /// A fresh single-use captcha token.
     pub fn captcha(&self) -> String {
         self.tokens
-            .issue(cahier_function::captcha::dev::DEV_SITEKEY, "petitions.example")
+            .issue(
+                cahier_function::captcha::dev::DEV_SITEKEY,
+                "petitions.example",
+            )
             .expect("token")
     }
 }

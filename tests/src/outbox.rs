@@ -12,7 +12,9 @@ pub struct ReadMail {
 
 /// Parses one RFC 5322 message.
 pub fn parse(bytes: &[u8]) -> ReadMail {
-    let m = mail_parser::MessageParser::default().parse(bytes).expect("a parsable mail");
+    let m = mail_parser::MessageParser::default()
+        .parse(bytes)
+        .expect("a parsable mail");
     let to = m
         .to()
         .and_then(|a| a.first())
@@ -32,17 +34,24 @@ pub fn read_dir(dir: &Path) -> Vec<ReadMail> {
     let mut files = Vec::new();
     collect(dir, &mut files);
     files.sort();
-    files.iter().map(|p| parse(&std::fs::read(p).expect("readable mail"))).collect()
+    files
+        .iter()
+        .map(|p| parse(&std::fs::read(p).expect("readable mail")))
+        .collect()
 }
 
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().to_string();
         if p.is_dir() {
             collect(&p, out);
-        } else if !name.starts_with('.') && (name.ends_with(".eml") || dir.ends_with("new") || dir.ends_with("cur")) {
+        } else if !name.starts_with('.')
+            && (name.ends_with(".eml") || dir.ends_with("new") || dir.ends_with("cur"))
+        {
             out.push(p);
         }
     }

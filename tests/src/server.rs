@@ -11,23 +11,38 @@ pub fn binary() -> PathBuf {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/<test> → target/<profile>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
         let release = profile_dir.ends_with("release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "cahier-function", "--bin", "cahier-function"])
-            .current_dir(crate::repo_root());
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "cahier-function",
+            "--bin",
+            "cahier-function",
+        ])
+        .current_dir(crate::repo_root());
         // The variables cargo sets for the running test would change the build's fingerprint.
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR") || k.starts_with("RUSTC") {
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
+                || k.starts_with("RUSTC")
+            {
                 cmd.env_remove(k);
             }
         }
         if release {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("running cargo build for cahier-function");
+        let status = cmd
+            .status()
+            .expect("running cargo build for cahier-function");
         assert!(status.success(), "building cahier-function failed");
         let bin = profile_dir.join("cahier-function");
         assert!(bin.exists(), "{} missing after the build", bin.display());
@@ -82,7 +97,11 @@ impl FunctionServer {
             .stderr(log);
         let child = cmd.spawn().expect("spawning cahier-function");
         let base = format!("http://127.0.0.1:{}", config.port);
-        let mut server = FunctionServer { child: Some(child), config, base };
+        let mut server = FunctionServer {
+            child: Some(child),
+            config,
+            base,
+        };
         server.wait_ready();
         server
     }
@@ -99,7 +118,10 @@ impl FunctionServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("cahier-function did not listen on {addr} within 20 s; log:\n{}", self.log());
+        panic!(
+            "cahier-function did not listen on {addr} within 20 s; log:\n{}",
+            self.log()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -149,7 +171,11 @@ impl Fixture {
         let base = format!("http://127.0.0.1:{port}");
         let manifest = crate::fixture::manifest(&base, secrets.age_recipient.as_deref().unwrap());
         let manifest_path = dir.join("manifest.json");
-        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        std::fs::write(
+            &manifest_path,
+            serde_json::to_vec_pretty(&manifest).unwrap(),
+        )
+        .unwrap();
         let db = dir.join("signatures.sqlite3");
         let outbox = dir.join("outbox");
         let server = FunctionServer::start(ServerConfig {
@@ -161,12 +187,23 @@ impl Fixture {
             env: crate::fixture::secrets_env(&secrets),
             args: args.iter().map(|s| s.to_string()).collect(),
         });
-        Fixture { server, secrets, identity, db, outbox }
+        Fixture {
+            server,
+            secrets,
+            identity,
+            db,
+            outbox,
+        }
     }
 
     /// The confirm or erase token the server would mail for `canonical_email` (the test knows
     /// the secrets, so it can skip reading mails under load).
-    pub fn token_for(&self, kind: cahier_function::token::TokenKind, canonical_email: &str, expires_at: i64) -> String {
+    pub fn token_for(
+        &self,
+        kind: cahier_function::token::TokenKind,
+        canonical_email: &str,
+        expires_at: i64,
+    ) -> String {
         let hasher = cahier_function::crypto::Hasher::new(&self.secrets.pepper).unwrap();
         let key = cahier_function::token::TokenKey::new(&self.secrets.token_key).unwrap();
         key.issue(&cahier_function::token::TokenClaims {

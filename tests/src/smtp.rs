@@ -41,7 +41,11 @@ impl SmtpSink {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning aiosmtpd");
-        let mut sink = SmtpSink { child, port, maildir };
+        let mut sink = SmtpSink {
+            child,
+            port,
+            maildir,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -53,9 +57,14 @@ impl SmtpSink {
                     use std::io::Read;
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("aiosmtpd exited with {status} (is aiosmtpd installed in the venv?):\n{err}");
+                panic!(
+                    "aiosmtpd exited with {status} (is aiosmtpd installed in the venv?):\n{err}"
+                );
             }
-            assert!(Instant::now() < deadline, "aiosmtpd did not listen within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen within 15 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         sink

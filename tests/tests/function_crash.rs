@@ -19,7 +19,10 @@ async fn confirmed_signatures_survive_kill_9() {
     let http = reqwest::Client::new();
     let base = f.server.base.clone();
     let v: Value = http
-        .post(format!("{base}/api/__dev/captcha?n={}", WORKERS * PER_WORKER))
+        .post(format!(
+            "{base}/api/__dev/captcha?n={}",
+            WORKERS * PER_WORKER
+        ))
         .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
         .send()
         .await
@@ -27,7 +30,12 @@ async fn confirmed_signatures_survive_kill_9() {
         .json()
         .await
         .unwrap();
-    let captchas: Vec<String> = v["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let captchas: Vec<String> = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
     let captchas = Arc::new(captchas);
     let confirmed: Arc<Mutex<Vec<String>>> = Arc::default();
     let far = cahier_function::now() + 3600;
@@ -46,16 +54,23 @@ async fn confirmed_signatures_survive_kill_9() {
     );
     let mut tasks = Vec::new();
     for w in 0..WORKERS {
-        let (http, base, captchas, confirmed, tokens) =
-            (http.clone(), base.clone(), captchas.clone(), confirmed.clone(), tokens.clone());
+        let (http, base, captchas, confirmed, tokens) = (
+            http.clone(),
+            base.clone(),
+            captchas.clone(),
+            confirmed.clone(),
+            tokens.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             for i in 0..PER_WORKER {
                 let (email, token) = &tokens[w][i];
                 let sign = http
                     .post(format!("{base}/api/petitions/{SLUG}/sign"))
                     .header("x-forwarded-for", format!("10.{w}.{i}.1"))
-                    .json(&json!({"name": format!("Crash {w} {i}"), "email": email, "consent": "yes",
-                                  "h-captcha-response": captchas[w * PER_WORKER + i]}))
+                    .json(
+                        &json!({"name": format!("Crash {w} {i}"), "email": email, "consent": "yes",
+                                  "h-captcha-response": captchas[w * PER_WORKER + i]}),
+                    )
                     .timeout(Duration::from_secs(5))
                     .send()
                     .await;
@@ -88,8 +103,15 @@ async fn confirmed_signatures_survive_kill_9() {
         t.await.unwrap();
     }
     let confirmed = confirmed.lock().unwrap().clone();
-    assert!(confirmed.len() >= 100, "only {} confirmations before the kill", confirmed.len());
-    assert!(confirmed.len() < WORKERS * PER_WORKER, "the kill came after all the work");
+    assert!(
+        confirmed.len() >= 100,
+        "only {} confirmations before the kill",
+        confirmed.len()
+    );
+    assert!(
+        confirmed.len() < WORKERS * PER_WORKER,
+        "the kill came after all the work"
+    );
 
     f.server.restart();
     let v: Value = http
@@ -103,13 +125,19 @@ async fn confirmed_signatures_survive_kill_9() {
     let count = v["count"].as_u64().unwrap();
     let conn = rusqlite::Connection::open(&f.db).unwrap();
     let records: u64 = conn
-        .query_row("SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed'", [SLUG], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed'",
+            [SLUG],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(count, records, "the counter equals the confirmed records");
     assert!(count >= confirmed.len() as u64);
     let hasher = cahier_function::crypto::Hasher::new(&f.secrets.pepper).unwrap();
     for email in &confirmed {
-        let canonical = cahier_function::email::canonicalize(email).unwrap().canonical;
+        let canonical = cahier_function::email::canonicalize(email)
+            .unwrap()
+            .canonical;
         let status: String = conn
             .query_row(
                 "SELECT status FROM signatures WHERE petition = ?1 AND email_hash = ?2",
@@ -119,5 +147,8 @@ async fn confirmed_signatures_survive_kill_9() {
             .unwrap_or_else(|e| panic!("{email} confirmed (200) but missing after kill -9: {e}"));
         assert_eq!(status, "confirmed", "{email}");
     }
-    eprintln!("{} confirmations answered 200 before kill -9; {records} confirmed records after restart", confirmed.len());
+    eprintln!(
+        "{} confirmations answered 200 before kill -9; {records} confirmed records after restart",
+        confirmed.len()
+    );
 }

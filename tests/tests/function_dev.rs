@@ -12,9 +12,21 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     let dir = tempfile::tempdir().unwrap();
     let public = dir.path().join("public");
     std::fs::create_dir_all(public.join(SLUG)).unwrap();
-    std::fs::write(public.join("index.html"), "<html><body><h1>Accueil</h1></body></html>").unwrap();
-    std::fs::write(public.join("404.html"), "<html><body>Introuvable</body></html>").unwrap();
-    std::fs::write(public.join(SLUG).join("index.html"), "<html><body>Pétition</body></html>").unwrap();
+    std::fs::write(
+        public.join("index.html"),
+        "<html><body><h1>Accueil</h1></body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        public.join("404.html"),
+        "<html><body>Introuvable</body></html>",
+    )
+    .unwrap();
+    std::fs::write(
+        public.join(SLUG).join("index.html"),
+        "<html><body>Pétition</body></html>",
+    )
+    .unwrap();
     std::fs::write(public.join("style.css"), "body{}").unwrap();
     let state_dir = dir.path().join(".cahier");
     // The recipient is replaced by the dev secrets' one below; any valid key works here.
@@ -33,13 +45,23 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     let res = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Accueil") && html.contains("/__cahier/livereload.js"), "{html}");
+    assert!(
+        html.contains("Accueil") && html.contains("/__cahier/livereload.js"),
+        "{html}"
+    );
     let res = http.get(format!("{base}/{SLUG}/")).send().await.unwrap();
     assert!(res.text().await.unwrap().contains("Pétition"));
     let res = http.get(format!("{base}/nope/")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("Introuvable"));
-    let css = http.get(format!("{base}/style.css")).send().await.unwrap().text().await.unwrap();
+    let css = http
+        .get(format!("{base}/style.css"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(css, "body{}");
 
     // Sign through the dev captcha (verified by the hcaptcha crate against the local siteverify).
@@ -58,7 +80,12 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
         .post(format!("{base}/api/petitions/{SLUG}/sign"))
         .header("origin", &base)
         .header("accept", "application/json")
-        .form(&[("name", "Dev"), ("email", "dev@example.org"), ("consent", "yes"), ("h-captcha-response", captcha)])
+        .form(&[
+            ("name", "Dev"),
+            ("email", "dev@example.org"),
+            ("consent", "yes"),
+            ("h-captcha-response", captcha),
+        ])
         .send()
         .await
         .unwrap();
@@ -66,7 +93,12 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     let mails = read_dir(&state_dir.join("outbox"));
     assert_eq!(mails.len(), 1);
     let t = token(&mails[0].text, "confirm").unwrap();
-    let res = http.post(format!("{base}/api/confirm")).json(&json!({"token": t})).send().await.unwrap();
+    let res = http
+        .post(format!("{base}/api/confirm"))
+        .json(&json!({"token": t}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let count: Value = http
         .get(format!("{base}/api/petitions/{SLUG}/count"))
@@ -79,7 +111,11 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     assert_eq!(count["count"], 1);
 
     // Live reload: an open event stream receives "reload" when the caller fires it.
-    let mut events = http.get(format!("{base}/__cahier/events")).send().await.unwrap();
+    let mut events = http
+        .get(format!("{base}/__cahier/events"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(events.headers()["content-type"], "text/event-stream");
     let mut renamed = m.clone();
     renamed.petitions[0].slug = "renomme".into();
@@ -87,13 +123,23 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !seen.contains("event: reload") {
-        let chunk = tokio::time::timeout_at(deadline, events.chunk()).await.expect("reload event in time");
+        let chunk = tokio::time::timeout_at(deadline, events.chunk())
+            .await
+            .expect("reload event in time");
         seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
     }
     // The new manifest is live.
-    let res = http.get(format!("{base}/api/petitions/renomme/count")).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/api/petitions/renomme/count"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = http.get(format!("{base}/api/petitions/{SLUG}/count")).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/api/petitions/{SLUG}/count"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     server.stop();
 }

@@ -14,7 +14,10 @@ struct Client {
 
 impl Client {
     fn new(f: &Fixture) -> Client {
-        Client { http: reqwest::Client::new(), base: f.server.base.clone() }
+        Client {
+            http: reqwest::Client::new(),
+            base: f.server.base.clone(),
+        }
     }
 
     async fn captcha(&self) -> String {
@@ -79,14 +82,24 @@ async fn sign_mail_confirm_by_post_and_count() {
     let c = Client::new(&f);
     let res = c.sign("camille@example.org").await;
     assert_eq!(res.status(), 202, "{}", f.server.log());
-    assert_eq!(res.bytes().await.unwrap().as_ref(), br#"{"status":"pending"}"#);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        br#"{"status":"pending"}"#
+    );
     let mails = read_dir(&f.outbox);
     assert_eq!(mails.len(), 1);
     let confirm = token(&mails[0].text, "confirm").expect("confirm link");
-    assert!(mails[0].text.contains(&format!("{}/{SLUG}/confirm/#t=", f.server.base)));
+    assert!(mails[0]
+        .text
+        .contains(&format!("{}/{SLUG}/confirm/#t=", f.server.base)));
 
     // A GET (a mail scanner following the link) changes nothing.
-    let res = c.http.get(format!("{}/api/confirm?t={confirm}", c.base)).send().await.unwrap();
+    let res = c
+        .http
+        .get(format!("{}/api/confirm?t={confirm}", c.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 405);
     assert_eq!(c.count().await, 0, "still pending after a GET");
 
@@ -101,7 +114,10 @@ async fn replayed_captcha_is_refused() {
     let f = Fixture::start(dir.path(), None, &[]);
     let c = Client::new(&f);
     let captcha = c.captcha().await;
-    assert_eq!(c.sign_with("first@example.org", &captcha).await.status(), 202);
+    assert_eq!(
+        c.sign_with("first@example.org", &captcha).await.status(),
+        202
+    );
     let res = c.sign_with("second@example.org", &captcha).await;
     assert_eq!(res.status(), 403);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
@@ -125,7 +141,9 @@ async fn forged_tampered_and_expired_tokens_are_rejected() {
     let forged = other.issue(&cahier_function::token::TokenClaims {
         kind: TokenKind::Confirm,
         petition: SLUG.into(),
-        email_hash: cahier_function::crypto::Hasher::new(&f.secrets.pepper).unwrap().email("dominique@example.org"),
+        email_hash: cahier_function::crypto::Hasher::new(&f.secrets.pepper)
+            .unwrap()
+            .email("dominique@example.org"),
         expires_at: i64::MAX,
     });
     for bad in [tampered.as_str(), forged.as_str(), "not-a-token"] {
@@ -144,7 +162,12 @@ async fn other_spellings_make_one_signature() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path(), None, &[]);
     let c = Client::new(&f);
-    for email in ["Marie.Curie@gmail.com", "mariecurie+petition@gmail.com", "MARIE.CURIE@GOOGLEMAIL.COM", "m.a.r.i.e.curie@gmail.com"] {
+    for email in [
+        "Marie.Curie@gmail.com",
+        "mariecurie+petition@gmail.com",
+        "MARIE.CURIE@GOOGLEMAIL.COM",
+        "m.a.r.i.e.curie@gmail.com",
+    ] {
         assert_eq!(c.sign(email).await.status(), 202, "{email}");
     }
     let mails = read_dir(&f.outbox);
@@ -156,7 +179,9 @@ async fn other_spellings_make_one_signature() {
     assert_eq!(c.post_token("/api/confirm", &t2).await.status(), 200);
     assert_eq!(c.count().await, 1);
     let conn = rusqlite::Connection::open(&f.db).unwrap();
-    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM signatures", [], |r| r.get(0)).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM signatures", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(rows, 1);
 }
 
@@ -178,25 +203,59 @@ async fn erase_corrects_the_count_and_wipes_the_bytes() {
     assert_eq!(c.sign("reste@example.org").await.status(), 202);
     let mails = read_dir(&f.outbox);
     let mine = mails.iter().find(|m| m.to == email).unwrap();
-    assert_eq!(c.post_token("/api/confirm", &token(&mine.text, "confirm").unwrap()).await.status(), 200);
+    assert_eq!(
+        c.post_token("/api/confirm", &token(&mine.text, "confirm").unwrap())
+            .await
+            .status(),
+        200
+    );
     assert_eq!(c.count().await, 1);
 
     // The sealed personal data (and never the plain e-mail) is in the files before erasure.
-    let hash = cahier_function::crypto::Hasher::new(&f.secrets.pepper).unwrap().email(email);
+    let hash = cahier_function::crypto::Hasher::new(&f.secrets.pepper)
+        .unwrap()
+        .email(email);
     let sealed: Vec<u8> = {
-        let conn = rusqlite::Connection::open_with_flags(&f.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        conn.query_row("SELECT sealed FROM signatures WHERE email_hash = ?1", [&hash], |r| r.get(0)).unwrap()
+        let conn = rusqlite::Connection::open_with_flags(
+            &f.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(
+            "SELECT sealed FROM signatures WHERE email_hash = ?1",
+            [&hash],
+            |r| r.get(0),
+        )
+        .unwrap()
     };
-    assert!(cahier_function::crypto::unseal(&f.identity, &sealed).unwrap().email == email);
+    assert!(
+        cahier_function::crypto::unseal(&f.identity, &sealed)
+            .unwrap()
+            .email
+            == email
+    );
     let chunk = &sealed[sealed.len() - 48..];
-    assert!(files_contain(&f.db, chunk), "sealed data expected in the files before erasure");
+    assert!(
+        files_contain(&f.db, chunk),
+        "sealed data expected in the files before erasure"
+    );
     assert!(!files_contain(&f.db, email.as_bytes()));
 
-    let res = c.post_token("/api/erase", &token(&mine.text, "erase").unwrap()).await;
+    let res = c
+        .post_token("/api/erase", &token(&mine.text, "erase").unwrap())
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(c.count().await, 0);
-    assert!(!files_contain(&f.db, chunk), "sealed data still in the SQLite files after erasure");
+    assert!(
+        !files_contain(&f.db, chunk),
+        "sealed data still in the SQLite files after erasure"
+    );
     assert!(!files_contain(&f.db, email.as_bytes()));
     // Erasing twice is fine.
-    assert_eq!(c.post_token("/api/erase", &token(&mine.text, "erase").unwrap()).await.status(), 200);
+    assert_eq!(
+        c.post_token("/api/erase", &token(&mine.text, "erase").unwrap())
+            .await
+            .status(),
+        200
+    );
 }

@@ -15,9 +15,13 @@ use tower::ServiceExt;
 
 async fn call(app: &TestApp, req: Request<Body>) -> Response {
     let mut req = req;
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo("198.51.100.7:4000".parse::<SocketAddr>().unwrap()));
-    cahier_function::app(app.state.clone()).oneshot(req).await.unwrap()
+    req.extensions_mut().insert(axum::extract::ConnectInfo(
+        "198.51.100.7:4000".parse::<SocketAddr>().unwrap(),
+    ));
+    cahier_function::app(app.state.clone())
+        .oneshot(req)
+        .await
+        .unwrap()
 }
 
 async fn body(res: Response) -> Vec<u8> {
@@ -44,14 +48,19 @@ fn signer(app: &TestApp, email: &str) -> Value {
 fn token_post(path: &str, token: &str) -> Request<Body> {
     Request::post(path)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::json!({ "token": token }).to_string()))
+        .body(Body::from(
+            serde_json::json!({ "token": token }).to_string(),
+        ))
         .unwrap()
 }
 
 /// Asserts a problem+json answer with `status`, and returns its JSON.
 async fn problem(res: Response, status: StatusCode) -> Value {
     assert_eq!(res.status(), status);
-    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
     let v: Value = serde_json::from_slice(&body(res).await).unwrap();
     assert_eq!(v["status"], status.as_u16());
     assert!(v["title"].is_string() && v["type"].is_string());
@@ -59,7 +68,13 @@ async fn problem(res: Response, status: StatusCode) -> Value {
 }
 
 async fn count(app: &TestApp) -> u64 {
-    let res = call(app, Request::get(format!("/api/petitions/{SLUG}/count")).body(Body::empty()).unwrap()).await;
+    let res = call(
+        app,
+        Request::get(format!("/api/petitions/{SLUG}/count"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     let v: Value = serde_json::from_slice(&body(res).await).unwrap();
     v["count"].as_u64().unwrap()
 }
@@ -68,7 +83,11 @@ async fn count(app: &TestApp) -> u64 {
 async fn health() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::new(dir.path(), Options::default());
-    let res = call(&app, Request::get("/api/health").body(Body::empty()).unwrap()).await;
+    let res = call(
+        &app,
+        Request::get("/api/health").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body(res).await, br#"{"status":"ok"}"#);
 }
@@ -85,14 +104,24 @@ async fn sign_mail_confirm_count_erase() {
     let mails = read_dir(&app.outbox);
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, "jeanne@example.org");
-    assert!(mails[0].subject.contains("Pour le climat"), "{}", mails[0].subject);
-    assert!(mails[0].text.contains(&format!("{SITE}/{SLUG}/confirm/#t=")));
+    assert!(
+        mails[0].subject.contains("Pour le climat"),
+        "{}",
+        mails[0].subject
+    );
+    assert!(mails[0]
+        .text
+        .contains(&format!("{SITE}/{SLUG}/confirm/#t=")));
     assert!(mails[0].html.contains("/erase/#t="));
     let confirm = token(&mails[0].text, "confirm").unwrap();
     let erase = token(&mails[0].text, "erase").unwrap();
 
     // A GET never confirms.
-    let res = call(&app, Request::get("/api/confirm").body(Body::empty()).unwrap()).await;
+    let res = call(
+        &app,
+        Request::get("/api/confirm").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(res.headers()[header::ALLOW], "POST");
     problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
     assert_eq!(count(&app).await, 0);
@@ -102,7 +131,13 @@ async fn sign_mail_confirm_count_erase() {
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(body(res).await, br#"{"status":"confirmed"}"#);
     }
-    let res = call(&app, Request::get(format!("/api/petitions/{SLUG}/count")).body(Body::empty()).unwrap()).await;
+    let res = call(
+        &app,
+        Request::get(format!("/api/petitions/{SLUG}/count"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()[header::CACHE_CONTROL],
@@ -116,18 +151,29 @@ async fn sign_mail_confirm_count_erase() {
     assert!(updated.ends_with('Z') && updated.len() == 20, "{updated}");
 
     // A confirm token is not an erase token.
-    problem(call(&app, token_post("/api/erase", &confirm)).await, StatusCode::BAD_REQUEST).await;
+    problem(
+        call(&app, token_post("/api/erase", &confirm)).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let res = call(&app, token_post("/api/erase", &erase)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(count(&app).await, 0);
     // Confirming an erased signature: gone.
-    problem(call(&app, token_post("/api/confirm", &confirm)).await, StatusCode::GONE).await;
+    problem(
+        call(&app, token_post("/api/confirm", &confirm)).await,
+        StatusCode::GONE,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn the_202_is_byte_identical_for_new_duplicate_and_held() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = Options { blocked_domains: vec!["spam.example".into()], ..Options::default() };
+    let mut options = Options {
+        blocked_domains: vec!["spam.example".into()],
+        ..Options::default()
+    };
     options.budgets.per_domain = (1, 3600);
     let app = TestApp::new(dir.path(), options);
     let mut answers = Vec::new();
@@ -159,14 +205,27 @@ async fn the_202_is_byte_identical_for_new_duplicate_and_held() {
     let rec = app.state.store().get(SLUG, &held).await.unwrap().unwrap();
     assert_eq!(rec.status, cahier_function::store::Status::Held);
     assert!(rec.hold_reason.unwrap().contains("over budget"));
-    assert!(mails[1].subject.starts_with("Vous avez déjà signé"), "{}", mails[1].subject);
-    assert!(mails[2].subject.starts_with("Quelqu'un a utilisé votre adresse"), "{}", mails[2].subject);
+    assert!(
+        mails[1].subject.starts_with("Vous avez déjà signé"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(
+        mails[2]
+            .subject
+            .starts_with("Quelqu'un a utilisé votre adresse"),
+        "{}",
+        mails[2].subject
+    );
     // The duplicate reminder is sent at most once a day.
     call(&app, sign_json(SLUG, &signer(&app, "PAUL@example.org"))).await;
     assert_eq!(read_dir(&app.outbox).len(), 4);
     // The protected one is held: confirming it does not count.
     let t = token(&mails[2].text, "confirm").unwrap();
-    assert_eq!(call(&app, token_post("/api/confirm", &t)).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&app, token_post("/api/confirm", &t)).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(count(&app).await, 0);
 }
 
@@ -174,7 +233,10 @@ async fn the_202_is_byte_identical_for_new_duplicate_and_held() {
 async fn form_post_redirects_to_check_email_in_its_language() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::new(dir.path(), Options::default());
-    for (lang, path) in [("fr", format!("/{SLUG}/check-email/")), ("en", format!("/en/{SLUG}/check-email/"))] {
+    for (lang, path) in [
+        ("fr", format!("/{SLUG}/check-email/")),
+        ("en", format!("/en/{SLUG}/check-email/")),
+    ] {
         let form = format!(
             "name=Jo&email=jo-{lang}%40example.org&consent=yes&h-captcha-response={}&lang={lang}&website=&fill_ms=4000",
             app.captcha()
@@ -189,8 +251,12 @@ async fn form_post_redirects_to_check_email_in_its_language() {
         assert_eq!(res.headers()[header::LOCATION], format!("{SITE}{path}"));
     }
     let mails = read_dir(&app.outbox);
-    assert!(mails.iter().any(|m| m.subject.starts_with("Confirm your signature")));
-    assert!(mails.iter().any(|m| m.text.contains(&format!("{SITE}/en/{SLUG}/confirm/#t="))));
+    assert!(mails
+        .iter()
+        .any(|m| m.subject.starts_with("Confirm your signature")));
+    assert!(mails
+        .iter()
+        .any(|m| m.text.contains(&format!("{SITE}/en/{SLUG}/confirm/#t="))));
 }
 
 #[tokio::test]
@@ -200,55 +266,107 @@ async fn every_error_status_is_problem_json() {
 
     // 400 with one entry per field.
     let bad = serde_json::json!({"name": "", "email": "not-an-address", "bogus": "x", "h-captcha-response": "t"});
-    let v = problem(call(&app, sign_json(SLUG, &bad)).await, StatusCode::BAD_REQUEST).await;
-    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let v = problem(
+        call(&app, sign_json(SLUG, &bad)).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     for f in ["bogus", "name", "consent"] {
         assert!(fields.contains(&f), "{f} not in {fields:?}");
     }
     assert!(v["errors"][0]["detail"].is_string());
-    let v = problem(call(&app, sign_json(SLUG, &signer(&app, "not-an-address"))).await, StatusCode::BAD_REQUEST).await;
+    let v = problem(
+        call(&app, sign_json(SLUG, &signer(&app, "not-an-address"))).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert_eq!(v["errors"][0]["field"], "email");
 
     // 403: captcha replayed, captcha made up, foreign Origin.
     let mut s = signer(&app, "a@example.org");
     let used = s["h-captcha-response"].clone();
-    assert_eq!(call(&app, sign_json(SLUG, &s)).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        call(&app, sign_json(SLUG, &s)).await.status(),
+        StatusCode::ACCEPTED
+    );
     s["email"] = "b@example.org".into();
     s["h-captcha-response"] = used;
     problem(call(&app, sign_json(SLUG, &s)).await, StatusCode::FORBIDDEN).await;
     s["h-captcha-response"] = "dev-made-up".into();
     problem(call(&app, sign_json(SLUG, &s)).await, StatusCode::FORBIDDEN).await;
     let mut req = sign_json(SLUG, &signer(&app, "c@example.org"));
-    req.headers_mut().insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    req.headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
     problem(call(&app, req).await, StatusCode::FORBIDDEN).await;
 
     // 404: unknown petition (sign and count), unknown route.
-    problem(call(&app, sign_json("nope", &signer(&app, "d@example.org"))).await, StatusCode::NOT_FOUND).await;
-    let req = Request::get("/api/petitions/nope/count").body(Body::empty()).unwrap();
+    problem(
+        call(&app, sign_json("nope", &signer(&app, "d@example.org"))).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let req = Request::get("/api/petitions/nope/count")
+        .body(Body::empty())
+        .unwrap();
     problem(call(&app, req).await, StatusCode::NOT_FOUND).await;
-    problem(call(&app, Request::get("/api/nothing").body(Body::empty()).unwrap()).await, StatusCode::NOT_FOUND).await;
+    problem(
+        call(
+            &app,
+            Request::get("/api/nothing").body(Body::empty()).unwrap(),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 
     // 405 on other methods.
-    let req = Request::get(format!("/api/petitions/{SLUG}/sign")).body(Body::empty()).unwrap();
+    let req = Request::get(format!("/api/petitions/{SLUG}/sign"))
+        .body(Body::empty())
+        .unwrap();
     problem(call(&app, req).await, StatusCode::METHOD_NOT_ALLOWED).await;
 
     // 410: closed petition; expired token.
-    problem(call(&app, sign_json(CLOSED, &signer(&app, "e@example.org"))).await, StatusCode::GONE).await;
-    let expired = app.state.token_key().issue(&cahier_function::token::TokenClaims {
-        kind: cahier_function::token::TokenKind::Confirm,
-        petition: SLUG.into(),
-        email_hash: "00".repeat(32),
-        expires_at: 1,
-    });
-    problem(call(&app, token_post("/api/confirm", &expired)).await, StatusCode::GONE).await;
+    problem(
+        call(&app, sign_json(CLOSED, &signer(&app, "e@example.org"))).await,
+        StatusCode::GONE,
+    )
+    .await;
+    let expired = app
+        .state
+        .token_key()
+        .issue(&cahier_function::token::TokenClaims {
+            kind: cahier_function::token::TokenKind::Confirm,
+            petition: SLUG.into(),
+            email_hash: "00".repeat(32),
+            expires_at: 1,
+        });
+    problem(
+        call(&app, token_post("/api/confirm", &expired)).await,
+        StatusCode::GONE,
+    )
+    .await;
     // 400: forged token.
-    let v = problem(call(&app, token_post("/api/confirm", "AAAA")).await, StatusCode::BAD_REQUEST).await;
+    let v = problem(
+        call(&app, token_post("/api/confirm", "AAAA")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert_eq!(v["errors"][0]["field"], "token");
 
     // 413 over 8 KiB (declared or streamed).
     let mut big = signer(&app, "f@example.org");
     big["comment"] = "x".repeat(9000).into();
-    problem(call(&app, sign_json(SLUG, &big)).await, StatusCode::PAYLOAD_TOO_LARGE).await;
+    problem(
+        call(&app, sign_json(SLUG, &big)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
 
     // 415 other content types (sign and confirm).
     let req = Request::post(format!("/api/petitions/{SLUG}/sign"))
@@ -268,21 +386,35 @@ async fn too_many_requests_has_retry_after_and_precedes_the_captcha() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         rate_limits: RateLimits {
-            per_ip: Rate { burst: 2.0, per_minute: 2.0 },
-            per_prefix: Rate { burst: 100.0, per_minute: 100.0 },
+            per_ip: Rate {
+                burst: 2.0,
+                per_minute: 2.0,
+            },
+            per_prefix: Rate {
+                burst: 100.0,
+                per_minute: 100.0,
+            },
             max_buckets: 1000,
         },
         ..Options::default()
     };
     let app = TestApp::new(dir.path(), options);
     for i in 0..2 {
-        let res = call(&app, sign_json(SLUG, &signer(&app, &format!("r{i}@example.org")))).await;
+        let res = call(
+            &app,
+            sign_json(SLUG, &signer(&app, &format!("r{i}@example.org"))),
+        )
+        .await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
     }
     let s = signer(&app, "r9@example.org");
     let captcha = s["h-captcha-response"].as_str().unwrap().to_string();
     let res = call(&app, sign_json(SLUG, &s)).await;
-    let retry: u64 = res.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     problem(res, StatusCode::TOO_MANY_REQUESTS).await;
     // The captcha was not spent: still redeemable.
@@ -306,23 +438,42 @@ async fn cors_preflight_for_configured_origins_only() {
     };
     let res = call(&app, preflight("https://embed.example")).await;
     assert!(res.status().is_success());
-    assert_eq!(res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://embed.example");
+    assert_eq!(
+        res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://embed.example"
+    );
     let res = call(&app, preflight("https://evil.example")).await;
-    assert!(res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    assert!(res
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_none());
 }
 
 #[tokio::test]
 async fn dev_captcha_routes() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::new(dir.path(), Options::default());
-    let res = call(&app, Request::get("/api/__dev/captcha.js").body(Body::empty()).unwrap()).await;
+    let res = call(
+        &app,
+        Request::get("/api/__dev/captcha.js")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
-    assert!(String::from_utf8(body(res).await).unwrap().contains("h-captcha-response"));
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(String::from_utf8(body(res).await)
+        .unwrap()
+        .contains("h-captcha-response"));
     let req = Request::post("/api/__dev/captcha")
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ORIGIN, SITE)
-        .body(Body::from(r#"{"sitekey":"10000000-ffff-ffff-ffff-000000000001"}"#))
+        .body(Body::from(
+            r#"{"sitekey":"10000000-ffff-ffff-ffff-000000000001"}"#,
+        ))
         .unwrap();
     let v: Value = serde_json::from_slice(&body(call(&app, req).await).await).unwrap();
     let tok = v["token"].as_str().unwrap().to_string();
@@ -333,12 +484,15 @@ async fn dev_captcha_routes() {
             .unwrap()
     };
     let secret = app.tokens.secret().to_string();
-    let v: Value = serde_json::from_slice(&body(call(&app, verify("wrong", &tok)).await).await).unwrap();
+    let v: Value =
+        serde_json::from_slice(&body(call(&app, verify("wrong", &tok)).await).await).unwrap();
     assert_eq!(v["success"], false);
-    let v: Value = serde_json::from_slice(&body(call(&app, verify(&secret, &tok)).await).await).unwrap();
+    let v: Value =
+        serde_json::from_slice(&body(call(&app, verify(&secret, &tok)).await).await).unwrap();
     assert_eq!(v["success"], true);
     assert_eq!(v["hostname"], "petitions.example");
-    let v: Value = serde_json::from_slice(&body(call(&app, verify(&secret, &tok)).await).await).unwrap();
+    let v: Value =
+        serde_json::from_slice(&body(call(&app, verify(&secret, &tok)).await).await).unwrap();
     assert_eq!(v["success"], false, "single use");
     assert_eq!(v["error-codes"][0], "invalid-or-already-seen-response");
 }
@@ -347,16 +501,31 @@ async fn dev_captcha_routes() {
 async fn personal_data_is_sealed_to_the_organizer() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::new(dir.path(), Options::default());
-    call(&app, sign_json(SLUG, &signer(&app, "Secret.Person@example.org"))).await;
+    call(
+        &app,
+        sign_json(SLUG, &signer(&app, "Secret.Person@example.org")),
+    )
+    .await;
     let hash = app.state.hasher().email("secret.person@example.org");
-    let rec = app.state.store().get(SLUG, &hash).await.unwrap().expect("stored under the canonical hash");
+    let rec = app
+        .state
+        .store()
+        .get(SLUG, &hash)
+        .await
+        .unwrap()
+        .expect("stored under the canonical hash");
     let data = cahier_function::crypto::unseal(&app.identity, &rec.sealed).unwrap();
     assert_eq!(data.email, "Secret.Person@example.org");
-    assert_eq!(data.fields.get("postcode").map(String::as_str), Some("75001"));
+    assert_eq!(
+        data.fields.get("postcode").map(String::as_str),
+        Some("75001")
+    );
     let db = std::fs::read(&app.db).unwrap();
     let wal = std::fs::read(app.db.with_extension("sqlite3-wal")).unwrap_or_default();
     for bytes in [&db, &wal] {
-        assert!(!bytes.windows(13).any(|w| w.eq_ignore_ascii_case(b"secret.person")));
+        assert!(!bytes
+            .windows(13)
+            .any(|w| w.eq_ignore_ascii_case(b"secret.person")));
         assert!(!bytes.windows(11).any(|w| w == b"Jeanne Test"));
     }
     assert!(!rec.ip_hash.contains("198.51"));

@@ -44,20 +44,34 @@ async fn smtp_mailer_delivers_text_and_html() {
     assert!(mails[0].text.contains("#t=abc"));
     assert!(mails[0].html.contains("<p>Bonjour</p>"));
     // A closed port is an error, not a silent success.
-    let dead = mailer::open(&format!("smtp://127.0.0.1:{}?tls=none", cahier_tests::free_port())).await.unwrap();
+    let dead = mailer::open(&format!(
+        "smtp://127.0.0.1:{}?tls=none",
+        cahier_tests::free_port()
+    ))
+    .await
+    .unwrap();
     assert!(dead.send(&mails_to("x@example.org")).await.is_err());
     assert!(mailer::open("smtp://127.0.0.1:25?tls=bogus").await.is_err());
 }
 
 fn mails_to(to: &str) -> Mail {
-    Mail { to: to.into(), subject: "s".into(), text: "t".into(), html: "<p>h</p>".into() }
+    Mail {
+        to: to.into(),
+        subject: "s".into(),
+        text: "t".into(),
+        html: "<p>h</p>".into(),
+    }
 }
 
 #[tokio::test]
 async fn the_binary_mails_over_smtp() {
     let sink = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
-    let f = Fixture::start(dir.path(), Some(format!("smtp://127.0.0.1:{}?tls=none", sink.port)), &[]);
+    let f = Fixture::start(
+        dir.path(),
+        Some(format!("smtp://127.0.0.1:{}?tls=none", sink.port)),
+        &[],
+    );
     let http = reqwest::Client::new();
     let base = &f.server.base;
     let v: Value = http
@@ -71,8 +85,10 @@ async fn the_binary_mails_over_smtp() {
         .unwrap();
     let res = http
         .post(format!("{base}/api/petitions/{SLUG}/sign"))
-        .json(&json!({"name": "Smtp", "email": "smtp@example.org", "consent": "yes",
-                       "h-captcha-response": v["token"], "lang": "en"}))
+        .json(
+            &json!({"name": "Smtp", "email": "smtp@example.org", "consent": "yes",
+                       "h-captcha-response": v["token"], "lang": "en"}),
+        )
         .send()
         .await
         .unwrap();
@@ -81,6 +97,11 @@ async fn the_binary_mails_over_smtp() {
     assert_eq!(mails.len(), 1, "{}", f.server.log());
     assert!(mails[0].subject.starts_with("Confirm your signature"));
     let t = token(&mails[0].text, "confirm").unwrap();
-    let res = http.post(format!("{base}/api/confirm")).json(&json!({"token": t})).send().await.unwrap();
+    let res = http
+        .post(format!("{base}/api/confirm"))
+        .json(&json!({"token": t}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 }

@@ -63,7 +63,10 @@ impl DevError {
 impl DevTokens {
     /// `secret`: what siteverify callers must present (the function's `HCAPTCHA_SECRET`).
     pub fn new(secret: &str) -> Arc<Self> {
-        Arc::new(DevTokens { secret: secret.to_string(), issued: Mutex::new(HashMap::new()) })
+        Arc::new(DevTokens {
+            secret: secret.to_string(),
+            issued: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn secret(&self) -> &str {
@@ -88,13 +91,22 @@ impl DevTokens {
         }
         issued.insert(
             token.clone(),
-            Issued { at: now, sitekey: sitekey.to_string(), hostname: hostname.to_string() },
+            Issued {
+                at: now,
+                sitekey: sitekey.to_string(),
+                hostname: hostname.to_string(),
+            },
         );
         Some(token)
     }
 
     /// Redeems a token once: returns the hostname it was solved on.
-    pub fn redeem(&self, secret: &str, response: &str, sitekey: Option<&str>) -> Result<String, DevError> {
+    pub fn redeem(
+        &self,
+        secret: &str,
+        response: &str,
+        sitekey: Option<&str>,
+    ) -> Result<String, DevError> {
         self.redeem_at(secret, response, sitekey, Instant::now())
     }
 
@@ -112,7 +124,11 @@ impl DevTokens {
         if response.trim().is_empty() {
             return Err(DevError::MissingResponse);
         }
-        let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner()).remove(response);
+        let issued = self
+            .issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(response);
         let issued = issued.ok_or(DevError::InvalidOrAlreadySeen)?;
         if now.saturating_duration_since(issued.at) >= TOKEN_TTL {
             return Err(DevError::InvalidOrAlreadySeen);
@@ -245,10 +261,15 @@ pub async fn issue(
     let mut res = if query.n.is_some() {
         Json(IssuedN { tokens: out }).into_response()
     } else {
-        Json(Issued1 { token: out.pop().unwrap_or_default() }).into_response()
+        Json(Issued1 {
+            token: out.pop().unwrap_or_default(),
+        })
+        .into_response()
     };
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     res
 }
 
@@ -274,7 +295,10 @@ struct SiteverifyAnswer {
 }
 
 /// `POST /api/__dev/siteverify`: hCaptcha's siteverify, form in, JSON out.
-pub async fn siteverify(State(tokens): State<Arc<DevTokens>>, Form(form): Form<SiteverifyForm>) -> Response {
+pub async fn siteverify(
+    State(tokens): State<Arc<DevTokens>>,
+    Form(form): Form<SiteverifyForm>,
+) -> Response {
     let _ = &form.remoteip;
     let answer = match tokens.redeem(&form.secret, &form.response, form.sitekey.as_deref()) {
         Ok(hostname) => SiteverifyAnswer {
@@ -304,16 +328,31 @@ mod tests {
         let t = DevTokens::new("s3cret");
         let now = Instant::now();
         let a = t.issue_at(DEV_SITEKEY, "localhost", now).unwrap();
-        assert_eq!(t.redeem_at("wrong", &a, None, now), Err(DevError::InvalidSecret));
-        assert_eq!(t.redeem_at("s3cret", &a, Some(DEV_SITEKEY), now).unwrap(), "localhost");
-        assert_eq!(t.redeem_at("s3cret", &a, None, now), Err(DevError::InvalidOrAlreadySeen));
+        assert_eq!(
+            t.redeem_at("wrong", &a, None, now),
+            Err(DevError::InvalidSecret)
+        );
+        assert_eq!(
+            t.redeem_at("s3cret", &a, Some(DEV_SITEKEY), now).unwrap(),
+            "localhost"
+        );
+        assert_eq!(
+            t.redeem_at("s3cret", &a, None, now),
+            Err(DevError::InvalidOrAlreadySeen)
+        );
         let b = t.issue_at(DEV_SITEKEY, "localhost", now).unwrap();
         assert_eq!(
             t.redeem_at("s3cret", &b, None, now + TOKEN_TTL),
             Err(DevError::InvalidOrAlreadySeen)
         );
         let c = t.issue_at(DEV_SITEKEY, "localhost", now).unwrap();
-        assert_eq!(t.redeem_at("s3cret", &c, Some("other"), now), Err(DevError::SitekeyMismatch));
-        assert_eq!(t.redeem_at("s3cret", "", None, now), Err(DevError::MissingResponse));
+        assert_eq!(
+            t.redeem_at("s3cret", &c, Some("other"), now),
+            Err(DevError::SitekeyMismatch)
+        );
+        assert_eq!(
+            t.redeem_at("s3cret", "", None, now),
+            Err(DevError::MissingResponse)
+        );
     }
 }

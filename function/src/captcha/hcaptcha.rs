@@ -53,7 +53,10 @@ impl HCaptcha {
             client,
             secret: secret.trim().to_string(),
             sitekey,
-            hostnames: hostnames.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            hostnames: hostnames
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             timeout: VERIFY_TIMEOUT,
         })
     }
@@ -63,7 +66,11 @@ impl HCaptcha {
         self
     }
 
-    async fn check(&self, response: &str, remote_ip: Option<IpAddr>) -> Result<bool, ::hcaptcha::Error> {
+    async fn check(
+        &self,
+        response: &str,
+        remote_ip: Option<IpAddr>,
+    ) -> Result<bool, ::hcaptcha::Error> {
         let mut captcha = ::hcaptcha::Captcha::new(response)?;
         if let Some(ip) = remote_ip {
             captcha = captcha.set_remoteip(&ip.to_string())?;
@@ -79,9 +86,11 @@ impl HCaptcha {
         if self.hostnames.is_empty() {
             return Ok(true);
         }
-        Ok(answer
-            .hostname()
-            .is_some_and(|h| self.hostnames.iter().any(|allowed| *allowed == h.to_ascii_lowercase())))
+        Ok(answer.hostname().is_some_and(|h| {
+            self.hostnames
+                .iter()
+                .any(|allowed| *allowed == h.to_ascii_lowercase())
+        }))
     }
 }
 

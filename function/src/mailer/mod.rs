@@ -36,27 +36,35 @@ pub fn to_message(from: &Mailbox, mail: &Mail) -> anyhow::Result<lettre::Message
         .from(from.clone())
         .to(to)
         .subject(mail.subject.clone())
-        .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            mail.html.clone(),
+        ))
         .context("while building a mail")
 }
 
 /// Parses a `from=` value (`Name <addr>` or `addr`).
 pub fn parse_from(value: Option<&str>) -> anyhow::Result<Mailbox> {
     let v = value.unwrap_or(DEFAULT_FROM);
-    v.parse().with_context(|| format!("invalid sender address {v:?}"))
+    v.parse()
+        .with_context(|| format!("invalid sender address {v:?}"))
 }
 
 /// Opens a mailer from its URL-like setting: `outbox:DIR[?from=..]`,
 /// `smtp://[user:pass@]host:port[?tls=none|starttls|tls&from=..]` or `ses:[?endpoint=..&region=..&from=..]`.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Mailer>> {
-    let (scheme, rest) = url
-        .split_once(':')
-        .with_context(|| format!("invalid mailer setting {url:?}: expected outbox:DIR, smtp://HOST:PORT or ses:"))?;
+    let (scheme, rest) = url.split_once(':').with_context(|| {
+        format!("invalid mailer setting {url:?}: expected outbox:DIR, smtp://HOST:PORT or ses:")
+    })?;
     Ok(match scheme {
         "outbox" => Arc::new(outbox::OutboxMailer::from_url(rest)?),
         "smtp" => Arc::new(smtp::SmtpMailer::from_url(url)?),
         // The integrator wires this arm to `ses::SesMailer::from_url(rest)`.
-        "ses" => anyhow::bail!("mailer {url:?}: Amazon SES support is not compiled into this build"),
-        other => anyhow::bail!("unknown mailer {other:?} in {url:?}: expected outbox:DIR, smtp://HOST:PORT or ses:"),
+        "ses" => {
+            anyhow::bail!("mailer {url:?}: Amazon SES support is not compiled into this build")
+        }
+        other => anyhow::bail!(
+            "unknown mailer {other:?} in {url:?}: expected outbox:DIR, smtp://HOST:PORT or ses:"
+        ),
     })
 }

@@ -15,8 +15,12 @@ pub struct OutboxMailer {
 
 impl OutboxMailer {
     pub fn new(dir: &Path, from: Mailbox) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("while creating the outbox {}", dir.display()))?;
-        Ok(OutboxMailer { dir: dir.to_path_buf(), from })
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("while creating the outbox {}", dir.display()))?;
+        Ok(OutboxMailer {
+            dir: dir.to_path_buf(),
+            from,
+        })
     }
 
     /// `DIR[?from=Name <addr>]` (the part after `outbox:`).

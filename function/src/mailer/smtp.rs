@@ -16,15 +16,25 @@ pub struct SmtpMailer {
 
 impl std::fmt::Debug for SmtpMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpMailer").field("from", &self.from).finish()
+        f.debug_struct("SmtpMailer")
+            .field("from", &self.from)
+            .finish()
     }
 }
 
 impl SmtpMailer {
     pub fn from_url(setting: &str) -> anyhow::Result<Self> {
-        let url = url::Url::parse(setting).with_context(|| "invalid SMTP setting (expected smtp://[user:pass@]host:port[?tls=..])")?;
-        anyhow::ensure!(url.scheme() == "smtp", "the SMTP setting must start with smtp://");
-        let host = url.host_str().context("the SMTP setting needs a host")?.to_string();
+        let url = url::Url::parse(setting).with_context(|| {
+            "invalid SMTP setting (expected smtp://[user:pass@]host:port[?tls=..])"
+        })?;
+        anyhow::ensure!(
+            url.scheme() == "smtp",
+            "the SMTP setting must start with smtp://"
+        );
+        let host = url
+            .host_str()
+            .context("the SMTP setting needs a host")?
+            .to_string();
         let mut tls = "starttls".to_string();
         let mut from = None;
         for (k, v) in url.query_pairs() {
@@ -51,7 +61,10 @@ impl SmtpMailer {
             let pass = percent_decode(url.password().unwrap_or(""));
             builder = builder.credentials(Credentials::new(user, pass));
         }
-        Ok(SmtpMailer { transport: builder.build(), from: parse_from(from.as_deref())? })
+        Ok(SmtpMailer {
+            transport: builder.build(),
+            from: parse_from(from.as_deref())?,
+        })
     }
 }
 

@@ -82,7 +82,10 @@ pub struct NewSignature {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignOutcome {
     /// A new signature, with the status it was stored in (`Pending` or `Held`).
-    Created { status: Status, over_budget: Option<String> },
+    Created {
+        status: Status,
+        over_budget: Option<String>,
+    },
     /// This e-mail already signed this petition; nothing new was written.
     Duplicate { status: Status },
 }
@@ -159,11 +162,20 @@ pub trait Store: Send + Sync {
     async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool>;
 
     /// Confirms a signature; state change and count change in one transaction. Idempotent.
-    async fn confirm(&self, petition: &str, email_hash: &str, now: i64)
-        -> anyhow::Result<ConfirmOutcome>;
+    async fn confirm(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<ConfirmOutcome>;
 
     /// Deletes the personal data (sealed blob, hashes of IP/name) and corrects the count.
-    async fn erase(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<EraseOutcome>;
+    async fn erase(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<EraseOutcome>;
 
     /// The confirmed count, from a counter, not a scan.
     async fn count(&self, petition: &str) -> anyhow::Result<Count>;
@@ -172,7 +184,11 @@ pub trait Store: Send + Sync {
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()>;
 
     /// One signature, if it exists and has not expired.
-    async fn get(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<SignatureRecord>>;
+    async fn get(
+        &self,
+        petition: &str,
+        email_hash: &str,
+    ) -> anyhow::Result<Option<SignatureRecord>>;
 
     /// Deletes expired pending/held signatures; returns how many. The default does nothing, for
     /// stores whose database expires items itself (DynamoDB TTL).
@@ -187,18 +203,28 @@ pub mod sqlite;
 /// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
 pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     use anyhow::Context;
-    let (scheme, rest) = url
-        .split_once(':')
-        .with_context(|| format!("invalid store setting {url:?}: expected sqlite:PATH or dynamodb:TABLE"))?;
+    let (scheme, rest) = url.split_once(':').with_context(|| {
+        format!("invalid store setting {url:?}: expected sqlite:PATH or dynamodb:TABLE")
+    })?;
     let store: std::sync::Arc<dyn Store> = match scheme {
         "sqlite" => {
-            anyhow::ensure!(!rest.is_empty(), "invalid store setting {url:?}: sqlite:PATH needs a path");
+            anyhow::ensure!(
+                !rest.is_empty(),
+                "invalid store setting {url:?}: sqlite:PATH needs a path"
+            );
             std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(rest))?)
         }
         // The integrator wires this arm to `dynamo::DynamoStore::from_url(rest)`.
-        "dynamodb" => anyhow::bail!("store {url:?}: DynamoDB support is not compiled into this build"),
-        other => anyhow::bail!("unknown store {other:?} in {url:?}: expected sqlite:PATH or dynamodb:TABLE"),
+        "dynamodb" => {
+            anyhow::bail!("store {url:?}: DynamoDB support is not compiled into this build")
+        }
+        other => anyhow::bail!(
+            "unknown store {other:?} in {url:?}: expected sqlite:PATH or dynamodb:TABLE"
+        ),
     };
-    store.init().await.with_context(|| format!("while initialising the store {url}"))?;
+    store
+        .init()
+        .await
+        .with_context(|| format!("while initialising the store {url}"))?;
     Ok(store)
 }

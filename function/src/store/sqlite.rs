@@ -67,12 +67,15 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("while opening SQLite database {}", path.display()))?;
+    let conn = Connection::open(path)
+        .with_context(|| format!("while opening SQLite database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -98,7 +101,14 @@ fn is_expired(status: Status, expires_at: Option<i64>, now: i64) -> bool {
     matches!(status, Status::Pending | Status::Held) && expires_at.is_some_and(|t| t <= now)
 }
 
-fn audit(tx: &Connection, petition: &str, email_hash: &str, event: &str, at: i64, detail: &str) -> rusqlite::Result<()> {
+fn audit(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    event: &str,
+    at: i64,
+    detail: &str,
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO audit (petition, email_hash, event, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![petition, email_hash, event, at, detail],
@@ -126,7 +136,12 @@ fn budget_used(tx: &Connection, budget: &Budget, now: i64) -> rusqlite::Result<(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    Ok((start, row.filter(|(s, _)| *s == start).map(|(_, u)| u).unwrap_or(0)))
+    Ok((
+        start,
+        row.filter(|(s, _)| *s == start)
+            .map(|(_, u)| u)
+            .unwrap_or(0),
+    ))
 }
 
 fn budget_take(tx: &Connection, key: &str, start: i64, used: u32) -> rusqlite::Result<()> {
@@ -138,7 +153,11 @@ fn budget_take(tx: &Connection, key: &str, start: i64, used: u32) -> rusqlite::R
     Ok(())
 }
 
-fn row_status(tx: &Connection, petition: &str, email_hash: &str) -> anyhow::Result<Option<(Status, Option<i64>)>> {
+fn row_status(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+) -> anyhow::Result<Option<(Status, Option<i64>)>> {
     let row: Option<(String, Option<i64>)> = tx
         .query_row(
             "SELECT status, expires_at FROM signatures WHERE petition = ?1 AND email_hash = ?2",
@@ -153,7 +172,8 @@ impl SqliteStore {
     /// Opens (creating it and its folder if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("while creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("while creating {}", dir.display()))?;
         }
         let writer = connect(path)?;
         writer
@@ -307,7 +327,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn confirm(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<ConfirmOutcome> {
+    async fn confirm(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<ConfirmOutcome> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
         self.write(move |conn| {
             conn.pragma_update(None, "synchronous", "FULL")?;
@@ -346,7 +371,12 @@ impl Store for SqliteStore {
         .context("while confirming a signature")
     }
 
-    async fn erase(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<EraseOutcome> {
+    async fn erase(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<EraseOutcome> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
         self.write(move |conn| {
             conn.pragma_update(None, "synchronous", "FULL")?;
@@ -397,18 +427,34 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             let (count, updated_at) = row.unwrap_or((0, 0));
-            Ok(Count { count: count.max(0) as u64, updated_at })
+            Ok(Count {
+                count: count.max(0) as u64,
+                updated_at,
+            })
         })
         .await
     }
 
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
         let e = event.clone();
-        self.write(move |conn| Ok(audit(conn, &e.petition, &e.email_hash, &e.event, e.at, &e.detail)?))
-            .await
+        self.write(move |conn| {
+            Ok(audit(
+                conn,
+                &e.petition,
+                &e.email_hash,
+                &e.event,
+                e.at,
+                &e.detail,
+            )?)
+        })
+        .await
     }
 
-    async fn get(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<SignatureRecord>> {
+    async fn get(
+        &self,
+        petition: &str,
+        email_hash: &str,
+    ) -> anyhow::Result<Option<SignatureRecord>> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
         let now = crate::now();
         self.read(move |conn| {
