@@ -21,7 +21,7 @@ pub fn app(state: AppState) -> Router {
                 return false;
             };
             let origin = normalize_origin(origin);
-            origins_state.loaded().origins.iter().any(|o| *o == origin)
+            origins_state.loaded().origins.contains(&origin)
         }))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::ACCEPT])

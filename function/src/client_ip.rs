@@ -55,9 +55,7 @@ pub fn client_ip(
         return Some(canonical(ip));
     }
     let peer = peer.map(canonical);
-    let Some(peer_ip) = peer else {
-        return None;
-    };
+    let peer_ip = peer?;
     if !trusted.contains(peer_ip) {
         return peer;
     }

@@ -159,7 +159,7 @@ pub fn decode_sign(
                 "lang" => {
                     let lang = text("lang", raw, 16, false)?;
                     if !lang.is_empty() {
-                        if !petition.languages.iter().any(|l| *l == lang) {
+                        if !petition.languages.contains(&lang) {
                             return Err(FieldError::new("lang", "Unknown language."));
                         }
                         form.lang = Some(lang);

@@ -78,7 +78,7 @@ fn origin_allowed(headers: &HeaderMap, loaded: &Loaded) -> bool {
         None => true,
         Some(Ok(origin)) => {
             let origin = normalize_origin(origin);
-            loaded.origins.iter().any(|o| *o == origin)
+            loaded.origins.contains(&origin)
         }
         Some(Err(_)) => false,
     }
