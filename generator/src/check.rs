@@ -27,8 +27,12 @@ impl CheckReport {
 pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
     let mut report = CheckReport::default();
     let path = root.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("while reading {}: {e} (is this a Cahier site? try --root)", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "while reading {}: {e} (is this a Cahier site? try --root)",
+            path.display()
+        )
+    })?;
     let cfg = match config::parse(Path::new(CONFIG_FILE), &text) {
         Ok(c) => c,
         Err(errs) => {
@@ -66,7 +70,10 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
         for (lang, strings) in &theme.strings {
             for k in default.keys().filter(|k| !strings.contains_key(*k)) {
                 report.warnings.push(Diagnostic::new(
-                    Path::new("themes").join(&cfg.theme).join("i18n").join(format!("{lang}.toml")),
+                    Path::new("themes")
+                        .join(&cfg.theme)
+                        .join("i18n")
+                        .join(format!("{lang}.toml")),
                     None,
                     format!("missing UI string `{k}`"),
                 ));
@@ -99,14 +106,22 @@ fn known_paths(cfg: &Config, content: &Content) -> BTreeSet<String> {
             set.insert(page);
         }
     }
-    for rest in ["/sitemap.xml", "/robots.txt", "/api/manifest.json", "/integrity.json"] {
+    for rest in [
+        "/sitemap.xml",
+        "/robots.txt",
+        "/api/manifest.json",
+        "/integrity.json",
+    ] {
         set.insert(format!("{bp}{rest}"));
     }
     set
 }
 
 fn is_external(dest: &str) -> bool {
-    dest.contains("://") || dest.starts_with("//") || dest.starts_with('#') || dest.contains(':') && !dest.starts_with('/')
+    dest.contains("://")
+        || dest.starts_with("//")
+        || dest.starts_with('#')
+        || dest.contains(':') && !dest.starts_with('/')
 }
 
 fn check_links(cfg: &Config, content: &Content, errs: &mut Vec<Diagnostic>) {
@@ -128,11 +143,16 @@ fn check_links(cfg: &Config, content: &Content, errs: &mut Vec<Diagnostic>) {
                     continue;
                 }
                 let Ok(resolved) = base.join(dest) else {
-                    errs.push(Diagnostic::new(&text.file, Some(line(*off)), format!("{what} {dest:?} is not a valid URL")));
+                    errs.push(Diagnostic::new(
+                        &text.file,
+                        Some(line(*off)),
+                        format!("{what} {dest:?} is not a valid URL"),
+                    ));
                     continue;
                 };
                 let path = percent_decode(resolved.path());
-                let ok = known.contains(&path) || (!path.ends_with('/') && known.contains(&format!("{path}/")));
+                let ok = known.contains(&path)
+                    || (!path.ends_with('/') && known.contains(&format!("{path}/")));
                 if !ok {
                     let msg = if what == "image" {
                         format!("missing image {dest:?} (no such file beside the petition)")

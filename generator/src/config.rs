@@ -82,7 +82,10 @@ pub struct Captcha {
 
 impl Default for Captcha {
     fn default() -> Self {
-        Captcha { provider: default_provider(), sitekey: String::new() }
+        Captcha {
+            provider: default_provider(),
+            sitekey: String::new(),
+        }
     }
 }
 
@@ -161,26 +164,39 @@ impl Config {
         self.base_url = self.base_url.trim_end_matches('/').to_string();
         match url::Url::parse(&self.base_url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => err("base_url", format!("`base_url` must be an http(s) URL, got {:?}", self.base_url)),
+            _ => err(
+                "base_url",
+                format!("`base_url` must be an http(s) URL, got {:?}", self.base_url),
+            ),
         }
         if let Some(api) = &self.api_url {
             match url::Url::parse(api) {
                 Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                _ => err("api_url", format!("`api_url` must be an http(s) URL, got {api:?}")),
+                _ => err(
+                    "api_url",
+                    format!("`api_url` must be an http(s) URL, got {api:?}"),
+                ),
             }
         }
         if self.languages.is_empty() {
-            err("languages", "`languages` must list at least one language".into());
+            err(
+                "languages",
+                "`languages` must list at least one language".into(),
+            );
         }
         for l in &self.languages {
             if !is_lang_code(l) {
-                err("languages", format!("{l:?} is not a language code like \"fr\" or \"pt-br\""));
+                err(
+                    "languages",
+                    format!("{l:?} is not a language code like \"fr\" or \"pt-br\""),
+                );
             }
         }
         match self.captcha.provider.as_str() {
-            "hcaptcha" if self.captcha.sitekey.is_empty() => {
-                err("sitekey", "`captcha.sitekey` is required with provider \"hcaptcha\"".into())
-            }
+            "hcaptcha" if self.captcha.sitekey.is_empty() => err(
+                "sitekey",
+                "`captcha.sitekey` is required with provider \"hcaptcha\"".into(),
+            ),
             "hcaptcha" | "dev" => {}
             other => err(
                 "provider",
@@ -189,12 +205,18 @@ impl Config {
         }
         for o in &self.extra_origins {
             if url::Url::parse(o).is_err() {
-                err("extra_origins", format!("{o:?} is not an origin like https://example.org"));
+                err(
+                    "extra_origins",
+                    format!("{o:?} is not an origin like https://example.org"),
+                );
             }
         }
         if let Some(r) = &self.age_recipient {
             if !r.starts_with("age1") {
-                err("age_recipient", "`age_recipient` must be an age public key (age1...)".into());
+                err(
+                    "age_recipient",
+                    "`age_recipient` must be an age public key (age1...)".into(),
+                );
             }
         }
         if self.title.trim().is_empty() {
@@ -209,7 +231,8 @@ pub fn is_lang_code(l: &str) -> bool {
     let first = parts.next().unwrap_or("");
     (2..=3).contains(&first.len())
         && first.chars().all(|c| c.is_ascii_lowercase())
-        && parts.all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        && parts
+            .all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// `scheme://host[:port]` of a URL, or the string itself when it does not parse.
@@ -221,7 +244,8 @@ pub fn origin_of(u: &str) -> String {
 
 /// Parses configuration text; errors are located diagnostics.
 pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
-    let mut cfg: Config = toml::from_str(text).map_err(|e| vec![diag::from_toml(file, text, 1, &e)])?;
+    let mut cfg: Config =
+        toml::from_str(text).map_err(|e| vec![diag::from_toml(file, text, 1, &e)])?;
     let errs = cfg.validate(file, text);
     if errs.is_empty() {
         Ok(cfg)
@@ -244,7 +268,11 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults() {
-        let c = parse(Path::new("cahier.toml"), "base_url = \"https://x.org/\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n").unwrap();
+        let c = parse(
+            Path::new("cahier.toml"),
+            "base_url = \"https://x.org/\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n",
+        )
+        .unwrap();
         assert_eq!(c.languages, ["fr"]);
         assert_eq!(c.api_url(), "https://x.org/api");
         assert_eq!(c.origins(), ["https://x.org"]);
@@ -252,8 +280,11 @@ mod tests {
 
     #[test]
     fn unknown_key_is_located() {
-        let e = parse(Path::new("cahier.toml"), "base_url = \"https://x.org\"\ntitle = \"X\"\ncolour = 1\n")
-            .unwrap_err();
+        let e = parse(
+            Path::new("cahier.toml"),
+            "base_url = \"https://x.org\"\ntitle = \"X\"\ncolour = 1\n",
+        )
+        .unwrap_err();
         assert_eq!(e[0].line, Some(3));
         assert_eq!(e[0].key.as_deref(), Some("colour"));
     }

@@ -1,7 +1,7 @@
 //! Petitions on disk: `content/<slug>/index.md` (default language) and `index.<lang>.md`
 //! (translations), front matter in TOML (`+++`) or YAML (`---`), images beside them.
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::diag::{self, Diagnostic};
 use cahier_function::manifest::FieldKind;
 use rayon::prelude::*;
@@ -26,15 +26,28 @@ impl Instant {
         let s = s.trim();
         if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             if s.len() == 10 {
-                let unix = d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
-                return Ok(Instant { unix, date_only: true });
+                let unix = d
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    .timestamp();
+                return Ok(Instant {
+                    unix,
+                    date_only: true,
+                });
             }
         }
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-            return Ok(Instant { unix: t.timestamp(), date_only: false });
+            return Ok(Instant {
+                unix: t.timestamp(),
+                date_only: false,
+            });
         }
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
-            return Ok(Instant { unix: t.and_utc().timestamp(), date_only: false });
+            return Ok(Instant {
+                unix: t.and_utc().timestamp(),
+                date_only: false,
+            });
         }
         Err(format!(
             "invalid date {s:?}: expected YYYY-MM-DD or RFC 3339 such as 2026-12-24T18:00:00+01:00"
@@ -289,37 +302,61 @@ fn parse_front<T: for<'de> Deserialize<'de>>(
 
 pub fn is_slug(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
 /// Names a declared field may not take: the form already uses them.
 pub const RESERVED_FIELDS: &[&str] = &[
-    "name", "email", "consent", "public", "newsletter", "lang", "website", "fill_ms",
-    "h-captcha-response", "token",
+    "name",
+    "email",
+    "consent",
+    "public",
+    "newsletter",
+    "lang",
+    "website",
+    "fill_ms",
+    "h-captcha-response",
+    "token",
 ];
 
 /// Reads one petition folder. Errors are collected, not fatal, so `check` reports them all.
-fn load_petition(root: &Path, dir: &Path, cfg: &Config, errs: &mut Vec<Diagnostic>) -> Option<Petition> {
+fn load_petition(
+    root: &Path,
+    dir: &Path,
+    cfg: &Config,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<Petition> {
     let rel_dir = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
     let slug = dir.file_name()?.to_string_lossy().to_string();
     if !is_slug(&slug) {
         errs.push(Diagnostic::new(
             &rel_dir,
             None,
-            format!("folder name {slug:?} is not a valid slug (lowercase letters, digits and dashes)"),
+            format!(
+                "folder name {slug:?} is not a valid slug (lowercase letters, digits and dashes)"
+            ),
         ));
         return None;
     }
     if cfg.languages.contains(&slug) || ["static", "api", "privacy"].contains(&slug.as_str()) {
-        errs.push(Diagnostic::new(&rel_dir, None, format!("slug {slug:?} is reserved by the site layout")));
+        errs.push(Diagnostic::new(
+            &rel_dir,
+            None,
+            format!("slug {slug:?} is reserved by the site layout"),
+        ));
         return None;
     }
     let mut entries: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
         Err(e) => {
-            errs.push(Diagnostic::new(&rel_dir, None, format!("cannot read folder: {e}")));
+            errs.push(Diagnostic::new(
+                &rel_dir,
+                None,
+                format!("cannot read folder: {e}"),
+            ));
             return None;
         }
     };
@@ -329,17 +366,20 @@ fn load_petition(root: &Path, dir: &Path, cfg: &Config, errs: &mut Vec<Diagnosti
     let mut texts = BTreeMap::new();
     let mut assets = Vec::new();
     for path in entries {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let rel = rel_dir.join(&name);
         if path.is_dir() {
             continue;
         }
         let lang = if name == "index.md" {
             Some(default.clone())
-        } else if let Some(l) = name.strip_prefix("index.").and_then(|n| n.strip_suffix(".md")) {
-            Some(l.to_string())
         } else {
-            None
+            name.strip_prefix("index.")
+                .and_then(|n| n.strip_suffix(".md"))
+                .map(str::to_string)
         };
         let Some(lang) = lang else {
             if !name.starts_with('.') {
@@ -351,7 +391,10 @@ fn load_petition(root: &Path, dir: &Path, cfg: &Config, errs: &mut Vec<Diagnosti
             errs.push(Diagnostic::new(
                 &rel,
                 None,
-                format!("language {lang:?} is not in `languages` of cahier.toml ({:?})", cfg.languages),
+                format!(
+                    "language {lang:?} is not in `languages` of cahier.toml ({:?})",
+                    cfg.languages
+                ),
             ));
             continue;
         }
@@ -437,16 +480,25 @@ fn load_petition(root: &Path, dir: &Path, cfg: &Config, errs: &mut Vec<Diagnosti
         }
     }
     let Some(meta) = meta else {
-        if !texts.is_empty() || !errs.iter().any(|d| d.file.starts_with(&rel_dir)) {
+        // When index.md exists its own errors are already reported.
+        if !dir.join("index.md").is_file() {
             errs.push(Diagnostic::new(
                 rel_dir.join("index.md"),
                 None,
-                format!("missing: every petition needs index.md in the default language ({default})"),
+                format!(
+                    "missing: every petition needs index.md in the default language ({default})"
+                ),
             ));
         }
         return None;
     };
-    let p = Petition { slug, dir: rel_dir, meta, texts, assets };
+    let p = Petition {
+        slug,
+        dir: rel_dir,
+        meta,
+        texts,
+        assets,
+    };
     validate(&p, cfg, errs);
     Some(p)
 }
@@ -465,12 +517,15 @@ fn validate(p: &Petition, cfg: &Config, errs: &mut Vec<Diagnostic>) {
     if let (Some(o), Some(c)) = (p.meta.opens, p.meta.closes) {
         if c.end_unix() <= o.unix {
             errs.push(
-                Diagnostic::new(&text.file, at("closes"), "`closes` is not after `opens`").with_key("closes"),
+                Diagnostic::new(&text.file, at("closes"), "`closes` is not after `opens`")
+                    .with_key("closes"),
             );
         }
     }
     if p.meta.goal == 0 {
-        errs.push(Diagnostic::new(&text.file, at("goal"), "`goal` must be at least 1").with_key("goal"));
+        errs.push(
+            Diagnostic::new(&text.file, at("goal"), "`goal` must be at least 1").with_key("goal"),
+        );
     }
     let mut seen = Vec::new();
     for f in &p.meta.fields {
@@ -478,31 +533,49 @@ fn validate(p: &Petition, cfg: &Config, errs: &mut Vec<Diagnostic>) {
             .and_then(|_| {
                 text.front
                     .lines()
-                    .position(|l| l.contains(&format!("\"{}\"", f.name)) || l.trim_end().ends_with(&format!(": {}", f.name)))
+                    .position(|l| {
+                        l.contains(&format!("\"{}\"", f.name))
+                            || l.trim_end().ends_with(&format!(": {}", f.name))
+                    })
                     .map(|i| i + text.front_line)
             })
             .or_else(|| at("fields"));
         if RESERVED_FIELDS.contains(&f.name.as_str()) {
             errs.push(
-                Diagnostic::new(&text.file, line, format!("field name {:?} is reserved by the form", f.name))
-                    .with_key("fields"),
+                Diagnostic::new(
+                    &text.file,
+                    line,
+                    format!("field name {:?} is reserved by the form", f.name),
+                )
+                .with_key("fields"),
             );
         }
-        if !f.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        if !f
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             || f.name.is_empty()
         {
             errs.push(
                 Diagnostic::new(
                     &text.file,
                     line,
-                    format!("field name {:?}: use lowercase letters, digits and `_`", f.name),
+                    format!(
+                        "field name {:?}: use lowercase letters, digits and `_`",
+                        f.name
+                    ),
                 )
                 .with_key("fields"),
             );
         }
         if seen.contains(&&f.name) {
             errs.push(
-                Diagnostic::new(&text.file, line, format!("field {:?} is declared twice", f.name)).with_key("fields"),
+                Diagnostic::new(
+                    &text.file,
+                    line,
+                    format!("field {:?} is declared twice", f.name),
+                )
+                .with_key("fields"),
             );
         }
         seen.push(&f.name);
@@ -512,14 +585,20 @@ fn validate(p: &Petition, cfg: &Config, errs: &mut Vec<Diagnostic>) {
             if !p.meta.fields.iter().any(|f| &f.name == name) {
                 let line = diag::line_of_key(&t.front, name).map(|l| l + t.front_line - 1);
                 errs.push(
-                    Diagnostic::new(&t.file, line, format!("label for undeclared field {name:?}"))
-                        .with_key("field_labels"),
+                    Diagnostic::new(
+                        &t.file,
+                        line,
+                        format!("label for undeclared field {name:?}"),
+                    )
+                    .with_key("field_labels"),
                 );
             }
         }
         if t.title.trim().is_empty() {
             let line = diag::line_of_key(&t.front, "title").map(|l| l + t.front_line - 1);
-            errs.push(Diagnostic::new(&t.file, line, "`title` must not be empty").with_key("title"));
+            errs.push(
+                Diagnostic::new(&t.file, line, "`title` must not be empty").with_key("title"),
+            );
         }
     }
     if let Some(img) = &p.meta.image {
@@ -551,7 +630,11 @@ pub fn load_all(root: &Path, cfg: &Config, drafts: bool) -> (Content, Vec<Diagno
     let dir = root.join(CONTENT_DIR);
     let mut dirs: Vec<PathBuf> = Vec::new();
     if dir.is_dir() {
-        for e in walkdir::WalkDir::new(&dir).min_depth(1).max_depth(1).sort_by_file_name() {
+        for e in walkdir::WalkDir::new(&dir)
+            .min_depth(1)
+            .max_depth(1)
+            .sort_by_file_name()
+        {
             match e {
                 Ok(e) if e.file_type().is_dir() => dirs.push(e.into_path()),
                 _ => {}
@@ -590,11 +673,6 @@ pub fn missing_languages<'a>(p: &Petition, cfg: &'a Config) -> Vec<&'a str> {
         .collect()
 }
 
-#[allow(dead_code)]
-fn _assert_lang(l: &str) -> bool {
-    config::is_lang_code(l)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,7 +689,8 @@ mod tests {
 
     #[test]
     fn front_matter_split() {
-        let (toml, front, body, line) = split_front_matter("+++\ntitle = \"a\"\n+++\nHello\n").unwrap();
+        let (toml, front, body, line) =
+            split_front_matter("+++\ntitle = \"a\"\n+++\nHello\n").unwrap();
         assert!(toml);
         assert_eq!(front, "title = \"a\"\n");
         assert_eq!(body, "Hello\n");

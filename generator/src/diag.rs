@@ -17,7 +17,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.into(), line, key: None, message: message.into() }
+        Diagnostic {
+            file: file.into(),
+            line,
+            key: None,
+            message: message.into(),
+        }
     }
 
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
@@ -49,7 +54,11 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "{n} error{} in the site's sources:", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{n} error{} in the site's sources:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for d in &self.0 {
             write!(f, "\n  {d}")?;
         }
@@ -62,7 +71,11 @@ impl std::error::Error for Diagnostics {}
 /// 1-based line number of a byte offset.
 pub fn line_of_offset(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The key written on a `key = value` (TOML) or `key: value` (YAML) line, if any.
@@ -80,17 +93,18 @@ pub fn key_on_line(text: &str, line: usize) -> Option<String> {
 
 /// First line (1-based) where `key` is assigned at the start of a line.
 pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        let l = l.strip_prefix("- ").unwrap_or(l);
-        l.strip_prefix(key)
-            .map(|rest| {
-                let rest = rest.trim_start();
-                rest.starts_with('=') || rest.starts_with(':')
-            })
-            .unwrap_or(false)
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            let l = l.strip_prefix("- ").unwrap_or(l);
+            l.strip_prefix(key)
+                .map(|rest| {
+                    let rest = rest.trim_start();
+                    rest.starts_with('=') || rest.starts_with(':')
+                })
+                .unwrap_or(false)
+        })
+        .map(|i| i + 1)
 }
 
 /// The unknown key named by serde's "unknown field `x`" message.
@@ -110,7 +124,12 @@ pub fn from_toml(file: &Path, text: &str, first_line: usize, err: &toml::de::Err
 }
 
 /// Turns a YAML error into a diagnostic; `first_line` is the file line of the text's line 1.
-pub fn from_yaml(file: &Path, text: &str, first_line: usize, err: &serde_yaml::Error) -> Diagnostic {
+pub fn from_yaml(
+    file: &Path,
+    text: &str,
+    first_line: usize,
+    err: &serde_yaml::Error,
+) -> Diagnostic {
     let line = err.location().map(|l| l.line());
     let mut message = err.to_string();
     // serde_yaml appends " at line X column Y"; the diagnostic carries the (file) line itself.

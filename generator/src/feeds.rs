@@ -22,21 +22,44 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 /// An Atom 1.0 feed (RFC 4287).
-pub fn atom(title: &str, self_url: &str, site_url: &str, lang: &str, updated: i64, entries: &[FeedEntry]) -> String {
+pub fn atom(
+    title: &str,
+    self_url: &str,
+    site_url: &str,
+    lang: &str,
+    updated: i64,
+    entries: &[FeedEntry],
+) -> String {
     let mut s = String::with_capacity(512 + entries.len() * 512);
     s.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    let _ = writeln!(s, "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"{}\">", escape(lang));
+    let _ = writeln!(
+        s,
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"{}\">",
+        escape(lang)
+    );
     let _ = writeln!(s, "  <title>{}</title>", escape(title));
     let _ = writeln!(s, "  <id>{}</id>", escape(self_url));
-    let _ = writeln!(s, "  <link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>", escape(self_url));
-    let _ = writeln!(s, "  <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>", escape(site_url));
+    let _ = writeln!(
+        s,
+        "  <link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>",
+        escape(self_url)
+    );
+    let _ = writeln!(
+        s,
+        "  <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
+        escape(site_url)
+    );
     let _ = writeln!(s, "  <updated>{}</updated>", rfc3339(updated));
     let _ = writeln!(s, "  <generator>Cahier</generator>");
     for e in entries {
         s.push_str("  <entry>\n");
         let _ = writeln!(s, "    <title>{}</title>", escape(&e.title));
         let _ = writeln!(s, "    <id>{}</id>", escape(&e.url));
-        let _ = writeln!(s, "    <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>", escape(&e.url));
+        let _ = writeln!(
+            s,
+            "    <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
+            escape(&e.url)
+        );
         let _ = writeln!(s, "    <updated>{}</updated>", rfc3339(e.updated));
         let _ = writeln!(s, "    <author><name>{}</name></author>", escape(&e.author));
         if !e.summary.is_empty() {

@@ -37,7 +37,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The `integrity=` value of a resource (SHA-384, as browsers recommend).
 pub fn sri(bytes: &[u8]) -> String {
-    format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(Sha384::digest(bytes)))
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha384::digest(bytes))
+    )
 }
 
 /// `style.css` -> `style.<10 hex of sha256>.css`, so CDNs may cache it forever.
@@ -56,7 +59,9 @@ pub struct Output {
 
 impl Output {
     pub fn new(root: &Path) -> Output {
-        Output { root: root.to_path_buf() }
+        Output {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -66,10 +71,16 @@ impl Output {
     pub fn write(&self, rel: &str, bytes: &[u8]) -> anyhow::Result<OutFile> {
         let path = self.root.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("while creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("while creating {}", parent.display()))?;
         }
-        std::fs::write(&path, bytes).with_context(|| format!("while writing {}", path.display()))?;
-        Ok(OutFile { path: rel.to_string(), sha256: sha256_hex(bytes), bytes: bytes.len() as u64 })
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("while writing {}", path.display()))?;
+        Ok(OutFile {
+            path: rel.to_string(),
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+        })
     }
 }
 
@@ -79,7 +90,15 @@ pub fn manifest(files: &[OutFile]) -> Vec<u8> {
         version: 1,
         files: files
             .iter()
-            .map(|f| (f.path.as_str(), Entry { sha256: &f.sha256, bytes: f.bytes }))
+            .map(|f| {
+                (
+                    f.path.as_str(),
+                    Entry {
+                        sha256: &f.sha256,
+                        bytes: f.bytes,
+                    },
+                )
+            })
             .collect(),
     };
     let mut v = serde_json::to_vec_pretty(&m).expect("serializable");
@@ -99,6 +118,8 @@ mod tests {
         );
         assert!(fingerprinted("style.css", b"x").starts_with("style."));
         assert!(fingerprinted("style.css", b"x").ends_with(".css"));
-        assert!(sri(b"").starts_with("sha384-OLBgp1GsljhM2TJ+sbHjaiH9txEUvgdDTAzHv2P24donTt6/529l+9Ua0vFImLlb"));
+        assert!(sri(b"").starts_with(
+            "sha384-OLBgp1GsljhM2TJ+sbHjaiH9txEUvgdDTAzHv2P24donTt6/529l+9Ua0vFImLlb"
+        ));
     }
 }

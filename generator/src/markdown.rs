@@ -23,8 +23,9 @@ fn options() -> Options {
 
 pub fn render(source: &str) -> Rendered {
     let mut out = Rendered::default();
-    let mut events: Vec<(Event, std::ops::Range<usize>)> =
-        Parser::new_ext(source, options()).into_offset_iter().collect();
+    let mut events: Vec<(Event, std::ops::Range<usize>)> = Parser::new_ext(source, options())
+        .into_offset_iter()
+        .collect();
     let mut used: Vec<String> = Vec::new();
     let mut i = 0;
     while i < events.len() {
@@ -67,10 +68,20 @@ pub fn render(source: &str) -> Rendered {
     }
     // Page titles are h1; the body starts at h2 so the outline stays valid.
     let events = events.into_iter().map(|(e, _)| match e {
-        Event::Start(Tag::Heading { level: HeadingLevel::H1, id, classes, attrs }) => {
-            Event::Start(Tag::Heading { level: HeadingLevel::H2, id, classes, attrs })
+        Event::Start(Tag::Heading {
+            level: HeadingLevel::H1,
+            id,
+            classes,
+            attrs,
+        }) => Event::Start(Tag::Heading {
+            level: HeadingLevel::H2,
+            id,
+            classes,
+            attrs,
+        }),
+        Event::End(TagEnd::Heading(HeadingLevel::H1)) => {
+            Event::End(TagEnd::Heading(HeadingLevel::H2))
         }
-        Event::End(TagEnd::Heading(HeadingLevel::H1)) => Event::End(TagEnd::Heading(HeadingLevel::H2)),
         e => e,
     });
     out.html.reserve(source.len() * 3 / 2);

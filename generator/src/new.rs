@@ -31,8 +31,16 @@ fn scaffold(lang: &str, default: bool) -> String {
 
 /// Creates `content/<slug>/index.md` (and a file per other language), or only the `lang`
 /// file when given. Returns the files written; refuses to overwrite.
-pub fn new_petition(root: &Path, cfg: &Config, slug: &str, lang: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
-    anyhow::ensure!(is_slug(slug), "{slug:?} is not a valid slug: use lowercase letters, digits and dashes");
+pub fn new_petition(
+    root: &Path,
+    cfg: &Config,
+    slug: &str,
+    lang: Option<&str>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    anyhow::ensure!(
+        is_slug(slug),
+        "{slug:?} is not a valid slug: use lowercase letters, digits and dashes"
+    );
     let dir = root.join(CONTENT_DIR).join(slug);
     let langs: Vec<&str> = match lang {
         Some(l) => {
@@ -49,10 +57,15 @@ pub fn new_petition(root: &Path, cfg: &Config, slug: &str, lang: Option<&str>) -
     let mut written = Vec::new();
     for l in langs {
         let default = l == cfg.default_language();
-        let name = if default { "index.md".to_string() } else { format!("index.{l}.md") };
+        let name = if default {
+            "index.md".to_string()
+        } else {
+            format!("index.{l}.md")
+        };
         let path = dir.join(name);
         anyhow::ensure!(!path.exists(), "{} already exists", path.display());
-        std::fs::write(&path, scaffold(l, default)).with_context(|| format!("while writing {}", path.display()))?;
+        std::fs::write(&path, scaffold(l, default))
+            .with_context(|| format!("while writing {}", path.display()))?;
         written.push(path);
     }
     Ok(written)

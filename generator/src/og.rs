@@ -33,9 +33,14 @@ impl OgRenderer {
             .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("ttf" | "otf")))
             .collect();
         files.sort();
-        anyhow::ensure!(!files.is_empty(), "no font (.ttf/.otf) in {}: the Open Graph cards need one", dir.display());
+        anyhow::ensure!(
+            !files.is_empty(),
+            "no font (.ttf/.otf) in {}: the Open Graph cards need one",
+            dir.display()
+        );
         for f in &files {
-            let bytes = std::fs::read(f).with_context(|| format!("while reading {}", f.display()))?;
+            let bytes =
+                std::fs::read(f).with_context(|| format!("while reading {}", f.display()))?;
             hasher.update(&bytes);
             db.load_font_data(bytes);
         }
@@ -45,7 +50,12 @@ impl OgRenderer {
             .and_then(|f| f.families.first().map(|(n, _)| n.clone()))
             .unwrap_or_else(|| "sans-serif".into());
         db.set_sans_serif_family(&family);
-        Ok(OgRenderer { fontdb: Arc::new(db), family, fonts_hash: hasher.finalize().into(), cache_dir })
+        Ok(OgRenderer {
+            fontdb: Arc::new(db),
+            family,
+            fonts_hash: hasher.finalize().into(),
+            cache_dir,
+        })
     }
 
     fn key(&self, svg: &str) -> String {
@@ -69,7 +79,9 @@ impl OgRenderer {
         // Write beside, then rename: a concurrent or interrupted build never sees half a file.
         let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)?;
         std::fs::write(tmp.path(), &png)?;
-        tmp.persist(&path).map_err(|e| e.error).with_context(|| format!("while caching {}", path.display()))?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("while caching {}", path.display()))?;
         Ok((png, true))
     }
 
@@ -79,12 +91,19 @@ impl OgRenderer {
             font_family: self.family.clone(),
             ..Default::default()
         };
-        let tree = usvg::Tree::from_str(svg, &opts).context("while parsing the Open Graph SVG (og.svg)")?;
-        let mut pixmap = resvg::tiny_skia::Pixmap::new(WIDTH, HEIGHT).context("allocating the card")?;
+        let tree = usvg::Tree::from_str(svg, &opts)
+            .context("while parsing the Open Graph SVG (og.svg)")?;
+        let mut pixmap =
+            resvg::tiny_skia::Pixmap::new(WIDTH, HEIGHT).context("allocating the card")?;
         let size = tree.size();
-        let t = resvg::tiny_skia::Transform::from_scale(WIDTH as f32 / size.width(), HEIGHT as f32 / size.height());
+        let t = resvg::tiny_skia::Transform::from_scale(
+            WIDTH as f32 / size.width(),
+            HEIGHT as f32 / size.height(),
+        );
         resvg::render(&tree, t, &mut pixmap.as_mut());
-        pixmap.encode_png().context("while encoding the Open Graph PNG")
+        pixmap
+            .encode_png()
+            .context("while encoding the Open Graph PNG")
     }
 }
 

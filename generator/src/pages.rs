@@ -66,7 +66,11 @@ impl LangSite {
         let strings = theme.strings[lang].clone();
         let bp = cfg.base_path();
         let prefix = format!("{bp}{}", cfg.lang_prefix(lang));
-        let dir = if lang == cfg.default_language() { String::new() } else { format!("{lang}/") };
+        let dir = if lang == cfg.default_language() {
+            String::new()
+        } else {
+            format!("{lang}/")
+        };
         let captcha_script = match cfg.captcha.provider.as_str() {
             "dev" => format!("{}/__dev/captcha.js", cfg.api_url()),
             _ => "https://js.hcaptcha.com/1/api.js".to_string(),
@@ -76,7 +80,10 @@ impl LangSite {
             .iter()
             .map(|l| LangLink {
                 code: l.clone(),
-                name: theme.strings[l].get("language_name").cloned().unwrap_or_else(|| l.clone()),
+                name: theme.strings[l]
+                    .get("language_name")
+                    .cloned()
+                    .unwrap_or_else(|| l.clone()),
                 path: format!("{bp}{}/", cfg.lang_prefix(l)),
             })
             .collect();
@@ -106,7 +113,10 @@ impl LangSite {
         context.insert("site", &site);
         context.insert("t", &strings);
         context.insert("lang", lang);
-        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let epoch = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
         LangSite {
             lang: lang.to_string(),
             dir,
@@ -141,12 +151,19 @@ impl LangSite {
     }
 
     fn t(&self, key: &str) -> String {
-        self.strings.get(key).cloned().unwrap_or_else(|| key.to_string())
+        self.strings
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// A number with this language's thousands separator ("10 000", "10,000").
     pub fn number_text(&self, n: u64) -> String {
-        let sep = self.strings.get("thousands_separator").map(|s| s.as_str()).unwrap_or(",");
+        let sep = self
+            .strings
+            .get("thousands_separator")
+            .map(|s| s.as_str())
+            .unwrap_or(",");
         let digits = n.to_string();
         let mut out = String::with_capacity(digits.len() + 8);
         for (i, c) in digits.chars().enumerate() {
@@ -160,7 +177,8 @@ impl LangSite {
 
     /// "Goal: 10,000 signatures" in this language.
     pub fn goal_text(&self, goal: u64) -> String {
-        self.t("goal_text").replace("{goal}", &self.number_text(goal))
+        self.t("goal_text")
+            .replace("{goal}", &self.number_text(goal))
     }
 
     /// A date in this language's words ("24 décembre 2026").
@@ -255,11 +273,25 @@ pub fn consent_text(cfg: &Config, strings: &Strings, p: &Petition, lang: &str) -
 }
 
 /// Newsletter opt-in wording in `lang`, when the petition offers one.
-pub fn newsletter_text(cfg: &Config, strings: &Strings, p: &Petition, lang: &str) -> Option<String> {
+pub fn newsletter_text(
+    cfg: &Config,
+    strings: &Strings,
+    p: &Petition,
+    lang: &str,
+) -> Option<String> {
     p.meta.newsletter.as_ref()?;
-    Some(p.texts.get(lang).and_then(|t| t.newsletter.clone()).unwrap_or_else(|| {
-        strings.get("newsletter_default").cloned().unwrap_or_default().replace("{organization}", &cfg.organization.name)
-    }))
+    Some(
+        p.texts
+            .get(lang)
+            .and_then(|t| t.newsletter.clone())
+            .unwrap_or_else(|| {
+                strings
+                    .get("newsletter_default")
+                    .cloned()
+                    .unwrap_or_default()
+                    .replace("{organization}", &cfg.organization.name)
+            }),
+    )
 }
 
 /// What the signer read: title and Markdown text, as written.
@@ -289,7 +321,12 @@ pub fn petition_context(cfg: &Config, site: &LangSite, p: &Petition) -> Petition
                 .get(&f.name)
                 .cloned()
                 .or_else(|| site.strings.get(&format!("field_{}", f.name)).cloned())
-                .or_else(|| p.texts[cfg.default_language()].field_labels.get(&f.name).cloned())
+                .or_else(|| {
+                    p.texts[cfg.default_language()]
+                        .field_labels
+                        .get(&f.name)
+                        .cloned()
+                })
                 .unwrap_or_else(|| f.name.clone()),
             required: f.required,
             max_len: f.max_len(),
@@ -312,12 +349,47 @@ pub fn petition_context(cfg: &Config, site: &LangSite, p: &Petition) -> Petition
                 enc(&format!("{share_text}\n{url}")).replace('+', "%20")
             ),
         },
-        Link { name: "Mastodon".into(), url: format!("https://toot.kytta.com/?text={}", enc(&format!("{share_text} {url}"))) },
-        Link { name: "Bluesky".into(), url: format!("https://bsky.app/intent/compose?text={}", enc(&format!("{share_text} {url}"))) },
-        Link { name: "Facebook".into(), url: format!("https://www.facebook.com/sharer/sharer.php?u={}", enc(&url)) },
-        Link { name: "WhatsApp".into(), url: format!("https://wa.me/?text={}", enc(&format!("{share_text} {url}"))) },
-        Link { name: "Telegram".into(), url: format!("https://t.me/share/url?url={}&text={}", enc(&url), enc(&share_text)) },
-        Link { name: "X".into(), url: format!("https://x.com/intent/post?text={}&url={}", enc(&share_text), enc(&url)) },
+        Link {
+            name: "Mastodon".into(),
+            url: format!(
+                "https://toot.kytta.com/?text={}",
+                enc(&format!("{share_text} {url}"))
+            ),
+        },
+        Link {
+            name: "Bluesky".into(),
+            url: format!(
+                "https://bsky.app/intent/compose?text={}",
+                enc(&format!("{share_text} {url}"))
+            ),
+        },
+        Link {
+            name: "Facebook".into(),
+            url: format!("https://www.facebook.com/sharer/sharer.php?u={}", enc(&url)),
+        },
+        Link {
+            name: "WhatsApp".into(),
+            url: format!(
+                "https://wa.me/?text={}",
+                enc(&format!("{share_text} {url}"))
+            ),
+        },
+        Link {
+            name: "Telegram".into(),
+            url: format!(
+                "https://t.me/share/url?url={}&text={}",
+                enc(&url),
+                enc(&share_text)
+            ),
+        },
+        Link {
+            name: "X".into(),
+            url: format!(
+                "https://x.com/intent/post?text={}&url={}",
+                enc(&share_text),
+                enc(&url)
+            ),
+        },
     ];
     let embed_path = format!("{path}embed/");
     let embed_url = site.url(&embed_path);
@@ -391,7 +463,10 @@ pub struct PageCtx {
 fn lang_name(site: &LangSite, cfg: &Config, l: &str) -> String {
     // The switcher shows each language in its own words; the theme provides them.
     let _ = cfg;
-    site.strings.get(&format!("language_{l}")).cloned().unwrap_or_else(|| l.to_string())
+    site.strings
+        .get(&format!("language_{l}"))
+        .cloned()
+        .unwrap_or_else(|| l.to_string())
 }
 
 pub fn page_context(cfg: &Config, site: &LangSite, p: &Petition, kind: &str, sub: &str) -> PageCtx {
@@ -404,10 +479,18 @@ pub fn page_context(cfg: &Config, site: &LangSite, p: &Petition, kind: &str, sub
         .filter(|l| p.texts.contains_key(*l))
         .map(|l| {
             let path = format!("{bp}{}{rest}", cfg.lang_prefix(l));
-            Alternate { lang: l.clone(), name: lang_name(site, cfg, l), url: site.url(&path), path }
+            Alternate {
+                lang: l.clone(),
+                name: lang_name(site, cfg, l),
+                url: site.url(&path),
+                path,
+            }
         })
         .collect();
-    let x_default = alternates.first().filter(|a| a.lang == cfg.default_language()).map(|a| a.url.clone());
+    let x_default = alternates
+        .first()
+        .filter(|a| a.lang == cfg.default_language())
+        .map(|a| a.url.clone());
     let (csp, signs) = match kind {
         "petition" => (site.csp_sign.clone(), true),
         "embed" => (site.csp_embed.clone(), false),
@@ -434,7 +517,12 @@ pub fn site_page_context(cfg: &Config, site: &LangSite, kind: &str, rel: &str) -
         .iter()
         .map(|l| {
             let path = format!("{bp}{}{rest}", cfg.lang_prefix(l));
-            Alternate { lang: l.clone(), name: lang_name(site, cfg, l), url: site.url(&path), path }
+            Alternate {
+                lang: l.clone(),
+                name: lang_name(site, cfg, l),
+                url: site.url(&path),
+                path,
+            }
         })
         .collect();
     PageCtx {
@@ -482,8 +570,17 @@ pub struct Card {
 
 /// Petitions available in this language, newest first (then by slug).
 fn listed<'a>(site: &LangSite, content: &'a Content) -> Vec<&'a Petition> {
-    let mut v: Vec<&Petition> = content.petitions.iter().filter(|p| p.texts.contains_key(&site.lang)).collect();
-    v.sort_by(|a, b| b.date().map(|d| d.unix).cmp(&a.date().map(|d| d.unix)).then_with(|| a.slug.cmp(&b.slug)));
+    let mut v: Vec<&Petition> = content
+        .petitions
+        .iter()
+        .filter(|p| p.texts.contains_key(&site.lang))
+        .collect();
+    v.sort_by(|a, b| {
+        b.date()
+            .map(|d| d.unix)
+            .cmp(&a.date().map(|d| d.unix))
+            .then_with(|| a.slug.cmp(&b.slug))
+    });
     v
 }
 
@@ -529,7 +626,11 @@ pub fn atom_feed(cfg: &Config, site: &LangSite, content: &Content) -> String {
             }
         })
         .collect();
-    let updated = entries.iter().map(|e| e.updated).max().unwrap_or(site.epoch);
+    let updated = entries
+        .iter()
+        .map(|e| e.updated)
+        .max()
+        .unwrap_or(site.epoch);
     feeds::atom(
         &cfg.title,
         &format!("{}{}/atom.xml", cfg.base_url, cfg.lang_prefix(&site.lang)),
@@ -547,18 +648,27 @@ pub fn sitemap_urls(cfg: &Config, content: &Content, sites: &[LangSite]) -> Vec<
             urls.push(SitemapUrl {
                 loc: site.url(&site.path(rest)),
                 lastmod: None,
-                alternates: sites.iter().map(|s| (s.lang.clone(), s.url(&s.path(rest)))).collect(),
+                alternates: sites
+                    .iter()
+                    .map(|s| (s.lang.clone(), s.url(&s.path(rest))))
+                    .collect(),
             });
         }
     }
     for p in &content.petitions {
-        let langs: Vec<&LangSite> = sites.iter().filter(|s| p.texts.contains_key(&s.lang)).collect();
+        let langs: Vec<&LangSite> = sites
+            .iter()
+            .filter(|s| p.texts.contains_key(&s.lang))
+            .collect();
         let rest = format!("/{}/", p.slug);
         for site in &langs {
             urls.push(SitemapUrl {
                 loc: site.url(&site.path(&rest)),
                 lastmod: p.date().map(|d| d.unix),
-                alternates: langs.iter().map(|s| (s.lang.clone(), s.url(&s.path(&rest)))).collect(),
+                alternates: langs
+                    .iter()
+                    .map(|s| (s.lang.clone(), s.url(&s.path(&rest))))
+                    .collect(),
             });
         }
     }

@@ -28,7 +28,12 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
         .iter()
         .map(|p| Petition {
             slug: p.slug.clone(),
-            languages: cfg.languages.iter().filter(|l| p.texts.contains_key(*l)).cloned().collect(),
+            languages: cfg
+                .languages
+                .iter()
+                .filter(|l| p.texts.contains_key(*l))
+                .cloned()
+                .collect(),
             titles: texts_by_lang(p, |l| p.texts[l].title.clone()),
             opens_at: p.opens_at(),
             closes_at: p.closes_at(),
@@ -37,15 +42,26 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
                 .meta
                 .fields
                 .iter()
-                .map(|f| Field { name: f.name.clone(), kind: f.kind(), required: f.required, max_len: f.max_len() })
+                .map(|f| Field {
+                    name: f.name.clone(),
+                    kind: f.kind(),
+                    required: f.required,
+                    max_len: f.max_len(),
+                })
                 .collect(),
             public_signers: p.meta.public_signers,
             newsletter: p.meta.newsletter.is_some(),
             text_sha256: texts_by_lang(p, |l| sha256_hex(petition_text(p, l).as_bytes())),
-            consent_sha256: texts_by_lang(p, |l| sha256_hex(consent_text(cfg, &theme.strings[l], p, l).as_bytes())),
+            consent_sha256: texts_by_lang(p, |l| {
+                sha256_hex(consent_text(cfg, &theme.strings[l], p, l).as_bytes())
+            }),
         })
         .collect();
-    Manifest { version: MANIFEST_VERSION, site, petitions }
+    Manifest {
+        version: MANIFEST_VERSION,
+        site,
+        petitions,
+    }
 }
 
 pub fn to_json(m: &Manifest) -> Vec<u8> {

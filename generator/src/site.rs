@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::content::{self, Content, Petition};
 use crate::diag::Diagnostics;
-use crate::headers::{self, HeadersFile, PageClass};
+use crate::headers::{HeadersFile, PageClass};
 use crate::integrity::{self, OutFile, Output};
 use crate::pages::{self, LangSite};
 use crate::theme::Theme;
@@ -60,7 +60,10 @@ pub fn load_config(opts: &BuildOptions) -> anyhow::Result<Config> {
         cfg.api_url = None;
     }
     if let Some(p) = &opts.captcha_provider {
-        anyhow::ensure!(p == "hcaptcha" || p == "dev", "captcha provider {p:?} is unknown; use \"hcaptcha\" or \"dev\"");
+        anyhow::ensure!(
+            p == "hcaptcha" || p == "dev",
+            "captcha provider {p:?} is unknown; use \"hcaptcha\" or \"dev\""
+        );
         cfg.captcha.provider = p.clone();
     }
     Ok(cfg)
@@ -90,7 +93,8 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).with_context(|| format!("while creating {}", parent.display()))?;
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("while creating {}", parent.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".cahier-build-")
         .tempdir_in(&parent)
@@ -100,7 +104,10 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
     let mut files = stats.files;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if let Some(w) = files.windows(2).find(|w| w[0].path == w[1].path) {
-        anyhow::bail!("two outputs would be written to {}: rename one of them", w[0].path);
+        anyhow::bail!(
+            "two outputs would be written to {}: rename one of them",
+            w[0].path
+        );
     }
     output.write(integrity::INTEGRITY_FILE, &integrity::manifest(&files))?;
     let n_files = files.len() + 1;
@@ -128,17 +135,23 @@ fn swap_into_place(tmp: tempfile::TempDir, out: &Path) -> anyhow::Result<()> {
     if out.exists() {
         let old = new.with_file_name(format!(
             "{}.old",
-            new.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+            new.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
         ));
-        std::fs::rename(out, &old).with_context(|| format!("while moving the previous {} away", out.display()))?;
+        std::fs::rename(out, &old)
+            .with_context(|| format!("while moving the previous {} away", out.display()))?;
         if let Err(e) = std::fs::rename(&new, out) {
             let _ = std::fs::rename(&old, out);
             let _ = std::fs::remove_dir_all(&new);
-            return Err(e).with_context(|| format!("while moving the new site into {}", out.display()));
+            return Err(e)
+                .with_context(|| format!("while moving the new site into {}", out.display()));
         }
-        std::fs::remove_dir_all(&old).with_context(|| format!("while removing {}", old.display()))?;
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("while removing {}", old.display()))?;
     } else {
-        std::fs::rename(&new, out).with_context(|| format!("while moving the new site into {}", out.display()))?;
+        std::fs::rename(&new, out)
+            .with_context(|| format!("while moving the new site into {}", out.display()))?;
     }
     Ok(())
 }
@@ -159,8 +172,18 @@ pub const SUBPAGES: &[(&str, &str)] = &[
     ("embed", "embed.html"),
 ];
 
-fn render_all(root: &Path, cfg: &Config, content: &Content, theme: &Theme, output: &Output) -> anyhow::Result<Stats> {
-    let sites: Vec<LangSite> = cfg.languages.iter().map(|l| LangSite::new(cfg, theme, content, l)).collect();
+fn render_all(
+    root: &Path,
+    cfg: &Config,
+    content: &Content,
+    theme: &Theme,
+    output: &Output,
+) -> anyhow::Result<Stats> {
+    let sites: Vec<LangSite> = cfg
+        .languages
+        .iter()
+        .map(|l| LangSite::new(cfg, theme, content, l))
+        .collect();
     let og_rendered = AtomicUsize::new(0);
     let og_cached = AtomicUsize::new(0);
 
@@ -168,7 +191,12 @@ fn render_all(root: &Path, cfg: &Config, content: &Content, theme: &Theme, outpu
     let jobs: Vec<(&Petition, &LangSite)> = content
         .petitions
         .iter()
-        .flat_map(|p| sites.iter().filter(|s| p.texts.contains_key(&s.lang)).map(move |s| (p, s)))
+        .flat_map(|p| {
+            sites
+                .iter()
+                .filter(|s| p.texts.contains_key(&s.lang))
+                .map(move |s| (p, s))
+        })
         .collect();
     let per_petition: Vec<(Vec<OutFile>, usize)> = jobs
         .par_iter()
@@ -197,14 +225,27 @@ fn render_all(root: &Path, cfg: &Config, content: &Content, theme: &Theme, outpu
         "api/manifest.json",
         &petition_manifest::to_json(&petition_manifest::build(cfg, content, theme)),
     )?);
-    files.push(output.write("sitemap.xml", feeds::sitemap(&pages::sitemap_urls(cfg, content, &sites)).as_bytes())?);
     files.push(output.write(
-        "robots.txt",
-        feeds::robots(&format!("{}/sitemap.xml", cfg.base_url), &pages::robots_disallow(cfg)).as_bytes(),
+        "sitemap.xml",
+        feeds::sitemap(&pages::sitemap_urls(cfg, content, &sites)).as_bytes(),
     )?);
+    files.push(
+        output.write(
+            "robots.txt",
+            feeds::robots(
+                &format!("{}/sitemap.xml", cfg.base_url),
+                &pages::robots_disallow(cfg),
+            )
+            .as_bytes(),
+        )?,
+    );
     let mut h = HeadersFile::new(cfg);
     for site in &sites {
-        for path in [site.home_path(), site.path("/privacy/"), site.path("/404.html")] {
+        for path in [
+            site.home_path(),
+            site.path("/privacy/"),
+            site.path("/404.html"),
+        ] {
             h.page(cfg, &path, PageClass::Plain);
         }
     }
@@ -244,13 +285,18 @@ fn render_petition(
     let html = theme.templates.render("petition.html", &ctx, root)?;
     files.push(output.write(&format!("{dir}index.html"), html.as_bytes())?);
     for (sub, template) in SUBPAGES {
-        ctx.insert("page", &pages::page_context(cfg, site, p, sub, &format!("{sub}/")));
+        ctx.insert(
+            "page",
+            &pages::page_context(cfg, site, p, sub, &format!("{sub}/")),
+        );
         let html = theme.templates.render(template, &ctx, root)?;
         files.push(output.write(&format!("{dir}{sub}/index.html"), html.as_bytes())?);
     }
 
     // Open Graph card.
-    let svg = theme.templates.render("og.svg", &pages::og_context(site, &pctx), root)?;
+    let svg = theme
+        .templates
+        .render("og.svg", &pages::og_context(site, &pctx), root)?;
     let (png, rendered) = theme.og.png(&svg)?;
     if rendered { og_rendered } else { og_cached }.fetch_add(1, Ordering::Relaxed);
     files.push(output.write(&format!("{dir}og.png"), &png)?);
@@ -258,7 +304,8 @@ fn render_petition(
     // Images and other files beside the petition, copied beside each language's page.
     for a in &p.assets {
         let src = root.join(&p.dir).join(a);
-        let bytes = std::fs::read(&src).with_context(|| format!("while reading {}", src.display()))?;
+        let bytes =
+            std::fs::read(&src).with_context(|| format!("while reading {}", src.display()))?;
         files.push(output.write(&format!("{dir}{a}"), &bytes)?);
     }
     Ok((files, 1 + SUBPAGES.len()))
@@ -282,11 +329,14 @@ fn render_site_pages(
     ] {
         ctx.insert("page", &pages::site_page_context(cfg, site, kind, rel));
         let html = theme.templates.render(template, &ctx, root)?;
-        let out = if rel.ends_with(".html") { format!("{}{rel}", site.dir) } else { format!("{}{rel}index.html", site.dir) };
+        let out = if rel.ends_with(".html") {
+            format!("{}{rel}", site.dir)
+        } else {
+            format!("{}{rel}index.html", site.dir)
+        };
         files.push(output.write(&out, html.as_bytes())?);
     }
     let feed = pages::atom_feed(cfg, site, content);
     files.push(output.write(&format!("{}atom.xml", site.dir), feed.as_bytes())?);
-    let _ = headers::csp; // policies are computed in pages::LangSite
     Ok((files, 3))
 }

@@ -46,7 +46,11 @@ fn collect(dir: &Path, root: &Path, into: &mut BTreeMap<String, PathBuf>) {
     if !dir.is_dir() {
         return;
     }
-    for e in walkdir::WalkDir::new(dir).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
+    for e in walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
         if e.file_type().is_file() {
             let name = e
                 .path()
@@ -57,7 +61,11 @@ fn collect(dir: &Path, root: &Path, into: &mut BTreeMap<String, PathBuf>) {
             if name.starts_with('.') || name.ends_with('~') {
                 continue;
             }
-            let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_path_buf();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap_or(e.path())
+                .to_path_buf();
             into.insert(name, rel);
         }
     }
@@ -75,11 +83,15 @@ pub fn describe(err: &tera::Error, sources: &BTreeMap<String, PathBuf>, root: &P
     // Name the template file and, when possible, the line.
     let mut located = String::new();
     for (name, rel) in sources {
-        if text.contains(&format!("'{name}'")) {
+        let path = format!("{}\"", rel.display());
+        if text.contains(&format!("'{name}'")) || text.contains(&path) {
             let mut line = None;
             // "--> 3:5" is how Tera points into a template it cannot parse.
             if let Some(pos) = text.find("--> ") {
-                line = text[pos + 4..].split(':').next().and_then(|n| n.trim().parse::<usize>().ok());
+                line = text[pos + 4..]
+                    .split(':')
+                    .next()
+                    .and_then(|n| n.trim().parse::<usize>().ok());
             }
             // A missing parent or include: point at the line naming it.
             if line.is_none() {
@@ -127,8 +139,10 @@ impl Templates {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![".html", ".svg", ".xml"]);
         tera.set_escape_fn(escape);
-        let files: Vec<(PathBuf, Option<String>)> =
-            sources.iter().map(|(n, p)| (root.join(p), Some(n.clone()))).collect();
+        let files: Vec<(PathBuf, Option<String>)> = sources
+            .iter()
+            .map(|(n, p)| (root.join(p), Some(n.clone())))
+            .collect();
         tera.add_template_files(files)
             .map_err(|e| anyhow::anyhow!(describe(&e, &sources, root)))?;
         Ok(Templates { tera, sources })
@@ -155,9 +169,11 @@ pub fn load_strings(root: &Path, theme_dir: &Path, lang: &str) -> anyhow::Result
         }
         found = true;
         let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("while reading {}", rel.display()))?;
-        let map: Strings = toml::from_str(&text)
-            .map_err(|e| anyhow::Error::new(Diagnostics(vec![diag::from_toml(&rel, &text, 1, &e)])))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("while reading {}", rel.display()))?;
+        let map: Strings = toml::from_str(&text).map_err(|e| {
+            anyhow::Error::new(Diagnostics(vec![diag::from_toml(&rel, &text, 1, &e)]))
+        })?;
         strings.extend(map);
     }
     anyhow::ensure!(

@@ -39,11 +39,17 @@ fn read_tree(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         if !e.file_type().is_file() {
             continue;
         }
-        let rel = e.path().strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .expect("under dir")
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel.split('/').any(|s| s.starts_with('.')) {
             continue;
         }
-        let bytes = std::fs::read(e.path()).with_context(|| format!("while reading {}", e.path().display()))?;
+        let bytes = std::fs::read(e.path())
+            .with_context(|| format!("while reading {}", e.path().display()))?;
         v.push((rel, bytes));
     }
     Ok(v)
@@ -73,18 +79,40 @@ impl Theme {
             } else {
                 format!("static/{rel}")
             };
-            assets.insert(rel, Asset { url: format!("{bp}/{out}"), integrity: sri(&bytes) });
+            assets.insert(
+                rel,
+                Asset {
+                    url: format!("{bp}/{out}"),
+                    integrity: sri(&bytes),
+                },
+            );
             files.push((out, bytes));
         }
         // The site's own static files land at the root as they are (favicon.ico, ...).
         for (rel, bytes) in read_tree(&root.join("static"))? {
-            assets.insert(rel.clone(), Asset { url: format!("{bp}/{rel}"), integrity: sri(&bytes) });
+            assets.insert(
+                rel.clone(),
+                Asset {
+                    url: format!("{bp}/{rel}"),
+                    integrity: sri(&bytes),
+                },
+            );
             files.push((rel, bytes));
         }
         for needed in ["style.css", "cahier.js"] {
-            anyhow::ensure!(assets.contains_key(needed), "theme {:?} has no static/{needed}", cfg.theme);
+            anyhow::ensure!(
+                assets.contains_key(needed),
+                "theme {:?} has no static/{needed}",
+                cfg.theme
+            );
         }
         let og = OgRenderer::new(&dir, root.join(".cahier").join("og-cache"))?;
-        Ok(Theme { templates, strings, assets, files, og })
+        Ok(Theme {
+            templates,
+            strings,
+            assets,
+            files,
+            og,
+        })
     }
 }

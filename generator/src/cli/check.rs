@@ -18,7 +18,11 @@ pub fn run(root: &Path, _args: Args) -> anyhow::Result<ExitCode> {
         println!("OK: {} petitions, no errors", report.petitions);
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{} error(s) in {} petitions", report.errors.len(), report.petitions);
+        eprintln!(
+            "{} error(s) in {} petitions",
+            report.errors.len(),
+            report.petitions
+        );
         Ok(ExitCode::FAILURE)
     }
 }

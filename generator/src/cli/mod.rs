@@ -10,12 +10,17 @@ use std::process::ExitCode;
 
 /// Cahier turns petitions written in Markdown into a static site any CDN can serve.
 #[derive(Debug, Parser)]
-#[command(name = "cahier", version, about, long_about = "\
+#[command(
+    name = "cahier",
+    version,
+    about,
+    long_about = "\
 Cahier turns petitions written in Markdown into a static website that any CDN can serve; \
 one small function handles signing behind a captcha.
 
 A site is a folder with cahier.toml (configuration), content/<slug>/index.md (one folder per \
-petition, translations in index.<lang>.md) and themes/<theme>/ (templates, styles, strings).")]
+petition, translations in index.<lang>.md) and themes/<theme>/ (templates, styles, strings)."
+)]
 pub struct Cli {
     /// Site root: the folder holding cahier.toml.
     #[arg(long, global = true, default_value = ".", value_name = "DIR")]

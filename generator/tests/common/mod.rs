@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 /// The repository root (where the example site lives).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -66,7 +69,12 @@ pub fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if e.file_type().unwrap().is_dir() {
                 walk(base, &e.path(), m);
             } else {
-                let rel = e.path().strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = e
+                    .path()
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 m.insert(rel, std::fs::read(e.path()).unwrap());
             }
         }
