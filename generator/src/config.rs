@@ -1,0 +1,291 @@
+//! `cahier.toml`: the site's configuration. Few keys are required (`base_url`, `title`);
+//! everything else has a sensible default. Unknown keys are errors naming file, line and key.
+
+use crate::diag::{self, Diagnostic, Diagnostics};
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "cahier.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public URL of the site, e.g. `https://petitions.example.org` (no trailing slash needed).
+    pub base_url: String,
+    /// Name of the site, shown in the header and in feeds.
+    pub title: String,
+    /// One sentence shown on the home page and in feeds.
+    #[serde(default)]
+    pub description: String,
+    /// Public URL of the signing API; default `<base_url>/api`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// Languages of the site; the first is the default one (served at the root).
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// Theme folder under `themes/`.
+    #[serde(default = "default_theme")]
+    pub theme: String,
+    #[serde(default)]
+    pub organization: Organization,
+    #[serde(default)]
+    pub captcha: Captcha,
+    /// Days after which signers' personal data is purged.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+    /// Signatures from these e-mail domains (and subdomains) are held for review.
+    #[serde(default)]
+    pub protected_domains: Vec<String>,
+    /// Large mail providers that get higher per-domain budgets.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// The collective's age public key (`age1...`); personal data is encrypted to it.
+    #[serde(default)]
+    pub age_recipient: Option<String>,
+    /// Other origins allowed to post signatures (sites that embed the form).
+    #[serde(default)]
+    pub extra_origins: Vec<String>,
+}
+
+/// Who runs the site: shown in the footer, the privacy notice and the e-mails.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub url: String,
+    /// Contact address for signers (questions, data requests).
+    #[serde(default)]
+    pub email: String,
+    /// Postal address of the data controller.
+    #[serde(default)]
+    pub address: String,
+    /// Person legally responsible for the publication / data controller.
+    #[serde(default)]
+    pub legal_contact: String,
+    /// Data protection officer or privacy contact, if distinct.
+    #[serde(default)]
+    pub privacy_email: String,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Captcha {
+    /// `hcaptcha`, or `dev` for local development (`cahier serve`).
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    #[serde(default)]
+    pub sitekey: String,
+}
+
+impl Default for Captcha {
+    fn default() -> Self {
+        Captcha {
+            provider: default_provider(),
+            sitekey: String::new(),
+        }
+    }
+}
+
+fn default_languages() -> Vec<String> {
+    vec!["fr".into()]
+}
+fn default_theme() -> String {
+    "default".into()
+}
+fn default_retention() -> u32 {
+    365
+}
+fn default_provider() -> String {
+    "hcaptcha".into()
+}
+
+impl Config {
+    pub fn default_language(&self) -> &str {
+        &self.languages[0]
+    }
+
+    /// The API's public URL without a trailing slash.
+    pub fn api_url(&self) -> String {
+        match &self.api_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("{}/api", self.base_url),
+        }
+    }
+
+    /// Path part of `base_url` (empty for a site at the domain's root), for root-relative links.
+    pub fn base_path(&self) -> String {
+        url::Url::parse(&self.base_url)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn site_origin(&self) -> String {
+        origin_of(&self.base_url)
+    }
+
+    pub fn api_origin(&self) -> String {
+        origin_of(&self.api_url())
+    }
+
+    /// URL prefix of a language: empty for the default language, `/en` otherwise.
+    pub fn lang_prefix(&self, lang: &str) -> String {
+        if lang == self.default_language() {
+            String::new()
+        } else {
+            format!("/{lang}")
+        }
+    }
+
+    pub fn theme_dir(&self, root: &Path) -> PathBuf {
+        root.join("themes").join(&self.theme)
+    }
+
+    /// Origins allowed to post to the API: the site's own, then the configured extra ones.
+    pub fn origins(&self) -> Vec<String> {
+        let mut v = vec![self.site_origin()];
+        for o in &self.extra_origins {
+            let o = origin_of(o);
+            if !v.contains(&o) {
+                v.push(o);
+            }
+        }
+        v
+    }
+
+    /// Semantic checks serde cannot express; each problem points at its key's line.
+    fn validate(&mut self, file: &Path, text: &str) -> Vec<Diagnostic> {
+        let mut errs = Vec::new();
+        let mut err = |key: &str, msg: String| {
+            errs.push(Diagnostic::new(file, diag::line_of_key(text, key), msg).with_key(key));
+        };
+        self.base_url = self.base_url.trim_end_matches('/').to_string();
+        match url::Url::parse(&self.base_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => err(
+                "base_url",
+                format!("`base_url` must be an http(s) URL, got {:?}", self.base_url),
+            ),
+        }
+        if let Some(api) = &self.api_url {
+            match url::Url::parse(api) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => err(
+                    "api_url",
+                    format!("`api_url` must be an http(s) URL, got {api:?}"),
+                ),
+            }
+        }
+        if self.languages.is_empty() {
+            err(
+                "languages",
+                "`languages` must list at least one language".into(),
+            );
+        }
+        for l in &self.languages {
+            if !is_lang_code(l) {
+                err(
+                    "languages",
+                    format!("{l:?} is not a language code like \"fr\" or \"pt-br\""),
+                );
+            }
+        }
+        match self.captcha.provider.as_str() {
+            "hcaptcha" if self.captcha.sitekey.is_empty() => err(
+                "sitekey",
+                "`captcha.sitekey` is required with provider \"hcaptcha\"".into(),
+            ),
+            "hcaptcha" | "dev" => {}
+            other => err(
+                "provider",
+                format!("captcha provider {other:?} is unknown; use \"hcaptcha\" or \"dev\""),
+            ),
+        }
+        for o in &self.extra_origins {
+            if url::Url::parse(o).is_err() {
+                err(
+                    "extra_origins",
+                    format!("{o:?} is not an origin like https://example.org"),
+                );
+            }
+        }
+        if let Some(r) = &self.age_recipient {
+            if !r.starts_with("age1") {
+                err(
+                    "age_recipient",
+                    "`age_recipient` must be an age public key (age1...)".into(),
+                );
+            }
+        }
+        if self.title.trim().is_empty() {
+            err("title", "`title` must not be empty".into());
+        }
+        errs
+    }
+}
+
+pub fn is_lang_code(l: &str) -> bool {
+    let mut parts = l.split('-');
+    let first = parts.next().unwrap_or("");
+    (2..=3).contains(&first.len())
+        && first.chars().all(|c| c.is_ascii_lowercase())
+        && parts
+            .all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// `scheme://host[:port]` of a URL, or the string itself when it does not parse.
+pub fn origin_of(u: &str) -> String {
+    url::Url::parse(u)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| u.trim_end_matches('/').to_string())
+}
+
+/// Parses configuration text; errors are located diagnostics.
+pub fn parse(file: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let mut cfg: Config =
+        toml::from_str(text).map_err(|e| vec![diag::from_toml(file, text, 1, &e)])?;
+    let errs = cfg.validate(file, text);
+    if errs.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Loads and validates `<root>/cahier.toml`.
+pub fn load(root: &Path) -> anyhow::Result<Config> {
+    let path = root.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("while reading {}", path.display()))?;
+    parse(Path::new(CONFIG_FILE), &text).map_err(|d| anyhow::Error::new(Diagnostics(d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(
+            Path::new("cahier.toml"),
+            "base_url = \"https://x.org/\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.languages, ["fr"]);
+        assert_eq!(c.api_url(), "https://x.org/api");
+        assert_eq!(c.origins(), ["https://x.org"]);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = parse(
+            Path::new("cahier.toml"),
+            "base_url = \"https://x.org\"\ntitle = \"X\"\ncolour = 1\n",
+        )
+        .unwrap_err();
+        assert_eq!(e[0].line, Some(3));
+        assert_eq!(e[0].key.as_deref(), Some("colour"));
+    }
+}

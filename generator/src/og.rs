@@ -1,0 +1,152 @@
+//! Open Graph cards: the theme's `og.svg` template rendered to a 1200×630 PNG with resvg,
+//! using the fonts bundled in the theme (not the system's) so the bytes are reproducible.
+//! PNGs are cached by content hash in `.cahier/og-cache/`, so a warm build renders none.
+
+use anyhow::Context;
+use resvg::usvg::{self, fontdb};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const WIDTH: u32 = 1200;
+pub const HEIGHT: u32 = 630;
+/// Bump when the rendering pipeline changes in a way the SVG text does not show.
+const CACHE_VERSION: &[u8] = b"cahier-og-1";
+
+pub struct OgRenderer {
+    fontdb: Arc<fontdb::Database>,
+    family: String,
+    /// Hash of the fonts, part of every cache key.
+    fonts_hash: [u8; 32],
+    cache_dir: PathBuf,
+}
+
+impl OgRenderer {
+    /// Loads every `.ttf`/`.otf` of `<theme>/fonts/`.
+    pub fn new(theme_dir: &Path, cache_dir: PathBuf) -> anyhow::Result<OgRenderer> {
+        let dir = theme_dir.join("fonts");
+        let mut db = fontdb::Database::new();
+        let mut hasher = Sha256::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("while reading the theme's fonts in {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("ttf" | "otf")))
+            .collect();
+        files.sort();
+        anyhow::ensure!(
+            !files.is_empty(),
+            "no font (.ttf/.otf) in {}: the Open Graph cards need one",
+            dir.display()
+        );
+        for f in &files {
+            let bytes =
+                std::fs::read(f).with_context(|| format!("while reading {}", f.display()))?;
+            hasher.update(&bytes);
+            db.load_font_data(bytes);
+        }
+        let family = db
+            .faces()
+            .next()
+            .and_then(|f| f.families.first().map(|(n, _)| n.clone()))
+            .unwrap_or_else(|| "sans-serif".into());
+        db.set_sans_serif_family(&family);
+        Ok(OgRenderer {
+            fontdb: Arc::new(db),
+            family,
+            fonts_hash: hasher.finalize().into(),
+            cache_dir,
+        })
+    }
+
+    fn key(&self, svg: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(CACHE_VERSION);
+        h.update(self.fonts_hash);
+        h.update(svg.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// The PNG for `svg`: from the cache when present, else rendered and cached.
+    /// Returns the bytes and whether they were rendered now.
+    pub fn png(&self, svg: &str) -> anyhow::Result<(Vec<u8>, bool)> {
+        let path = self.cache_dir.join(format!("{}.png", self.key(svg)));
+        if let Ok(bytes) = std::fs::read(&path) {
+            return Ok((bytes, false));
+        }
+        let png = self.render(svg)?;
+        std::fs::create_dir_all(&self.cache_dir)
+            .with_context(|| format!("while creating {}", self.cache_dir.display()))?;
+        // Write beside, then rename: a concurrent or interrupted build never sees half a file.
+        let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)?;
+        std::fs::write(tmp.path(), &png)?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("while caching {}", path.display()))?;
+        Ok((png, true))
+    }
+
+    pub fn render(&self, svg: &str) -> anyhow::Result<Vec<u8>> {
+        let opts = usvg::Options {
+            fontdb: self.fontdb.clone(),
+            font_family: self.family.clone(),
+            ..Default::default()
+        };
+        let tree = usvg::Tree::from_str(svg, &opts)
+            .context("while parsing the Open Graph SVG (og.svg)")?;
+        let mut pixmap =
+            resvg::tiny_skia::Pixmap::new(WIDTH, HEIGHT).context("allocating the card")?;
+        let size = tree.size();
+        let t = resvg::tiny_skia::Transform::from_scale(
+            WIDTH as f32 / size.width(),
+            HEIGHT as f32 / size.height(),
+        );
+        resvg::render(&tree, t, &mut pixmap.as_mut());
+        pixmap
+            .encode_png()
+            .context("while encoding the Open Graph PNG")
+    }
+}
+
+/// Breaks `text` into at most `max_lines` lines of about `width` characters, with an ellipsis
+/// when it does not fit (SVG has no automatic wrapping).
+pub fn wrap(text: &str, width: usize, max_lines: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut words = text.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        let len = cur.chars().count();
+        if len > 0 && len + 1 + w.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+            if lines.len() == max_lines {
+                let last = lines.last_mut().expect("one line");
+                while last.chars().count() + 1 > width {
+                    last.pop();
+                }
+                last.push('…');
+                return lines;
+            }
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+        let _ = words.peek();
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_with_ellipsis() {
+        assert_eq!(wrap("a bb ccc", 4, 3), ["a bb", "ccc"]);
+        let l = wrap("one two three four five six", 7, 2);
+        assert_eq!(l.len(), 2);
+        assert!(l[1].ends_with('…'));
+    }
+}

@@ -1,0 +1,342 @@
+//! `cahier build`: content + theme -> a complete static site, rendered in parallel into a
+//! temporary folder beside the output and swapped in at the end, so the output folder is
+//! never half-written. Everything is sorted and nothing reads the clock: same input, same bytes.
+
+use crate::config::Config;
+use crate::content::{self, Content, Petition};
+use crate::diag::Diagnostics;
+use crate::headers::{HeadersFile, PageClass};
+use crate::integrity::{self, OutFile, Output};
+use crate::pages::{self, LangSite};
+use crate::theme::Theme;
+use crate::{feeds, petition_manifest};
+use anyhow::Context;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to build and where; the overrides serve `cahier serve` (local origin, dev captcha).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Site root (holds `cahier.toml`, `content/`, `themes/`).
+    pub root: PathBuf,
+    /// Output folder, usually `<root>/public`.
+    pub out: PathBuf,
+    /// Include petitions marked `draft = true`.
+    pub drafts: bool,
+    /// Overrides `base_url` (e.g. `http://127.0.0.1:8080`); `api_url` then follows unless set.
+    pub base_url: Option<String>,
+    /// Overrides `api_url`.
+    pub api_url: Option<String>,
+    /// Overrides `captcha.provider` (`dev` for local development).
+    pub captcha_provider: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    /// HTML pages written.
+    pub pages: usize,
+    /// All files written, `integrity.json` included.
+    pub files: usize,
+    pub elapsed: Duration,
+    pub petitions: usize,
+    /// Open Graph cards rendered now / taken from the cache.
+    pub og_rendered: usize,
+    pub og_cached: usize,
+    /// Problems that did not stop the build (e.g. a missing translation).
+    pub warnings: Vec<String>,
+}
+
+/// Loads the configuration with the options' overrides applied.
+pub fn load_config(opts: &BuildOptions) -> anyhow::Result<Config> {
+    let mut cfg = crate::config::load(&opts.root)?;
+    if let Some(b) = &opts.base_url {
+        cfg.base_url = b.trim_end_matches('/').to_string();
+    }
+    if let Some(a) = &opts.api_url {
+        cfg.api_url = Some(a.trim_end_matches('/').to_string());
+    } else if opts.base_url.is_some() {
+        cfg.api_url = None;
+    }
+    if let Some(p) = &opts.captcha_provider {
+        anyhow::ensure!(
+            p == "hcaptcha" || p == "dev",
+            "captcha provider {p:?} is unknown; use \"hcaptcha\" or \"dev\""
+        );
+        cfg.captcha.provider = p.clone();
+    }
+    Ok(cfg)
+}
+
+pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
+    let start = Instant::now();
+    let root = &opts.root;
+    let cfg = load_config(opts)?;
+    let content = content::load(root, &cfg, opts.drafts).map_err(Diagnostics)?;
+    let theme = Theme::load(root, &cfg)?;
+    let mut warnings = Vec::new();
+    for p in &content.petitions {
+        let missing = content::missing_languages(p, &cfg);
+        if !missing.is_empty() {
+            warnings.push(format!(
+                "{}: no translation for {} (the petition is published in {} only)",
+                p.dir.display(),
+                missing.join(", "),
+                p.texts.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+
+    let out = &opts.out;
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("while creating {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".cahier-build-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("while creating a build folder in {}", parent.display()))?;
+    let output = Output::new(tmp.path());
+    let stats = render_all(root, &cfg, &content, &theme, &output)?;
+    let mut files = stats.files;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(w) = files.windows(2).find(|w| w[0].path == w[1].path) {
+        anyhow::bail!(
+            "two outputs would be written to {}: rename one of them",
+            w[0].path
+        );
+    }
+    output.write(integrity::INTEGRITY_FILE, &integrity::manifest(&files))?;
+    let n_files = files.len() + 1;
+    swap_into_place(tmp, out)?;
+    Ok(BuildReport {
+        pages: stats.pages,
+        files: n_files,
+        elapsed: start.elapsed(),
+        petitions: content.petitions.len(),
+        og_rendered: stats.og_rendered,
+        og_cached: stats.og_cached,
+        warnings,
+    })
+}
+
+/// Replaces `out` by the finished build: the old output is renamed away first, then removed.
+fn swap_into_place(tmp: tempfile::TempDir, out: &Path) -> anyhow::Result<()> {
+    let new = tmp.keep();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // tempdir is 0700; a site folder is meant to be read by a web server.
+        let _ = std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755));
+    }
+    if out.exists() {
+        let old = new.with_file_name(format!(
+            "{}.old",
+            new.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        ));
+        std::fs::rename(out, &old)
+            .with_context(|| format!("while moving the previous {} away", out.display()))?;
+        if let Err(e) = std::fs::rename(&new, out) {
+            let _ = std::fs::rename(&old, out);
+            let _ = std::fs::remove_dir_all(&new);
+            return Err(e)
+                .with_context(|| format!("while moving the new site into {}", out.display()));
+        }
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("while removing {}", old.display()))?;
+    } else {
+        std::fs::rename(&new, out)
+            .with_context(|| format!("while moving the new site into {}", out.display()))?;
+    }
+    Ok(())
+}
+
+struct Stats {
+    files: Vec<OutFile>,
+    pages: usize,
+    og_rendered: usize,
+    og_cached: usize,
+}
+
+/// The sub-pages every petition has, besides its main page.
+pub const SUBPAGES: &[(&str, &str)] = &[
+    ("check-email", "check-email.html"),
+    ("confirm", "confirm.html"),
+    ("thanks", "thanks.html"),
+    ("erase", "erase.html"),
+    ("embed", "embed.html"),
+];
+
+fn render_all(
+    root: &Path,
+    cfg: &Config,
+    content: &Content,
+    theme: &Theme,
+    output: &Output,
+) -> anyhow::Result<Stats> {
+    let sites: Vec<LangSite> = cfg
+        .languages
+        .iter()
+        .map(|l| LangSite::new(cfg, theme, content, l))
+        .collect();
+    let og_rendered = AtomicUsize::new(0);
+    let og_cached = AtomicUsize::new(0);
+
+    // Every (petition, language) renders its six pages, its card and its images.
+    let jobs: Vec<(&Petition, &LangSite)> = content
+        .petitions
+        .iter()
+        .flat_map(|p| {
+            sites
+                .iter()
+                .filter(|s| p.texts.contains_key(&s.lang))
+                .map(move |s| (p, s))
+        })
+        .collect();
+    let per_petition: Vec<(Vec<OutFile>, usize)> = jobs
+        .par_iter()
+        .map(|(p, site)| {
+            let r = render_petition(root, cfg, theme, site, p, output, &og_rendered, &og_cached);
+            r.with_context(|| format!("while building {} ({})", p.dir.display(), site.lang))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut files = Vec::new();
+    let mut pages = 0;
+    for (f, n) in per_petition {
+        files.extend(f);
+        pages += n;
+    }
+    for site in &sites {
+        let (f, n) = render_site_pages(root, cfg, theme, content, site, output)
+            .with_context(|| format!("while building the site pages ({})", site.lang))?;
+        files.extend(f);
+        pages += n;
+    }
+    for (rel, bytes) in &theme.files {
+        files.push(output.write(rel, bytes)?);
+    }
+    files.push(output.write(
+        "api/manifest.json",
+        &petition_manifest::to_json(&petition_manifest::build(cfg, content, theme)),
+    )?);
+    files.push(output.write(
+        "sitemap.xml",
+        feeds::sitemap(&pages::sitemap_urls(cfg, content, &sites)).as_bytes(),
+    )?);
+    files.push(
+        output.write(
+            "robots.txt",
+            feeds::robots(
+                &format!("{}/sitemap.xml", cfg.base_url),
+                &pages::robots_disallow(cfg),
+            )
+            .as_bytes(),
+        )?,
+    );
+    let mut h = HeadersFile::new(cfg);
+    for site in &sites {
+        for path in [
+            site.home_path(),
+            site.path("/privacy/"),
+            site.path("/404.html"),
+        ] {
+            h.page(cfg, &path, PageClass::Plain);
+        }
+    }
+    for p in &content.petitions {
+        for site in sites.iter().filter(|s| p.texts.contains_key(&s.lang)) {
+            h.page(cfg, &site.path(&format!("/{}/", p.slug)), PageClass::Sign);
+        }
+    }
+    files.push(output.write("_headers", h.finish().as_bytes())?);
+    Ok(Stats {
+        files,
+        pages,
+        og_rendered: og_rendered.into_inner(),
+        og_cached: og_cached.into_inner(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_petition(
+    root: &Path,
+    cfg: &Config,
+    theme: &Theme,
+    site: &LangSite,
+    p: &Petition,
+    output: &Output,
+    og_rendered: &AtomicUsize,
+    og_cached: &AtomicUsize,
+) -> anyhow::Result<(Vec<OutFile>, usize)> {
+    let mut files = Vec::with_capacity(8 + p.assets.len());
+    let dir = format!("{}{}/", site.dir, p.slug);
+    let mut ctx = site.context.clone();
+    let pctx = pages::petition_context(cfg, site, p);
+    ctx.insert("petition", &pctx);
+
+    let main_page = pages::page_context(cfg, site, p, "petition", "");
+    ctx.insert("page", &main_page);
+    let html = theme.templates.render("petition.html", &ctx, root)?;
+    files.push(output.write(&format!("{dir}index.html"), html.as_bytes())?);
+    for (sub, template) in SUBPAGES {
+        ctx.insert(
+            "page",
+            &pages::page_context(cfg, site, p, sub, &format!("{sub}/")),
+        );
+        let html = theme.templates.render(template, &ctx, root)?;
+        files.push(output.write(&format!("{dir}{sub}/index.html"), html.as_bytes())?);
+    }
+
+    // Open Graph card.
+    let svg = theme
+        .templates
+        .render("og.svg", &pages::og_context(site, &pctx), root)?;
+    let (png, rendered) = theme.og.png(&svg)?;
+    if rendered { og_rendered } else { og_cached }.fetch_add(1, Ordering::Relaxed);
+    files.push(output.write(&format!("{dir}og.png"), &png)?);
+
+    // Images and other files beside the petition, copied beside each language's page.
+    for a in &p.assets {
+        let src = root.join(&p.dir).join(a);
+        let bytes =
+            std::fs::read(&src).with_context(|| format!("while reading {}", src.display()))?;
+        files.push(output.write(&format!("{dir}{a}"), &bytes)?);
+    }
+    Ok((files, 1 + SUBPAGES.len()))
+}
+
+fn render_site_pages(
+    root: &Path,
+    cfg: &Config,
+    theme: &Theme,
+    content: &Content,
+    site: &LangSite,
+    output: &Output,
+) -> anyhow::Result<(Vec<OutFile>, usize)> {
+    let mut files = Vec::new();
+    let mut ctx = site.context.clone();
+    ctx.insert("petitions", &pages::index_cards(cfg, site, content));
+    for (kind, rel, template) in [
+        ("index", "", "index.html"),
+        ("privacy", "privacy/", "privacy.html"),
+        ("404", "404.html", "404.html"),
+    ] {
+        ctx.insert("page", &pages::site_page_context(cfg, site, kind, rel));
+        let html = theme.templates.render(template, &ctx, root)?;
+        let out = if rel.ends_with(".html") {
+            format!("{}{rel}", site.dir)
+        } else {
+            format!("{}{rel}index.html", site.dir)
+        };
+        files.push(output.write(&out, html.as_bytes())?);
+    }
+    let feed = pages::atom_feed(cfg, site, content);
+    files.push(output.write(&format!("{}atom.xml", site.dir), feed.as_bytes())?);
+    Ok((files, 3))
+}

@@ -1,0 +1,118 @@
+//! A loaded theme: templates, UI strings per language, static assets (CSS/JS fingerprinted,
+//! with their Subresource Integrity), and the Open Graph renderer with the theme's fonts.
+
+use crate::config::Config;
+use crate::integrity::{fingerprinted, sri};
+use crate::og::OgRenderer;
+use crate::templates::{self, Strings, Templates};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A static file the site links to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Asset {
+    /// Root-relative URL (with the site's base path).
+    pub url: String,
+    /// `sha384-...` for `integrity=`.
+    pub integrity: String,
+}
+
+pub struct Theme {
+    pub templates: Templates,
+    pub strings: BTreeMap<String, Strings>,
+    /// Assets by their source name (`style.css`), for templates.
+    pub assets: BTreeMap<String, Asset>,
+    /// Files to write: (path relative to the output, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
+    pub og: OgRenderer,
+}
+
+fn read_tree(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut v = Vec::new();
+    if !dir.is_dir() {
+        return Ok(v);
+    }
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.with_context(|| format!("while reading {}", dir.display()))?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .expect("under dir")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel.split('/').any(|s| s.starts_with('.')) {
+            continue;
+        }
+        let bytes = std::fs::read(e.path())
+            .with_context(|| format!("while reading {}", e.path().display()))?;
+        v.push((rel, bytes));
+    }
+    Ok(v)
+}
+
+impl Theme {
+    pub fn load(root: &Path, cfg: &Config) -> anyhow::Result<Theme> {
+        let dir = cfg.theme_dir(root);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "theme {:?} not found: expected the folder {} (set `theme` in cahier.toml)",
+            cfg.theme,
+            dir.display()
+        );
+        let templates = Templates::load(root, &dir)?;
+        let mut strings = BTreeMap::new();
+        for lang in &cfg.languages {
+            strings.insert(lang.clone(), templates::load_strings(root, &dir, lang)?);
+        }
+        let bp = cfg.base_path();
+        let mut assets = BTreeMap::new();
+        let mut files = Vec::new();
+        // Theme assets under /static/, CSS and JS fingerprinted.
+        for (rel, bytes) in read_tree(&dir.join("static"))? {
+            let out = if rel.ends_with(".css") || rel.ends_with(".js") {
+                format!("static/{}", fingerprinted(&rel, &bytes))
+            } else {
+                format!("static/{rel}")
+            };
+            assets.insert(
+                rel,
+                Asset {
+                    url: format!("{bp}/{out}"),
+                    integrity: sri(&bytes),
+                },
+            );
+            files.push((out, bytes));
+        }
+        // The site's own static files land at the root as they are (favicon.ico, ...).
+        for (rel, bytes) in read_tree(&root.join("static"))? {
+            assets.insert(
+                rel.clone(),
+                Asset {
+                    url: format!("{bp}/{rel}"),
+                    integrity: sri(&bytes),
+                },
+            );
+            files.push((rel, bytes));
+        }
+        for needed in ["style.css", "cahier.js"] {
+            anyhow::ensure!(
+                assets.contains_key(needed),
+                "theme {:?} has no static/{needed}",
+                cfg.theme
+            );
+        }
+        let og = OgRenderer::new(&dir, root.join(".cahier").join("og-cache"))?;
+        Ok(Theme {
+            templates,
+            strings,
+            assets,
+            files,
+            og,
+        })
+    }
+}

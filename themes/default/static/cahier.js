@@ -1,0 +1,188 @@
+/* Cahier default theme: live counts, the sign form (fetch + per-field errors), and the
+   confirm / erase pages (token read from the URL fragment, posted only on a click).
+   Every text comes from data-* attributes written by the templates from i18n/<lang>.toml. */
+(function () {
+  "use strict";
+  var started = (window.performance && performance.now) ? performance.now() : Date.now();
+  function now() { return (window.performance && performance.now) ? performance.now() : Date.now(); }
+  function fill(text, vars) {
+    return String(text || "").replace(/\{(\w+)\}/g, function (m, k) { return k in vars ? vars[k] : m; });
+  }
+  function fmt(n, lang) {
+    try { return new Intl.NumberFormat(lang).format(n); } catch (e) { return String(n); }
+  }
+  /* The goal is raised when reached, as campaign tools do: next round step above the count. */
+  function nextGoal(count, goal) {
+    if (count < goal) return goal;
+    var steps = [100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000];
+    for (var i = 0; i < steps.length; i++) if (steps[i] > count * 1.1) return steps[i];
+    return Math.ceil(count * 1.5 / 1000000) * 1000000;
+  }
+  function fetchJson(url, opts, timeoutMs) {
+    var ctrl = window.AbortController ? new AbortController() : null;
+    var timer = ctrl ? setTimeout(function () { ctrl.abort(); }, timeoutMs || 8000) : null;
+    opts = opts || {};
+    if (ctrl) opts.signal = ctrl.signal;
+    return fetch(url, opts).then(function (res) {
+      if (timer) clearTimeout(timer);
+      var ct = res.headers.get("Content-Type") || "";
+      var body = /json/.test(ct) ? res.json().catch(function () { return null; }) : Promise.resolve(null);
+      return body.then(function (data) { return { status: res.status, ok: res.ok, data: data, headers: res.headers }; });
+    }, function (err) { if (timer) clearTimeout(timer); throw err; });
+  }
+
+  /* ---- Live counts ---- */
+  var counts = {};
+  function countFor(url) {
+    if (!counts[url]) {
+      counts[url] = fetchJson(url, { headers: { Accept: "application/json" }, credentials: "omit" }, 6000)
+        .then(function (r) { if (!r.ok || !r.data || typeof r.data.count !== "number") throw new Error("count"); return r.data; });
+    }
+    return counts[url];
+  }
+  function showCount(box) {
+    var lang = box.getAttribute("data-lang") || document.documentElement.lang;
+    countFor(box.getAttribute("data-count-url")).then(function (data) {
+      var goal = nextGoal(data.count, Math.max(Number(data.goal) || 0, Number(box.getAttribute("data-goal")) || 1));
+      var line = box.querySelector("[data-count-line]");
+      var bar = box.querySelector("[data-progress]");
+      var goalLine = box.querySelector("[data-goal-line]");
+      if (line) {
+        line.textContent = fill(box.getAttribute("data-text-count"), { count: fmt(data.count, lang) });
+        line.hidden = false;
+      }
+      if (bar) { bar.max = goal; bar.value = Math.min(data.count, goal); bar.textContent = data.count + " / " + goal; bar.hidden = false; }
+      if (goalLine) goalLine.textContent = fill(box.getAttribute("data-text-goal"), { goal: fmt(goal, lang) });
+    }).catch(function () {
+      var fb = box.querySelector("[data-count-fallback]");
+      if (fb) { fb.textContent = box.getAttribute("data-text-unavailable"); fb.hidden = false; }
+    });
+  }
+
+  /* ---- Sign form ---- */
+  function clearErrors(form) {
+    Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (p) { p.textContent = ""; p.hidden = true; });
+    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (el) { el.removeAttribute("aria-invalid"); });
+    var general = form.querySelector("[data-form-error]");
+    general.textContent = ""; general.hidden = true;
+  }
+  function showGeneral(form, text) {
+    var general = form.querySelector("[data-form-error]");
+    general.textContent = text; general.hidden = false; general.focus();
+  }
+  function resetCaptcha() {
+    try { if (window.hcaptcha && typeof window.hcaptcha.reset === "function") window.hcaptcha.reset(); } catch (e) { /* widget gone */ }
+  }
+  function statusText(form, status, data) {
+    if (status === 403) return form.getAttribute("data-error-captcha");
+    if (status === 410 || status === 404) return form.getAttribute("data-error-closed");
+    if (status === 413) return form.getAttribute("data-error-too-large");
+    if (status === 429) return form.getAttribute("data-error-rate");
+    if (status === 400) return form.getAttribute("data-error-invalid");
+    return (data && data.title) ? form.getAttribute("data-error-generic") : form.getAttribute("data-error-generic");
+  }
+  function showFieldErrors(form, errors) {
+    var first = null;
+    errors.forEach(function (e) {
+      if (!e || !e.field) return;
+      var p = form.querySelector('[data-error-for="' + String(e.field).replace(/"/g, "") + '"]');
+      var input = form.elements[e.field];
+      if (p) { p.textContent = e.detail || e.message || ""; p.hidden = false; }
+      if (input && input.setAttribute) { input.setAttribute("aria-invalid", "true"); if (!first) first = input; }
+    });
+    return first;
+  }
+  function setupForm(form) {
+    var opens = Number(form.getAttribute("data-opens") || 0) * 1000;
+    var closes = Number(form.getAttribute("data-closes") || 0) * 1000;
+    var status = document.querySelector("[data-form-status]");
+    var t = Date.now();
+    if ((opens && t < opens) || (closes && t >= closes)) {
+      if (status) { status.textContent = form.getAttribute(opens && t < opens ? "data-text-not-open" : "data-text-closed"); status.hidden = false; }
+      form.hidden = true;
+      return;
+    }
+    var button = form.querySelector("button[type=submit]");
+    var label = button ? button.textContent : "";
+    form.addEventListener("submit", function (ev) {
+      if (!window.fetch || !window.URLSearchParams) return; /* plain form post, 303 to check-email */
+      ev.preventDefault();
+      clearErrors(form);
+      form.elements.fill_ms.value = String(Math.round(now() - started));
+      var body = new URLSearchParams();
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (!el.name || el.disabled) return;
+        if ((el.type === "checkbox" || el.type === "radio") && !el.checked) return;
+        if (el.type === "submit" || el.type === "button") return;
+        body.append(el.name, el.value);
+      });
+      if (button) { button.disabled = true; button.textContent = form.getAttribute("data-text-sending"); }
+      fetchJson(form.action, {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8" },
+        body: body.toString(),
+        credentials: "omit"
+      }, 20000).then(function (r) {
+        if (r.ok) { window.location.assign(form.getAttribute("data-next")); return; }
+        resetCaptcha();
+        var errs = (r.data && Array.isArray(r.data.errors)) ? r.data.errors : [];
+        var first = showFieldErrors(form, errs);
+        var text = statusText(form, r.status, r.data);
+        if (r.status === 429 && r.headers.get("Retry-After")) text += " (" + r.headers.get("Retry-After") + " s)";
+        showGeneral(form, text);
+        if (first && first.focus) first.focus();
+      }).catch(function () {
+        showGeneral(form, form.getAttribute("data-error-network"));
+      }).then(function () {
+        if (button) { button.disabled = false; button.textContent = label; }
+      });
+    });
+  }
+
+  /* ---- Confirm / erase pages: the token is in the fragment, never sent by a GET ---- */
+  function setupTokenPage(page) {
+    var params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    var token = params.get("t");
+    var button = page.querySelector("[data-token-button]");
+    var status = page.querySelector("[data-token-status]");
+    function say(text, cls) { status.textContent = text; status.className = "status " + (cls || ""); }
+    if (!token) { say(page.getAttribute("data-text-missing"), "error"); return; }
+    Array.prototype.forEach.call(document.querySelectorAll("[data-keep-fragment]"), function (a) {
+      a.href = a.getAttribute("href").split("#")[0] + "#t=" + encodeURIComponent(token);
+    });
+    button.disabled = false;
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      say(page.getAttribute("data-text-working"));
+      fetchJson(page.getAttribute("data-api"), {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ token: token }),
+        credentials: "omit"
+      }, 20000).then(function (r) {
+        if (r.ok) {
+          say(page.getAttribute("data-text-done"), "ok");
+          try { history.replaceState(null, "", window.location.pathname); } catch (e) { /* ignore */ }
+          var next = page.getAttribute("data-next");
+          if (next) window.location.replace(next);
+          return;
+        }
+        say(page.getAttribute(r.status === 410 || r.status === 404 ? "data-text-expired" : "data-text-error"), "error");
+        button.disabled = r.status === 410 || r.status === 404;
+      }).catch(function () {
+        say(page.getAttribute("data-text-network"), "error");
+        button.disabled = false;
+      });
+    });
+  }
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-count-url]"), showCount);
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-sign-form]"), setupForm);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-token-page]"), setupTokenPage);
+    Array.prototype.forEach.call(document.querySelectorAll("input.copy"), function (i) {
+      i.addEventListener("focus", function () { i.select(); });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
+})();
