@@ -14,7 +14,7 @@ pub enum PageClass {
     Sign,
     /// Any other page; may read the count or post a token to the API.
     Plain,
-    /// The embed widget: framable by any site.
+    /// The embed widget: framable by any site, and signs like the petition page.
     Embed,
 }
 
@@ -25,7 +25,9 @@ pub fn csp(cfg: &Config, class: PageClass, meta: bool) -> String {
     let mut style = String::from("'self'");
     let mut connect = api.clone();
     let mut frame = String::new();
-    if class == PageClass::Sign {
+    // The embed widget carries the sign form too.
+    let signs = matches!(class, PageClass::Sign | PageClass::Embed);
+    if signs {
         match cfg.captcha.provider.as_str() {
             "dev" => {
                 if api != cfg.site_origin() {
@@ -46,7 +48,7 @@ pub fn csp(cfg: &Config, class: PageClass, meta: bool) -> String {
     if !frame.is_empty() {
         let _ = write!(p, "frame-src {frame}; ");
     }
-    let form = if class == PageClass::Sign {
+    let form = if signs {
         api.as_str()
     } else {
         "'none'"

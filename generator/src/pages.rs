@@ -424,7 +424,7 @@ pub fn petition_context(cfg: &Config, site: &LangSite, p: &Petition) -> Petition
         thanks_path: format!("{path}thanks/"),
         erase_path: format!("{path}erase/"),
         embed_code: format!(
-            "<iframe src=\"{embed_url}\" title=\"{}\" width=\"100%\" height=\"240\" loading=\"lazy\"></iframe>",
+            "<iframe src=\"{embed_url}\" title=\"{}\" width=\"100%\" height=\"720\" loading=\"lazy\"></iframe>",
             crate::templates::escape(&text.title)
         ),
         embed_path,
@@ -493,7 +493,7 @@ pub fn page_context(cfg: &Config, site: &LangSite, p: &Petition, kind: &str, sub
         .map(|a| a.url.clone());
     let (csp, signs) = match kind {
         "petition" => (site.csp_sign.clone(), true),
-        "embed" => (site.csp_embed.clone(), false),
+        "embed" => (site.csp_embed.clone(), true),
         _ => (site.csp_plain.clone(), false),
     };
     PageCtx {

@@ -476,7 +476,12 @@ fn count_progress_and_token_pages() {
     assert!(shares[0].starts_with("mailto:?subject="));
     let embed = html("noel-sans-geant/embed/index.html");
     assert!(embed.select(&sel("[data-count-url]")).next().is_some());
-    assert!(embed.select(&sel("form")).next().is_none());
+    // The embed widget signs in place (issue 6): the same form, posting to the API.
+    let form = embed.select(&sel("form[data-sign-form][data-done-inline]")).next();
+    assert_eq!(
+        form.and_then(|f| f.value().attr("action")),
+        Some("https://petitions.example.org/api/petitions/noel-sans-geant/sign")
+    );
 }
 
 #[test]

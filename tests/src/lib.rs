@@ -1,9 +1,11 @@
 //! Shared harness for the end-to-end tests: spawning the real binaries and the real helper
 //! servers (moto, SMTP sink), each stopped when its guard drops.
 
+pub mod browser;
 pub mod fixture;
 pub mod outbox;
 pub mod server;
+pub mod site;
 pub mod smtp;
 
 /// A free TCP port on 127.0.0.1 (bound then released; the caller binds it right after).

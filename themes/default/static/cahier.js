@@ -35,10 +35,17 @@
   var counts = {};
   function countFor(url) {
     if (!counts[url]) {
-      counts[url] = fetchJson(url, { headers: { Accept: "application/json" }, credentials: "omit" }, 6000)
+      counts[url] = fetchJson(url, { headers: { Accept: "application/json" }, credentials: "omit", cache: "no-cache" }, 6000)
         .then(function (r) { if (!r.ok || !r.data || typeof r.data.count !== "number") throw new Error("count"); return r.data; });
     }
     return counts[url];
+  }
+  /* "1 signature" / "2 signatures" (and "0 signature" in French), by the language's rules. */
+  function countText(box, n, lang) {
+    var one = box.getAttribute("data-text-count-one");
+    var form = "other";
+    try { form = new Intl.PluralRules(lang).select(n); } catch (e) { form = n === 1 ? "one" : "other"; }
+    return (form === "one" && one) ? one : box.getAttribute("data-text-count");
   }
   function showCount(box) {
     var lang = box.getAttribute("data-lang") || document.documentElement.lang;
@@ -48,7 +55,13 @@
       var bar = box.querySelector("[data-progress]");
       var goalLine = box.querySelector("[data-goal-line]");
       if (line) {
-        line.textContent = fill(box.getAttribute("data-text-count"), { count: fmt(data.count, lang) });
+        /* The number stands out: "{count} signatures" -> <strong>1 234</strong> signatures. */
+        var parts = String(countText(box, data.count, lang) || "{count}").split("{count}");
+        line.textContent = "";
+        parts.forEach(function (part, i) {
+          if (i > 0) { var strong = document.createElement("strong"); strong.textContent = fmt(data.count, lang); line.appendChild(strong); }
+          if (part) line.appendChild(document.createTextNode(part));
+        });
         line.hidden = false;
       }
       if (bar) { bar.max = goal; bar.value = Math.min(data.count, goal); bar.textContent = data.count + " / " + goal; bar.hidden = false; }
@@ -81,13 +94,20 @@
     if (status === 400) return form.getAttribute("data-error-invalid");
     return (data && data.title) ? form.getAttribute("data-error-generic") : form.getAttribute("data-error-generic");
   }
+  /* The function's details are in English: pages in other languages show the theme's words. */
+  function fieldMessage(form, p, e) {
+    var own = p.getAttribute("data-message");
+    if (own) return own;
+    var english = /^en\b/.test(document.documentElement.lang || "");
+    return (english && e.detail) ? e.detail : (form.getAttribute("data-error-field") || e.detail || "");
+  }
   function showFieldErrors(form, errors) {
     var first = null;
     errors.forEach(function (e) {
       if (!e || !e.field) return;
       var p = form.querySelector('[data-error-for="' + String(e.field).replace(/"/g, "") + '"]');
       var input = form.elements[e.field];
-      if (p) { p.textContent = e.detail || e.message || ""; p.hidden = false; }
+      if (p) { p.textContent = fieldMessage(form, p, e); p.hidden = false; }
       if (input && input.setAttribute) { input.setAttribute("aria-invalid", "true"); if (!first) first = input; }
     });
     return first;
@@ -123,7 +143,13 @@
         body: body.toString(),
         credentials: "omit"
       }, 20000).then(function (r) {
-        if (r.ok) { window.location.assign(form.getAttribute("data-next")); return; }
+        if (r.ok) {
+          /* In the embed widget the follow-up pages cannot be framed: say it in place. */
+          var done = form.hasAttribute("data-done-inline") && document.querySelector("[data-sign-done]");
+          if (done) { form.hidden = true; done.hidden = false; done.focus(); return; }
+          window.location.assign(form.getAttribute("data-next"));
+          return;
+        }
         resetCaptcha();
         var errs = (r.data && Array.isArray(r.data.errors)) ? r.data.errors : [];
         var first = showFieldErrors(form, errs);

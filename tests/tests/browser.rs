@@ -1,0 +1,536 @@
+//! The product as its users meet it: headless Chromium against the example site served with its
+//! API on one origin (dev captcha, outbox mails), in French (root) and English (`/en/`).
+//! Screenshots of every step land in `target/browser-artifacts/<test>/`.
+//!
+//! Needs `chromium`, `chromium-driver` and `npm ci` in tests/browser (scripts/test.sh).
+
+use anyhow::{ensure, Context};
+use cahier_tests::browser::Browser;
+use cahier_tests::site::{link, Site, LIBRARY, PETITION};
+use fantoccini::key::Key;
+
+/// Browsers are heavy on a 2-core machine: at most two sessions at once in this binary.
+static SESSIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+fn prefix(lang: &str) -> &'static str {
+    if lang == "fr" {
+        ""
+    } else {
+        "/en"
+    }
+}
+
+/// Texts of the theme the tests look for, per language.
+struct Texts {
+    check_email: &'static str,
+    thanks: &'static str,
+    /// French counts zero in the singular ("0 signature"), English in the plural.
+    no_signature: &'static str,
+    one_signature: &'static str,
+}
+
+fn texts(lang: &str) -> Texts {
+    if lang == "fr" {
+        Texts {
+            check_email: "Vérifiez votre boîte e-mail",
+            thanks: "Merci",
+            no_signature: "0 signature",
+            one_signature: "1 signature",
+        }
+    } else {
+        Texts {
+            check_email: "Check your e-mail",
+            thanks: "Thank you",
+            no_signature: "0 signatures",
+            one_signature: "1 signature",
+        }
+    }
+}
+
+/// hCaptcha-like widget of the dev captcha: click it and wait until it says it is solved.
+async fn solve_captcha(b: &Browser) -> anyhow::Result<()> {
+    b.wait_visible(".h-captcha button.dev-captcha")
+        .await?
+        .click()
+        .await?;
+    captcha_solved(b).await
+}
+
+async fn captcha_solved(b: &Browser) -> anyhow::Result<()> {
+    b.wait_js(
+        "the captcha to be solved",
+        "var a = document.querySelector(\"[name='h-captcha-response']\"); return !!(a && a.value);",
+    )
+    .await?;
+    Ok(())
+}
+
+/// People take more than two seconds to fill a form; the function flags faster fills (held,
+/// never counted). Waits until the page has been open that long.
+async fn human_fill_time(b: &Browser) -> anyhow::Result<()> {
+    b.wait_js(
+        "two seconds since the page loaded",
+        "return performance.now() > 2100;",
+    )
+    .await?;
+    Ok(())
+}
+
+async fn fill(b: &Browser, css: &str, text: &str) -> anyhow::Result<()> {
+    let el = b.find(css).await?;
+    el.clear().await?;
+    el.send_keys(text).await?;
+    Ok(())
+}
+
+async fn tick(b: &Browser, css: &str) -> anyhow::Result<()> {
+    let el = b.find(css).await?;
+    if !el.is_selected().await? {
+        el.click().await?;
+    }
+    Ok(())
+}
+
+/// The count line shows `needle` (e.g. "0 signatures") once the live count has loaded.
+async fn see_count(b: &Browser, needle: &str) -> anyhow::Result<String> {
+    b.wait_visible("[data-count-line]").await?;
+    let text = b.wait_text("[data-count-line]", needle).await?;
+    ensure!(text.trim() == needle, "count line {text:?}, expected {needle:?}");
+    Ok(text)
+}
+
+/// Opens the confirm link, checks that opening it did not confirm, clicks the button and lands
+/// on the thanks page with the new count.
+async fn confirm_from_mail(
+    site: &Site,
+    b: &mut Browser,
+    lang: &str,
+    slug: &str,
+    email: &str,
+    expected_count: u64,
+) -> anyhow::Result<()> {
+    let t = texts(lang);
+    let mail = site.wait_mail(email).await?;
+    let confirm = link(&mail, "confirm").context("a confirm link in the mail")?;
+    let expected = site.url(&format!("{}/{slug}/confirm/#t=", prefix(lang)));
+    ensure!(
+        confirm.starts_with(&expected),
+        "confirm link {confirm} should start with {expected}"
+    );
+    ensure!(
+        link(&mail, "erase").is_some(),
+        "an erase link in the mail:\n{}",
+        mail.text
+    );
+    b.goto(&confirm).await?;
+    b.wait_js(
+        "the confirm button to be enabled",
+        "var x = document.querySelector('[data-token-button]'); return x && !x.disabled;",
+    )
+    .await?;
+    b.shot("confirm").await?;
+    ensure!(
+        site.count(slug).await? == expected_count - 1,
+        "opening the confirm page must not confirm"
+    );
+    b.find("[data-token-button]").await?.click().await?;
+    b.wait_path(&format!("{}/{slug}/thanks/", prefix(lang)))
+        .await?;
+    b.wait_text("h1", t.thanks).await?;
+    ensure!(site.count(slug).await? == expected_count);
+    Ok(())
+}
+
+async fn sign_and_confirm(lang: &str) -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let t = texts(lang);
+    let site = Site::start().await?;
+    let mut b = Browser::start(&format!("sign_and_confirm_{lang}")).await?;
+    let page = format!("{}/{PETITION}/", prefix(lang));
+    b.goto(&site.url(&page)).await?;
+    see_count(&b, t.no_signature).await?;
+    b.shot("petition").await?;
+
+    let email = format!("camille.{lang}@example.org");
+    fill(&b, "#f-name", "Camille Dupont").await?;
+    fill(&b, "#f-email", &email).await?;
+    fill(&b, "#f-postcode", "69001").await?;
+    fill(&b, "#f-city", "Lyon").await?;
+    fill(&b, "#f-comment", "Les librairies de quartier comptent.").await?;
+    tick(&b, "#f-public").await?;
+    tick(&b, "#f-consent").await?;
+    solve_captcha(&b).await?;
+    human_fill_time(&b).await?;
+    b.shot("filled").await?;
+    b.find("form[data-sign-form] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+
+    b.wait_path(&format!("{}/{PETITION}/check-email/", prefix(lang)))
+        .await?;
+    b.wait_text("h1", t.check_email).await?;
+    b.shot("check-email").await?;
+
+    confirm_from_mail(&site, &mut b, lang, PETITION, &email, 1).await?;
+    see_count(&b, t.one_signature).await?;
+    b.shot("thanks").await?;
+
+    b.goto(&site.url(&page)).await?;
+    see_count(&b, t.one_signature).await?;
+    b.shot("petition-after").await?;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_confirm_fr() {
+    sign_and_confirm("fr").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_confirm_en() {
+    sign_and_confirm("en").await.unwrap();
+}
+
+/// Server-side errors (problem+json) appear next to their field, in the page's language, and
+/// nothing typed is lost; fixing them then signs.
+async fn form_errors(lang: &str) -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let t = texts(lang);
+    let site = Site::start().await?;
+    let mut b = Browser::start(&format!("form_errors_{lang}")).await?;
+    let page = format!("{}/{PETITION}/", prefix(lang));
+    b.goto(&site.url(&page)).await?;
+    see_count(&b, t.no_signature).await?;
+
+    // An address the browser accepts (type=email) but the function refuses: no dotted domain.
+    fill(&b, "#f-name", "Dominique Martin").await?;
+    fill(&b, "#f-email", "dominique@localhost").await?;
+    fill(&b, "#f-postcode", "75011").await?;
+    fill(&b, "#f-comment", "Un commentaire à garder.").await?;
+    tick(&b, "#f-consent").await?;
+    solve_captcha(&b).await?;
+    human_fill_time(&b).await?;
+    b.find("form[data-sign-form] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    b.wait_visible("#err-email").await?;
+    let message = b.find("#err-email").await?.text().await?;
+    let expected = if lang == "fr" { "adresse" } else { "address" };
+    ensure!(
+        message.to_lowercase().contains(expected),
+        "the e-mail error should be in {lang}: {message:?}"
+    );
+    ensure!(
+        b.find("#f-email").await?.attr("aria-invalid").await?.as_deref() == Some("true"),
+        "the e-mail input is marked invalid"
+    );
+    ensure!(
+        b.focused().await?.contains("#f-email"),
+        "the focus moves to the first invalid field, not {}",
+        b.focused().await?
+    );
+    // The error sits right below its field.
+    let (_, input_y, _, input_h) = b.find("#f-email").await?.rectangle().await?;
+    let (_, err_y, _, _) = b.find("#err-email").await?.rectangle().await?;
+    ensure!(
+        err_y >= input_y + input_h && err_y < input_y + input_h + 80.0,
+        "the e-mail error is next to the field (input at {input_y}+{input_h}, error at {err_y})"
+    );
+    ensure!(b.value("#f-name").await? == "Dominique Martin");
+    ensure!(b.value("#f-email").await? == "dominique@localhost");
+    ensure!(b.value("#f-postcode").await? == "75011");
+    ensure!(b.value("#f-comment").await? == "Un commentaire à garder.");
+    ensure!(b.find("#f-consent").await?.is_selected().await?);
+    b.js(
+        "document.getElementById('f-email').scrollIntoView({block: 'center'});",
+        vec![],
+    )
+    .await?;
+    b.shot("email-error").await?;
+
+    // Missing consent, as a browser without constraint validation would send it: the server's
+    // error goes next to the checkbox.
+    fill(&b, "#f-email", &format!("dominique.{lang}@example.org")).await?;
+    b.find("#f-consent").await?.click().await?;
+    b.js(
+        "document.querySelector('form[data-sign-form]').noValidate = true;",
+        vec![],
+    )
+    .await?;
+    b.find("form[data-sign-form] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    b.wait_js(
+        "the consent error",
+        "var p = document.getElementById('err-consent'); return p && !p.hidden && p.textContent;",
+    )
+    .await?;
+    ensure!(
+        b.find("#err-email").await?.attr("hidden").await?.is_some(),
+        "the fixed e-mail's error is gone"
+    );
+    ensure!(b.value("#f-email").await? == format!("dominique.{lang}@example.org"));
+    ensure!(b.value("#f-comment").await? == "Un commentaire à garder.");
+    b.js(
+        "document.getElementById('f-consent').scrollIntoView({block: 'center'});",
+        vec![],
+    )
+    .await?;
+    b.shot("consent-error").await?;
+
+    // Fixed: signs.
+    tick(&b, "#f-consent").await?;
+    if b.value("[name='h-captcha-response']").await?.is_empty() {
+        solve_captcha(&b).await?;
+    }
+    b.find("form[data-sign-form] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    b.wait_path(&format!("{}/{PETITION}/check-email/", prefix(lang)))
+        .await?;
+    b.wait_text("h1", t.check_email).await?;
+    b.shot("check-email").await?;
+    ensure!(site.wait_mail(&format!("dominique.{lang}@example.org")).await.is_ok());
+    ensure!(
+        site.mails().iter().all(|m| m.to != "dominique@localhost"),
+        "no mail for the refused address"
+    );
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_errors_fr() {
+    form_errors("fr").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_errors_en() {
+    form_errors("en").await.unwrap();
+}
+
+/// Tab, Space and Enter only: from the top of the page to the thanks page.
+async fn keyboard_only(lang: &str) -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let t = texts(lang);
+    let site = Site::start().await?;
+    let mut b = Browser::start(&format!("keyboard_only_{lang}")).await?;
+    let page = format!("{}/{LIBRARY}/", prefix(lang));
+    b.goto(&site.url(&page)).await?;
+    see_count(&b, t.no_signature).await?;
+
+    // The first Tab stop is the skip link, and following it lands in the main content.
+    b.press(Key::Tab).await?;
+    ensure!(
+        b.focused().await?.contains("skip-link"),
+        "first Tab stop should be the skip link, not {}",
+        b.focused().await?
+    );
+    b.shot("skip-link").await?;
+    b.press(Key::Enter).await?;
+    b.wait_js(
+        "the focus in <main>",
+        "return document.activeElement && document.activeElement.id === 'main';",
+    )
+    .await?;
+
+    let email = format!("sacha.{lang}@example.org");
+    b.tab_to("#f-name").await?;
+    b.type_keys("Sacha Keyboard").await?;
+    b.tab_to("#f-email").await?;
+    b.type_keys(&email).await?;
+    b.tab_to("#f-postcode").await?;
+    b.type_keys("69007").await?;
+    b.tab_to("#f-usager").await?;
+    b.press(Key::Space).await?;
+    b.tab_to("#f-consent").await?;
+    b.press(Key::Space).await?;
+    b.shot("consent-focused").await?;
+    b.tab_to("button.dev-captcha").await?;
+    b.press(Key::Space).await?;
+    captcha_solved(&b).await?;
+    b.shot("captcha-focused").await?;
+    human_fill_time(&b).await?;
+    b.tab_to("form[data-sign-form] [type=submit]").await?;
+    b.shot("submit-focused").await?;
+    ensure!(b.find("#f-usager").await?.is_selected().await?);
+    ensure!(b.find("#f-consent").await?.is_selected().await?);
+    b.press(Key::Enter).await?;
+    b.wait_path(&format!("{}/{LIBRARY}/check-email/", prefix(lang)))
+        .await?;
+    b.wait_text("h1", t.check_email).await?;
+    b.shot("check-email").await?;
+
+    let mail = site.wait_mail(&email).await?;
+    let confirm = link(&mail, "confirm").context("a confirm link")?;
+    b.goto(&confirm).await?;
+    b.wait_js(
+        "the confirm button to be enabled",
+        "var x = document.querySelector('[data-token-button]'); return x && !x.disabled;",
+    )
+    .await?;
+    b.tab_to("[data-token-button]").await?;
+    b.shot("confirm-focused").await?;
+    b.press(Key::Enter).await?;
+    b.wait_path(&format!("{}/{LIBRARY}/thanks/", prefix(lang)))
+        .await?;
+    b.wait_text("h1", t.thanks).await?;
+    see_count(&b, t.one_signature).await?;
+    b.shot("thanks").await?;
+    ensure!(site.count(LIBRARY).await? == 1);
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_only_fr() {
+    keyboard_only("fr").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_only_en() {
+    keyboard_only("en").await.unwrap();
+}
+
+/// The embed widget, framed by a page of another origin, signs in place; its count follows.
+async fn embed_signs(lang: &str) -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let t = texts(lang);
+    let site = Site::start().await?;
+    let mut b = Browser::start(&format!("embed_signs_{lang}")).await?;
+    let embed = site.url(&format!("{}/{PETITION}/embed/", prefix(lang)));
+    // Another origin than the site's: `localhost` instead of `127.0.0.1`.
+    let host = site.host_page(&embed)?;
+    b.goto(&host).await?;
+    b.wait_visible("iframe").await?;
+    b.client.enter_frame(0).await?;
+    see_count(&b, t.no_signature).await?;
+    b.client.enter_parent_frame().await?;
+    b.shot("host-page").await?;
+
+    b.client.enter_frame(0).await?;
+    let email = format!("lou.{lang}@example.org");
+    fill(&b, "#f-name", "Lou Embed").await?;
+    fill(&b, "#f-email", &email).await?;
+    fill(&b, "#f-postcode", "13001").await?;
+    tick(&b, "#f-consent").await?;
+    solve_captcha(&b).await?;
+    human_fill_time(&b).await?;
+    b.find("form[data-sign-form] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    b.wait_visible("[data-sign-done]").await?;
+    b.wait_text("[data-sign-done] h2", t.check_email).await?;
+    ensure!(
+        !b.find("form[data-sign-form]").await?.is_displayed().await?,
+        "the form gives way to the message"
+    );
+    ensure!(
+        b.current_url().await? == embed,
+        "the frame stays on the widget"
+    );
+    b.client.enter_parent_frame().await?;
+    b.shot("embed-check-email").await?;
+
+    confirm_from_mail(&site, &mut b, lang, PETITION, &email, 1).await?;
+    b.shot("thanks").await?;
+    b.goto(&host).await?;
+    b.wait_visible("iframe").await?;
+    b.client.enter_frame(0).await?;
+    see_count(&b, t.one_signature).await?;
+    b.client.enter_parent_frame().await?;
+    b.shot("host-page-after").await?;
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_signs_fr() {
+    embed_signs("fr").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_signs_en() {
+    embed_signs("en").await.unwrap();
+}
+
+/// axe-core on every page type, in both languages: no serious or critical violation.
+async fn accessibility(lang: &str) -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let site = Site::start().await?;
+    let mut b = Browser::start(&format!("accessibility_{lang}")).await?;
+    let p = prefix(lang);
+    let pages = [
+        ("index", format!("{p}/"), true),
+        ("petition", format!("{p}/{PETITION}/"), true),
+        ("check-email", format!("{p}/{PETITION}/check-email/"), false),
+        ("confirm", format!("{p}/{PETITION}/confirm/#t=not-a-real-token"), false),
+        ("thanks", format!("{p}/{PETITION}/thanks/"), true),
+        ("erase", format!("{p}/{PETITION}/erase/#t=not-a-real-token"), false),
+        ("embed", format!("{p}/{PETITION}/embed/"), true),
+        ("privacy", format!("{p}/privacy/"), false),
+        ("404", format!("{p}/no-such-page/"), false),
+    ];
+    let mut failures = Vec::new();
+    for (name, path, has_count) in pages {
+        b.goto(&site.url(&path)).await?;
+        b.wait_js(
+            "the page to load",
+            "return document.readyState === 'complete';",
+        )
+        .await?;
+        if has_count {
+            b.wait_visible("[data-count-line]").await?;
+        }
+        b.shot(name).await?;
+        let bad = b.axe(&format!("{lang} {name}")).await?;
+        for v in bad {
+            failures.push(format!(
+                "{name} ({path}): {} {} — {}",
+                v["impact"], v["id"], v["help"]
+            ));
+        }
+    }
+    // The petition page with server-side errors shown.
+    b.goto(&site.url(&format!("{p}/{PETITION}/"))).await?;
+    fill(&b, "#f-name", "A").await?;
+    fill(&b, "#f-email", "a@localhost").await?;
+    fill(&b, "#f-postcode", "69001").await?;
+    tick(&b, "#f-consent").await?;
+    solve_captcha(&b).await?;
+    b.find("form[data-sign-form] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    b.wait_visible("#err-email").await?;
+    b.shot("petition-errors").await?;
+    for v in b.axe(&format!("{lang} petition with errors")).await? {
+        failures.push(format!(
+            "petition with errors: {} {} — {}",
+            v["impact"], v["id"], v["help"]
+        ));
+    }
+    b.close().await;
+    ensure!(
+        failures.is_empty(),
+        "serious or critical accessibility violations ({lang}):\n{}",
+        failures.join("\n")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessibility_fr() {
+    accessibility("fr").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessibility_en() {
+    accessibility("en").await.unwrap();
+}
