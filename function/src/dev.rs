@@ -232,9 +232,18 @@ pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()
         })
 }
 
+/// Closed on `pagehide`: Chrome keeps pages with an open stream in its back/forward cache, and
+/// after six of them every connection to the origin is taken and the next page never loads.
 const LIVERELOAD_SCRIPT: &str = r#"(function () {
-  var es = new EventSource("/__cahier/events");
-  es.addEventListener("reload", function () { location.reload(); });
+  var es = null;
+  function open() {
+    if (es) return;
+    es = new EventSource("/__cahier/events");
+    es.addEventListener("reload", function () { location.reload(); });
+  }
+  window.addEventListener("pagehide", function () { if (es) { es.close(); es = null; } });
+  window.addEventListener("pageshow", open);
+  open();
 })();
 "#;
 

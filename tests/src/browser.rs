@@ -44,6 +44,7 @@ impl ChromeDriver {
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .arg(format!("--log-path={}", log.display()))
+            .arg("--log-level=WARNING")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

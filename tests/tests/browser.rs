@@ -431,9 +431,10 @@ async fn embed_signs(lang: &str) -> anyhow::Result<()> {
         !b.find("form[data-sign-form]").await?.is_displayed().await?,
         "the form gives way to the message"
     );
+    let frame_url = b.js("return location.href;", vec![]).await?;
     ensure!(
-        b.current_url().await? == embed,
-        "the frame stays on the widget"
+        frame_url.as_str() == Some(embed.as_str()),
+        "the frame stays on the widget, not {frame_url}"
     );
     b.client.enter_parent_frame().await?;
     b.shot("embed-check-email").await?;
@@ -516,6 +517,17 @@ async fn accessibility(lang: &str) -> anyhow::Result<()> {
             v["impact"], v["id"], v["help"]
         ));
     }
+    // The checker itself works: an image without a text alternative is caught.
+    b.js(
+        "var i = document.createElement('img'); i.src = '/nothing.png'; document.querySelector('main').appendChild(i);",
+        vec![],
+    )
+    .await?;
+    let canary = b.axe(&format!("{lang} canary")).await?;
+    ensure!(
+        canary.iter().any(|v| v["id"] == "image-alt"),
+        "axe should report the planted image without alt: {canary:?}"
+    );
     b.close().await;
     ensure!(
         failures.is_empty(),
