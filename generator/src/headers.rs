@@ -48,11 +48,7 @@ pub fn csp(cfg: &Config, class: PageClass, meta: bool) -> String {
     if !frame.is_empty() {
         let _ = write!(p, "frame-src {frame}; ");
     }
-    let form = if signs {
-        api.as_str()
-    } else {
-        "'none'"
-    };
+    let form = if signs { api.as_str() } else { "'none'" };
     let _ = write!(p, "form-action {form}; base-uri 'none'");
     if !meta {
         let ancestors = if class == PageClass::Embed {

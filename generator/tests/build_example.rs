@@ -239,9 +239,16 @@ fn captcha_only_on_signing_pages_and_csp_everywhere() {
             !csp.contains("frame-ancestors"),
             "meta CSP cannot carry frame-ancestors ({page})"
         );
-        let signs = SLUGS
-            .iter()
-            .any(|s| page == format!("{s}/index.html") || page == format!("en/{s}/index.html"));
+        // The petition page and the embed widget (which signs in place) carry the captcha.
+        let signs = SLUGS.iter().any(|s| {
+            [
+                format!("{s}/index.html"),
+                format!("en/{s}/index.html"),
+                format!("{s}/embed/index.html"),
+                format!("en/{s}/embed/index.html"),
+            ]
+            .contains(&page)
+        });
         let scripts: Vec<String> = doc
             .select(&sel("script"))
             .filter_map(|s| s.value().attr("src").map(str::to_string))
@@ -477,7 +484,9 @@ fn count_progress_and_token_pages() {
     let embed = html("noel-sans-geant/embed/index.html");
     assert!(embed.select(&sel("[data-count-url]")).next().is_some());
     // The embed widget signs in place (issue 6): the same form, posting to the API.
-    let form = embed.select(&sel("form[data-sign-form][data-done-inline]")).next();
+    let form = embed
+        .select(&sel("form[data-sign-form][data-done-inline]"))
+        .next();
     assert_eq!(
         form.and_then(|f| f.value().attr("action")),
         Some("https://petitions.example.org/api/petitions/noel-sans-geant/sign")

@@ -180,12 +180,7 @@ impl Browser {
             .capabilities(capabilities(profile.path()))
             .connect(&driver.url())
             .await
-            .with_context(|| {
-                format!(
-                    "while opening a Chromium session: {}",
-                    driver.log_tail()
-                )
-            })?;
+            .with_context(|| format!("while opening a Chromium session: {}", driver.log_tail()))?;
         client
             .set_window_size(WINDOW.0, WINDOW.1)
             .await
@@ -221,7 +216,11 @@ impl Browser {
     pub async fn shot(&mut self, name: &str) -> anyhow::Result<PathBuf> {
         self.step += 1;
         let path = self.artifacts.join(format!("{:02}-{name}.png", self.step));
-        let png = self.client.screenshot().await.context("while taking a screenshot")?;
+        let png = self
+            .client
+            .screenshot()
+            .await
+            .context("while taking a screenshot")?;
         std::fs::write(&path, png).with_context(|| format!("while writing {}", path.display()))?;
         Ok(path)
     }
@@ -314,7 +313,12 @@ impl Browser {
 
     /// The value of a form control.
     pub async fn value(&self, css: &str) -> anyhow::Result<String> {
-        Ok(self.find(css).await?.prop("value").await?.unwrap_or_default())
+        Ok(self
+            .find(css)
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default())
     }
 
     /// Presses and releases one key in the focused element (real key events, no element lookup).
@@ -413,7 +417,10 @@ impl Browser {
                             format!(
                                 "{} — {}",
                                 n["target"],
-                                n["failureSummary"].as_str().unwrap_or("").replace('\n', " ")
+                                n["failureSummary"]
+                                    .as_str()
+                                    .unwrap_or("")
+                                    .replace('\n', " ")
                             )
                         })
                         .collect()

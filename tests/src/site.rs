@@ -25,14 +25,20 @@ pub struct Site {
 /// Copies a folder recursively.
 pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("while creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("while reading {}", from.display()))? {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("while reading {}", from.display()))?
+    {
         let entry = entry?;
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
         } else {
             std::fs::copy(entry.path(), &target).with_context(|| {
-                format!("while copying {} to {}", entry.path().display(), target.display())
+                format!(
+                    "while copying {} to {}",
+                    entry.path().display(),
+                    target.display()
+                )
             })?;
         }
     }

@@ -95,7 +95,10 @@ async fn tick(b: &Browser, css: &str) -> anyhow::Result<()> {
 async fn see_count(b: &Browser, needle: &str) -> anyhow::Result<String> {
     b.wait_visible("[data-count-line]").await?;
     let text = b.wait_text("[data-count-line]", needle).await?;
-    ensure!(text.trim() == needle, "count line {text:?}, expected {needle:?}");
+    ensure!(
+        text.trim() == needle,
+        "count line {text:?}, expected {needle:?}"
+    );
     Ok(text)
 }
 
@@ -224,7 +227,12 @@ async fn form_errors(lang: &str) -> anyhow::Result<()> {
         "the e-mail error should be in {lang}: {message:?}"
     );
     ensure!(
-        b.find("#f-email").await?.attr("aria-invalid").await?.as_deref() == Some("true"),
+        b.find("#f-email")
+            .await?
+            .attr("aria-invalid")
+            .await?
+            .as_deref()
+            == Some("true"),
         "the e-mail input is marked invalid"
     );
     ensure!(
@@ -295,7 +303,10 @@ async fn form_errors(lang: &str) -> anyhow::Result<()> {
         .await?;
     b.wait_text("h1", t.check_email).await?;
     b.shot("check-email").await?;
-    ensure!(site.wait_mail(&format!("dominique.{lang}@example.org")).await.is_ok());
+    ensure!(site
+        .wait_mail(&format!("dominique.{lang}@example.org"))
+        .await
+        .is_ok());
     ensure!(
         site.mails().iter().all(|m| m.to != "dominique@localhost"),
         "no mail for the refused address"
@@ -471,12 +482,20 @@ async fn accessibility(lang: &str) -> anyhow::Result<()> {
         ("index", format!("{p}/"), true),
         ("petition", format!("{p}/{PETITION}/"), true),
         ("check-email", format!("{p}/{PETITION}/check-email/"), false),
-        ("confirm", format!("{p}/{PETITION}/confirm/#t=not-a-real-token"), false),
+        (
+            "confirm",
+            format!("{p}/{PETITION}/confirm/#t=not-a-real-token"),
+            false,
+        ),
         ("thanks", format!("{p}/{PETITION}/thanks/"), true),
-        ("erase", format!("{p}/{PETITION}/erase/#t=not-a-real-token"), false),
+        (
+            "erase",
+            format!("{p}/{PETITION}/erase/#t=not-a-real-token"),
+            false,
+        ),
         ("embed", format!("{p}/{PETITION}/embed/"), true),
         ("privacy", format!("{p}/privacy/"), false),
-        ("404", format!("{p}/no-such-page/"), false),
+        ("404", format!("{p}/404.html"), false),
     ];
     let mut failures = Vec::new();
     for (name, path, has_count) in pages {

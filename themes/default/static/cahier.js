@@ -146,7 +146,7 @@
         if (r.ok) {
           /* In the embed widget the follow-up pages cannot be framed: say it in place. */
           var done = form.hasAttribute("data-done-inline") && document.querySelector("[data-sign-done]");
-          if (done) { form.hidden = true; done.hidden = false; done.focus(); return; }
+          if (done) { (form.closest("[data-sign-area]") || form).hidden = true; done.hidden = false; done.focus(); return; }
           window.location.assign(form.getAttribute("data-next"));
           return;
         }
