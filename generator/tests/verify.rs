@@ -263,7 +263,8 @@ fn injected_scripts_are_reported() {
     site.edit("en/noel-sans-geant/thanks/index.html", |h| {
         h.replacen(
             "</body>",
-            "<script>location = 'https://evil.example/'</script></body>",
+            "<script>location = 'https://evil.example/'</script>\
+             <img src=\"x\" onerror=\"fetch('https://evil.example/')\"></body>",
             1,
         )
     });
@@ -281,6 +282,13 @@ fn injected_scripts_are_reported() {
             "/en/noel-sans-geant/thanks/:",
             "unexpected script: inline <script>",
             "location = 'https://evil.example/'",
+        ],
+    );
+    assert_reported(
+        &o,
+        &[
+            "/en/noel-sans-geant/thanks/:",
+            "unexpected script: <img onerror=\"fetch('https://evil.example/')\">",
         ],
     );
     // The theme's own script is not blamed.

@@ -19,6 +19,13 @@ pub enum Script {
         /// The first characters, for a human reading the report.
         excerpt: String,
     },
+    /// Code in an attribute: an event handler (`onerror=`) or a `javascript:` URL.
+    Attribute {
+        element: String,
+        attribute: String,
+        sha256: String,
+        excerpt: String,
+    },
 }
 
 impl fmt::Display for Script {
@@ -34,6 +41,12 @@ impl fmt::Display for Script {
             Script::Inline { sha256, excerpt } => {
                 write!(f, "inline <script> (sha256 {}): {excerpt:?}", &sha256[..16])
             }
+            Script::Attribute {
+                element,
+                attribute,
+                excerpt,
+                ..
+            } => write!(f, "<{element} {attribute}=\"{excerpt}\">"),
         }
     }
 }
@@ -44,6 +57,22 @@ pub struct PageFacts {
     pub scripts: BTreeSet<Script>,
     /// `content` of every `<meta http-equiv="Content-Security-Policy">`, in page order.
     pub csp_metas: Vec<String>,
+}
+
+pub fn excerpt(code: &str) -> String {
+    let words: Vec<&str> = code.split_whitespace().collect();
+    words.join(" ").chars().take(60).collect()
+}
+
+/// Code carried by an attribute rather than a `<script>`.
+fn is_code_attribute(name: &str, value: &str) -> bool {
+    let url_attr = matches!(name, "href" | "src" | "action" | "formaction" | "data");
+    name.starts_with("on")
+        || url_attr
+            && value
+                .trim_start()
+                .get(..11)
+                .is_some_and(|p| p.eq_ignore_ascii_case("javascript:"))
 }
 
 pub fn facts(html: &str) -> PageFacts {
@@ -60,14 +89,28 @@ pub fn facts(html: &str) -> PageFacts {
             },
             None => {
                 let text: String = el.text().collect();
-                let excerpt: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
                 Script::Inline {
                     sha256: crate::integrity::sha256_hex(text.as_bytes()),
-                    excerpt: excerpt.chars().take(60).collect(),
+                    excerpt: excerpt(&text),
                 }
             }
         };
         scripts.insert(s);
+    }
+    for node in doc.root_element().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        for (name, value) in el.attrs() {
+            if is_code_attribute(name, value) {
+                scripts.insert(Script::Attribute {
+                    element: el.name().to_string(),
+                    attribute: name.to_string(),
+                    sha256: crate::integrity::sha256_hex(value.as_bytes()),
+                    excerpt: excerpt(value),
+                });
+            }
+        }
     }
     let csp_metas = doc
         .select(&meta_sel)
@@ -105,5 +148,21 @@ mod tests {
             .find(|s| matches!(s, Script::Inline { .. }))
             .unwrap();
         assert!(inline.to_string().contains("alert( 1 )"), "{inline}");
+    }
+
+    #[test]
+    fn finds_code_in_attributes() {
+        let f = facts(
+            r#"<p><img src="x" onerror="fetch('//evil.example')"><a href=" JavaScript:go()">x</a>
+<a href="/ok/">ok</a><img src="/a.png" alt="on"></p>"#,
+        );
+        let shown: Vec<String> = f.scripts.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "<a href=\"JavaScript:go()\">",
+                "<img onerror=\"fetch('//evil.example')\">",
+            ]
+        );
     }
 }
