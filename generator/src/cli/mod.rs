@@ -39,6 +39,7 @@ pub enum Command {
     /// Validate configuration and content without writing anything; non-zero exit on errors.
     Check(check::Args),
     /// Check that the live site serves exactly what was built; non-zero exit on any mismatch.
+    #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
 }
 

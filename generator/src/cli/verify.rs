@@ -7,14 +7,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, clap::Args)]
-#[command(long_about = "\
+/// Shown by `cahier verify --help` (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str = "\
 Fetch every file of the integrity manifest from the live site and compare it with the build: \
 size and SHA-256, redirects (never followed), scripts the build did not put in a page, and the \
-Content-Security-Policy (the page's <meta> and, as declared in _headers, the response header).
+Content-Security-Policy (the page's <meta> and, as declared in _headers, the response header). \
+Pages are fetched at their folder URL (/<slug>/), other files at their path; _headers is read \
+locally, never fetched. Run it after the CDN's cache was invalidated for the deployment.
 
 Exit status: 0 when everything matches, 1 otherwise. With --watch, check every INTERVAL and \
-exit 1 at the first mismatch (for a cron job, a CI schedule or a terminal left open).")]
+exit 1 at the first mismatch (for a cron job, a CI schedule or a terminal left open).";
+
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Address of the live site, e.g. https://petitions.example.org/
     #[arg(value_name = "URL")]
