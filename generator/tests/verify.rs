@@ -25,6 +25,8 @@ struct Tamper {
     redirects: Mutex<HashMap<String, String>>,
     /// URL paths served without the Content-Security-Policy header.
     no_csp_header: Mutex<HashSet<String>>,
+    /// URL paths answered only after 5 s.
+    slow: Mutex<HashSet<String>>,
     rules: HeaderRules,
 }
 
@@ -32,6 +34,9 @@ async fn cdn(State(t): State<Arc<Tamper>>, req: Request, next: Next) -> Response
     let path = req.uri().path().to_string();
     if let Some(loc) = t.redirects.lock().unwrap().get(&path).cloned() {
         return (StatusCode::FOUND, [(header::LOCATION, loc)]).into_response();
+    }
+    if t.slow.lock().unwrap().contains(&path) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let mut resp = next.run(req).await;
     let skip_csp = t.no_csp_header.lock().unwrap().contains(&path);
@@ -150,8 +155,10 @@ impl Site {
             .arg(&self.server.url)
             .arg("--manifest")
             .arg(&self.manifest)
-            .args(["--timeout", "10s"])
             .args(extra);
+        if !extra.contains(&"--timeout") {
+            c.args(["--timeout", "10s"]);
+        }
         c
     }
 
@@ -332,6 +339,20 @@ fn missing_file_is_reported() {
         &o,
         &["missing", "/mediatheque-des-tanneurs/og.png", "HTTP 404"],
     );
+}
+
+#[test]
+fn slow_answer_times_out_and_is_reported() {
+    let site = Site::new();
+    site.server
+        .tamper
+        .slow
+        .lock()
+        .unwrap()
+        .insert("/en/privacy/".into());
+    let o = site.verify(&["--timeout", "1s"]);
+    assert_reported(&o, &["/en/privacy/:", "unreachable: timed out"]);
+    assert!(text(&o).contains("FAILED: 1 problems"), "{}", text(&o));
 }
 
 #[test]
