@@ -18,6 +18,7 @@ pub mod petition_manifest;
 pub mod site;
 pub mod templates;
 pub mod theme;
+pub mod verify;
 
 pub use check::CheckReport;
 pub use site::{BuildOptions, BuildReport};

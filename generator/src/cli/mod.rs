@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod new;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,9 @@ pub enum Command {
     New(new::Args),
     /// Validate configuration and content without writing anything; non-zero exit on errors.
     Check(check::Args),
+    /// Check that the live site serves exactly what was built; non-zero exit on any mismatch.
+    #[command(long_about = verify::LONG_ABOUT)]
+    Verify(verify::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -44,5 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) => build::run(&cli.root, a),
         Command::New(a) => new::run(&cli.root, a),
         Command::Check(a) => check::run(&cli.root, a),
+        Command::Verify(a) => verify::run(&cli.root, a),
     }
 }
