@@ -15,6 +15,7 @@ pub mod new;
 pub mod og;
 pub mod pages;
 pub mod petition_manifest;
+pub mod serve;
 pub mod site;
 pub mod templates;
 pub mod theme;

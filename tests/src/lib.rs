@@ -4,6 +4,7 @@
 pub mod fixture;
 pub mod lambda;
 pub mod outbox;
+pub mod serve;
 pub mod server;
 pub mod smtp;
 
