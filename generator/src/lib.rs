@@ -15,9 +15,11 @@ pub mod new;
 pub mod og;
 pub mod pages;
 pub mod petition_manifest;
+pub mod serve;
 pub mod site;
 pub mod templates;
 pub mod theme;
+pub mod verify;
 
 pub use check::CheckReport;
 pub use site::{BuildOptions, BuildReport};

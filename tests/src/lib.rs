@@ -3,7 +3,9 @@
 
 pub mod browser;
 pub mod fixture;
+pub mod lambda;
 pub mod outbox;
+pub mod serve;
 pub mod server;
 pub mod site;
 pub mod smtp;

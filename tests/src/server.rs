@@ -8,47 +8,50 @@ use std::time::{Duration, Instant};
 /// Path of the `cahier-function` binary, built once per test process (same profile).
 pub fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/<test> → target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>")
-            .to_path_buf();
-        let release = profile_dir.ends_with("release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "cahier-function",
-            "--bin",
-            "cahier-function",
-        ])
+    BIN.get_or_init(|| cargo_bin("cahier-function", "cahier-function"))
+        .clone()
+}
+
+/// Path of the `cahier` CLI binary, built once per test process (same profile).
+pub fn cahier_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| cargo_bin("cahier", "cahier")).clone()
+}
+
+/// Builds `bin` of `package` with the test's own profile and returns its path: the tests crate
+/// cannot depend on binaries, so it asks cargo (cheap when they are up to date).
+fn cargo_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf();
+    let release = profile_dir.ends_with("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
         .current_dir(crate::repo_root());
-        // The variables cargo sets for the running test would change the build's fingerprint.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().to_string();
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
-                || k.starts_with("RUSTC")
-            {
-                cmd.env_remove(k);
-            }
+    // The variables cargo sets for the running test would change the build's fingerprint.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().to_string();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
+            || k.starts_with("RUSTC")
+        {
+            cmd.env_remove(k);
         }
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd
-            .status()
-            .expect("running cargo build for cahier-function");
-        assert!(status.success(), "building cahier-function failed");
-        let bin = profile_dir.join("cahier-function");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    }
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build for {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
 }
 
 #[derive(Debug, Clone)]

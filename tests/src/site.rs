@@ -1,10 +1,11 @@
-//! The example site under test: a fresh copy of `cahier.toml`, `content/` and `themes/` in a
-//! temporary folder, served with its API on one free loopback port by the development server
-//! (dev captcha, SQLite and the outbox under `<copy>/.cahier/`), stopped when the guard drops.
+//! The example site under test: `cahier serve` (the real binary) on a fresh copy of
+//! `cahier.toml`, `content/` and `themes/`, on a free loopback port: the site and its API on one
+//! origin, the dev captcha, SQLite and the outbox under `<copy>/.cahier/`. Killed on drop.
 
 use crate::outbox::ReadMail;
+use crate::serve::CahierServe;
 use anyhow::{bail, Context};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The example petition in both languages, with declared fields, public list and newsletter.
@@ -15,84 +16,39 @@ pub const LIBRARY: &str = "mediatheque-des-tanneurs";
 pub struct Site {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    /// The copy of the example site (`cahier.toml`, `content/`, `themes/`, `public/`, `.cahier/`).
+    /// The copy of the example site (`cahier.toml`, `content/`, `themes/`, `.cahier/`).
     pub root: PathBuf,
     pub outbox: PathBuf,
-    server: Option<cahier_function::dev::DevServer>,
+    serve: CahierServe,
     _dir: tempfile::TempDir,
 }
 
-/// Copies a folder recursively.
-pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("while creating {}", to.display()))?;
-    for entry in
-        std::fs::read_dir(from).with_context(|| format!("while reading {}", from.display()))?
-    {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target).with_context(|| {
-                format!(
-                    "while copying {} to {}",
-                    entry.path().display(),
-                    target.display()
-                )
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// A copy of the repository's example site in `dir`.
-pub fn copy_example(dir: &Path) -> anyhow::Result<()> {
-    let repo = crate::repo_root();
-    std::fs::copy(repo.join("cahier.toml"), dir.join("cahier.toml"))
-        .context("while copying cahier.toml")?;
-    copy_dir(&repo.join("content"), &dir.join("content"))?;
-    copy_dir(&repo.join("themes"), &dir.join("themes"))?;
-    Ok(())
-}
-
 impl Site {
-    /// Builds the example site for a free local origin and serves it.
+    /// Copies the example site and starts `cahier serve` on it (waits until it answers).
     pub async fn start() -> anyhow::Result<Site> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("site");
         std::fs::create_dir_all(&root)?;
-        copy_example(&root)?;
-        let port = crate::free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let public = root.join("public");
-        cahier::build(&cahier::BuildOptions {
-            root: root.clone(),
-            out: public.clone(),
-            drafts: false,
-            base_url: Some(base.clone()),
-            api_url: None,
-            captcha_provider: Some("dev".to_string()),
+        crate::serve::copy_example_site(&root);
+        // Blocking (bounded) wait for the first build; off the async workers.
+        let serve = tokio::task::spawn_blocking({
+            let root = root.clone();
+            move || CahierServe::start(&root)
         })
-        .context("while building the example site")?;
-        let manifest_path = public.join("api/manifest.json");
-        let manifest: cahier_function::manifest::Manifest = serde_json::from_slice(
-            &std::fs::read(&manifest_path)
-                .with_context(|| format!("while reading {}", manifest_path.display()))?,
-        )
-        .context("while decoding the petition manifest")?;
-        let state_dir = root.join(".cahier");
-        let mut opts =
-            cahier_function::dev::DevServerOptions::new(public, state_dir.clone(), manifest);
-        opts.listen = ([127, 0, 0, 1], port).into();
-        opts.print_mails = false;
-        let server = cahier_function::dev::DevServer::start(opts).await?;
+        .await
+        .context("cahier serve did not start")?;
         Ok(Site {
-            base,
-            outbox: state_dir.join("outbox"),
+            base: serve.base.clone(),
+            outbox: serve.outbox(),
             root,
-            server: Some(server),
+            serve,
             _dir: dir,
         })
+    }
+
+    /// What `cahier serve` printed so far.
+    pub fn log(&self) -> String {
+        self.serve.log()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -107,7 +63,8 @@ impl Site {
              <body><main><h1>A friendly blog</h1><p>We support this petition:</p>\
              <iframe src=\"{embed_url}\" title=\"Petition\" width=\"100%\" height=\"720\"></iframe></main></body></html>"
         );
-        std::fs::write(self.root.join("public/embed-host.html"), html)
+        // Served from the built site's folder (not watched: no rebuild).
+        std::fs::write(self.root.join(".cahier/public/embed-host.html"), html)
             .context("while writing the host page")?;
         Ok(self
             .url("/embed-host.html")
@@ -144,14 +101,6 @@ impl Site {
             .json()
             .await?;
         v["count"].as_u64().context("a count")
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.stop();
-        }
     }
 }
 

@@ -3,6 +3,8 @@
 mod build;
 mod check;
 mod new;
+mod serve;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +39,12 @@ pub enum Command {
     New(new::Args),
     /// Validate configuration and content without writing anything; non-zero exit on errors.
     Check(check::Args),
+    /// Build for http://127.0.0.1:8080 and serve the site and the signing API there (SQLite,
+    /// dev captcha and mails in .cahier/), rebuilding and reloading the browser on every change.
+    Serve(serve::Args),
+    /// Check that the live site serves exactly what was built; non-zero exit on any mismatch.
+    #[command(long_about = verify::LONG_ABOUT)]
+    Verify(verify::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -44,5 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) => build::run(&cli.root, a),
         Command::New(a) => new::run(&cli.root, a),
         Command::Check(a) => check::run(&cli.root, a),
+        Command::Serve(a) => serve::run(&cli.root, a),
+        Command::Verify(a) => verify::run(&cli.root, a),
     }
 }

@@ -1,0 +1,28 @@
+//! `cahier serve`.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on; keep the loopback default unless you know why.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: IpAddr,
+    /// Include petitions marked `draft = true`.
+    #[arg(long)]
+    pub drafts: bool,
+}
+
+pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    cahier::serve::serve(&cahier::serve::ServeOptions {
+        root: root.to_path_buf(),
+        bind: args.bind,
+        port: args.port,
+        drafts: args.drafts,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

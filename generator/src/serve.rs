@@ -1,0 +1,271 @@
+//! `cahier serve`: build the site for the local origin, serve it with the signing API on that
+//! one origin (the function's [`DevServer`]: SQLite and mails in `.cahier/`, the dev captcha),
+//! and rebuild + live-reload whenever a source changes.
+//!
+//! Everything it writes stays under `<root>/.cahier/`: the site is built into
+//! `.cahier/public`, so the user's `public/` (what `cahier build` produces for the CDN) is never
+//! touched, and the overrides (local `base_url`/`api_url`, `dev` captcha) never leak into it.
+
+use crate::site::{self, BuildOptions};
+use anyhow::Context;
+use cahier_function::dev::{DevServer, DevServerOptions};
+use cahier_function::manifest::Manifest;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The folder of `serve`'s state (secrets, database, outbox, built site), inside the site root.
+pub const STATE_DIR: &str = ".cahier";
+
+/// What the watcher looks at, relative to the site root.
+pub const WATCHED_DIRS: &[&str] = &["content", "templates", "themes", "static"];
+pub const CONFIG_FILE: &str = "cahier.toml";
+
+/// Quiet time after the last change before rebuilding (editors write in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Site root (holds `cahier.toml`).
+    pub root: PathBuf,
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub drafts: bool,
+}
+
+/// Builds, serves and watches until Ctrl-C.
+pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
+    let root = std::fs::canonicalize(&opts.root)
+        .with_context(|| format!("while opening the site root {}", opts.root.display()))?;
+    let state_dir = root.join(STATE_DIR);
+    let listen = SocketAddr::new(opts.bind, resolve_port(opts.bind, opts.port)?);
+    let url = local_url(listen);
+    let build_opts = BuildOptions {
+        root: root.clone(),
+        out: state_dir.join("public"),
+        drafts: opts.drafts,
+        base_url: Some(url.clone()),
+        api_url: Some(format!("{url}/api")),
+        captcha_provider: Some("dev".to_string()),
+    };
+
+    let (manifest, ms) = rebuild(&build_opts).context("while building the site")?;
+    println!("Built {} in {ms} ms", root.display());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut dev = DevServerOptions::new(build_opts.out.clone(), state_dir.clone(), manifest);
+        dev.listen = listen;
+        let server = DevServer::start(dev).await?;
+        let reloader = Reloader {
+            state: server.state().clone(),
+            reload: server.reload_sender(),
+        };
+        // The watcher lives as long as this binding, i.e. until the server stops.
+        let _watcher = watch(&root, build_opts, reloader)?;
+        println!("Serving {url}/ (site and API; mails in {STATE_DIR}/outbox/)");
+        println!("Watching content/, templates/, themes/, static/ and cahier.toml; Ctrl-C stops.");
+        server.wait().await?;
+        println!("Stopped.");
+        Ok(())
+    })
+}
+
+/// Builds the site and reads back the petition manifest it wrote; returns it with the time taken.
+pub fn rebuild(opts: &BuildOptions) -> anyhow::Result<(Manifest, u128)> {
+    let start = Instant::now();
+    site::build(opts)?;
+    let path = opts.out.join("api/manifest.json");
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
+    let manifest =
+        Manifest::from_json(&bytes).with_context(|| format!("while reading {}", path.display()))?;
+    Ok((manifest, start.elapsed().as_millis()))
+}
+
+/// Port 0 becomes a free port now, because the site must be built with its final URL.
+fn resolve_port(bind: IpAddr, port: u16) -> anyhow::Result<u16> {
+    if port != 0 {
+        return Ok(port);
+    }
+    let l = std::net::TcpListener::bind((bind, 0))
+        .with_context(|| format!("while looking for a free port on {bind}"))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// The URL a browser on this machine uses: loopback when listening on every interface.
+fn local_url(listen: SocketAddr) -> String {
+    let host = match listen.ip() {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(host, listen.port()))
+}
+
+/// What a successful rebuild updates in the running server.
+struct Reloader {
+    state: cahier_function::AppState,
+    reload: tokio::sync::broadcast::Sender<()>,
+}
+
+/// Watches the sources; each burst of relevant changes (quiet for [`DEBOUNCE`]) triggers one
+/// rebuild on a background thread. A failed rebuild prints its error and leaves the last good
+/// site served.
+fn watch(
+    root: &Path,
+    opts: BuildOptions,
+    reloader: Reloader,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let _ = tx.send(event);
+    })
+    .context("while starting the file watcher")?;
+    for dir in WATCHED_DIRS {
+        let path = root.join(dir);
+        if path.is_dir() {
+            watcher
+                .watch(&path, RecursiveMode::Recursive)
+                .with_context(|| format!("while watching {}", path.display()))?;
+        }
+    }
+    // The root itself, not recursively: cahier.toml (also when an editor replaces it).
+    watcher
+        .watch(root, RecursiveMode::NonRecursive)
+        .with_context(|| format!("while watching {}", root.display()))?;
+    let root = root.to_path_buf();
+    std::thread::Builder::new()
+        .name("cahier-watch".into())
+        .spawn(move || rebuild_loop(&root, &opts, &reloader, rx))
+        .context("while starting the watcher thread")?;
+    Ok(watcher)
+}
+
+/// The relevant paths of one watcher event. Reads are ignored: the build itself reads every
+/// source, and counting those as changes would rebuild forever.
+fn changed_paths(root: &Path, event: notify::Result<notify::Event>) -> Vec<String> {
+    match event {
+        Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => Vec::new(),
+        Ok(e) => e.paths.iter().filter_map(|p| relevant(root, p)).collect(),
+        Err(e) => {
+            eprintln!("warning: file watcher: {e}");
+            Vec::new()
+        }
+    }
+}
+
+fn rebuild_loop(
+    root: &Path,
+    opts: &BuildOptions,
+    reloader: &Reloader,
+    rx: mpsc::Receiver<notify::Result<notify::Event>>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut changed = changed_paths(root, first);
+        if changed.is_empty() {
+            continue;
+        }
+        // Editors write in several steps: wait until the burst is over, then rebuild once.
+        while let Ok(more) = rx.recv_timeout(DEBOUNCE) {
+            changed.extend(changed_paths(root, more));
+        }
+        changed.sort();
+        changed.dedup();
+        let what = describe(&changed);
+        match rebuild(opts) {
+            Ok((manifest, ms)) => match reloader.state.set_manifest(manifest) {
+                Ok(()) => {
+                    let _ = reloader.reload.send(());
+                    println!("rebuilt in {ms} ms ({what})");
+                }
+                Err(e) => print_error(
+                    &format!("rebuilt, but the new manifest was refused ({what})"),
+                    &e,
+                ),
+            },
+            Err(e) => print_error(
+                &format!("rebuild failed ({what}); still serving the last good site"),
+                &e,
+            ),
+        }
+    }
+}
+
+/// The path relative to the root if a change there matters to the site.
+fn relevant(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    let name = rel.file_name()?.to_str()?;
+    // Editors' swap and backup files.
+    if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") {
+        return None;
+    }
+    let watched = if rel.components().count() == 1 {
+        first == CONFIG_FILE
+    } else {
+        WATCHED_DIRS.contains(&first)
+    };
+    watched.then(|| rel.to_string_lossy().replace('\\', "/"))
+}
+
+fn describe(changed: &[String]) -> String {
+    match changed {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+        [] => String::new(),
+    }
+}
+
+fn print_error(head: &str, e: &anyhow::Error) {
+    eprintln!("error: {head}: {e}");
+    for cause in e.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sources_are_relevant() {
+        let root = Path::new("/site");
+        let r = |p: &str| relevant(root, Path::new(p));
+        assert_eq!(
+            r("/site/content/a/index.md").as_deref(),
+            Some("content/a/index.md")
+        );
+        assert_eq!(r("/site/cahier.toml").as_deref(), Some("cahier.toml"));
+        assert_eq!(
+            r("/site/themes/default/templates/petition.html").as_deref(),
+            Some("themes/default/templates/petition.html")
+        );
+        assert_eq!(r("/site/.cahier/public/index.html"), None);
+        assert_eq!(r("/site/public/index.html"), None);
+        assert_eq!(r("/site/content/a/.index.md.swp"), None);
+        assert_eq!(r("/site/content/a/index.md~"), None);
+        assert_eq!(r("/site/README.md"), None);
+        assert_eq!(r("/elsewhere/content/a.md"), None);
+    }
+
+    #[test]
+    fn local_url_uses_loopback_for_every_interface() {
+        assert_eq!(
+            local_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(local_url("[::]:80".parse().unwrap()), "http://[::1]:80");
+        assert_eq!(
+            local_url("127.0.0.1:9000".parse().unwrap()),
+            "http://127.0.0.1:9000"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The same binary under a Lambda runtime (cargo-lambda's emulator of the runtime and
+//! function-URL APIs): `lambda_http::run` serves the router, the captcha goes through the real
+//! `hcaptcha` crate to a siteverify endpoint (a second, standalone instance's development
+//! siteverify, which has hCaptcha's semantics), and the dev captcha itself is refused.
+
+use cahier_function::captcha::dev::DEV_SITEKEY;
+use cahier_tests::fixture::{self, SLUG};
+use cahier_tests::lambda::LambdaFunction;
+use cahier_tests::outbox::{read_dir, token};
+use cahier_tests::server::Fixture;
+use serde_json::{json, Value};
+
+const SITE: &str = "https://petitions.test";
+
+struct Setup {
+    /// The standalone instance playing hCaptcha (issues tokens, answers siteverify).
+    captcha: Fixture,
+    lambda: LambdaFunction,
+    outbox: std::path::PathBuf,
+    http: reqwest::Client,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn start(captcha_provider: &str) -> Setup {
+    let captcha_dir = tempfile::tempdir().unwrap();
+    let captcha = Fixture::start(captcha_dir.path(), None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (secrets, _identity) = fixture::secrets();
+    let mut manifest = fixture::manifest(SITE, secrets.age_recipient.as_deref().unwrap());
+    manifest.site.captcha_provider = captcha_provider.to_string();
+    manifest.site.captcha_sitekey = DEV_SITEKEY.to_string();
+    let manifest_path = dir.path().join("manifest.json");
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let outbox = dir.path().join("outbox");
+    let mut env: Vec<(String, String)> = fixture::secrets_env(&secrets)
+        .into_iter()
+        .filter(|(k, _)| k != "HCAPTCHA_SECRET")
+        .collect();
+    // The siteverify secret is the one the captcha instance checks.
+    env.push((
+        "HCAPTCHA_SECRET".into(),
+        captcha.secrets.hcaptcha_secret.clone().unwrap(),
+    ));
+    env.push((
+        "HCAPTCHA_VERIFY_URL".into(),
+        captcha.server.url("/api/__dev/siteverify"),
+    ));
+    let args = vec![
+        "--manifest".to_string(),
+        manifest_path.display().to_string(),
+        "--store".to_string(),
+        format!("sqlite:{}", dir.path().join("signatures.sqlite3").display()),
+        "--mailer".to_string(),
+        format!("outbox:{}", outbox.display()),
+    ];
+    let lambda = LambdaFunction::start(dir.path(), &args, &env);
+    Setup {
+        captcha,
+        lambda,
+        outbox,
+        http: reqwest::Client::new(),
+        _dirs: (captcha_dir, dir),
+    }
+}
+
+impl Setup {
+    /// A captcha token solved "on" the petition site's hostname.
+    async fn captcha_token(&self) -> String {
+        let v: Value = self
+            .http
+            .post(self.captcha.server.url("/api/__dev/captcha"))
+            .header("origin", SITE)
+            .json(&json!({ "sitekey": DEV_SITEKEY }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    async fn count(&self) -> (u64, reqwest::header::HeaderMap) {
+        let res = self
+            .http
+            .get(format!("{}/api/petitions/{SLUG}/count", self.lambda.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", self.lambda.log());
+        let headers = res.headers().clone();
+        let v: Value = res.json().await.unwrap();
+        (v["count"].as_u64().unwrap(), headers)
+    }
+
+    async fn sign(&self, email: &str, captcha: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/petitions/{SLUG}/sign", self.lambda.url))
+            .header("origin", SITE)
+            .json(&json!({
+                "name": "Camille Lambda", "email": email, "consent": true,
+                "h-captcha-response": captcha, "lang": "fr", "fill_ms": 6000,
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn signs_confirms_and_counts_under_the_lambda_runtime() {
+    let mut s = start("hcaptcha");
+    let (count, headers) = s.count().await;
+    s.lambda.assert_running();
+    assert_eq!(count, 0);
+    assert_eq!(
+        headers["cache-control"],
+        cahier_function::sign::COUNT_CACHE_CONTROL
+    );
+
+    let captcha = s.captcha_token().await;
+    let res = s.sign("lambda@example.org", &captcha).await;
+    assert_eq!(res.status(), 202, "{}", s.lambda.log());
+    let mails = read_dir(&s.outbox);
+    assert_eq!(mails.len(), 1, "one confirmation mail");
+    let confirm = token(&mails[0].text, "confirm").expect("confirm link");
+    assert!(mails[0]
+        .text
+        .contains(&format!("{SITE}/{SLUG}/confirm/#t=")));
+
+    // The captcha token was redeemed by siteverify: a replay is refused, nothing written.
+    let res = s.sign("other@example.org", &captcha).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(read_dir(&s.outbox).len(), 1);
+
+    // Confirm by GET changes nothing; by POST it counts.
+    let res = s
+        .http
+        .get(format!("{}/api/confirm", s.lambda.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(s.count().await.0, 0);
+    let res = s
+        .http
+        .post(format!("{}/api/confirm", s.lambda.url))
+        .json(&json!({ "token": confirm }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", s.lambda.log());
+    assert_eq!(s.count().await.0, 1);
+
+    // A bad request gets its problem body through API Gateway's event format too.
+    let res = s
+        .http
+        .post(format!("{}/api/petitions/{SLUG}/sign", s.lambda.url))
+        .header("origin", SITE)
+        .json(&json!({ "email": "x@example.org", "unknown": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let problem: Value = res.json().await.unwrap();
+    assert!(problem["detail"].as_str().is_some() || problem["errors"].is_array());
+    s.lambda.assert_running();
+}
+
+#[tokio::test]
+async fn the_development_captcha_is_refused_under_lambda() {
+    let s = start("dev");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !s.lambda.log().contains("refused under AWS Lambda") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refusal in the log:\n{}",
+            s.lambda.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

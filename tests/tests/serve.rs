@@ -1,0 +1,208 @@
+//! `cahier serve` on a copy of the example site: one origin for the site and the API, the whole
+//! signing flow with the dev captcha and the outbox, rebuild and live reload on edits, a broken
+//! edit that keeps the last good site, and nothing written outside `.cahier/`.
+
+use cahier_tests::outbox::{read_dir, token};
+use cahier_tests::serve::{copy_example_site, CahierServe};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const SLUG: &str = "noel-sans-geant";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn count(http: &reqwest::Client, s: &CahierServe) -> u64 {
+    let v: Value = http
+        .get(s.url(&format!("/api/petitions/{SLUG}/count")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["count"].as_u64().unwrap()
+}
+
+async fn page(http: &reqwest::Client, s: &CahierServe, path: &str) -> String {
+    let res = http.get(s.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "GET {path}");
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    copy_example_site(&root);
+    let s = CahierServe::start(&root);
+    let http = client();
+
+    // The page posts to the same origin and loads the local dev captcha, not hCaptcha's.
+    let html = page(&http, &s, &format!("/{SLUG}/")).await;
+    assert!(html.contains(&format!("action=\"{}/api/petitions/{SLUG}/sign\"", s.base)));
+    assert!(html.contains("/api/__dev/captcha.js"));
+    assert!(!html.contains("js.hcaptcha.com"));
+    assert!(page(&http, &s, "/en/").await.contains(SLUG));
+    assert_eq!(count(&http, &s).await, 0);
+
+    // What the dev widget does, then the form post a browser without JavaScript sends.
+    let captcha: Value = http
+        .post(s.url("/api/__dev/captcha"))
+        .header("origin", &s.base)
+        .json(&serde_json::json!({ "sitekey": cahier_function::captcha::dev::DEV_SITEKEY }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = http
+        .post(s.url(&format!("/api/petitions/{SLUG}/sign")))
+        .header("origin", &s.base)
+        .form(&[
+            ("name", "Claude Serve"),
+            ("email", "claude.serve@example.org"),
+            ("postcode", "69001"),
+            ("consent", "yes"),
+            ("lang", "fr"),
+            ("website", ""),
+            ("fill_ms", "8000"),
+            ("h-captcha-response", captcha["token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", s.log());
+    let next = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(next.ends_with(&format!("/{SLUG}/check-email/")), "{next}");
+    page(&http, &s, &format!("/{SLUG}/check-email/")).await;
+
+    // The mail is in the outbox and its confirm link is printed in the terminal.
+    let mails = read_dir(&s.outbox());
+    assert_eq!(mails.len(), 1);
+    let confirm = token(&mails[0].text, "confirm").expect("confirm link in the mail");
+    let log = s.wait_log("#t=", Duration::from_secs(5));
+    assert!(
+        log.contains(&format!("{}/{SLUG}/confirm/#t={confirm}", s.base)),
+        "{log}"
+    );
+    page(&http, &s, &format!("/{SLUG}/confirm/")).await;
+    let res = http
+        .post(s.url("/api/confirm"))
+        .json(&serde_json::json!({ "token": confirm }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(count(&http, &s).await, 1);
+
+    // Nothing outside .cahier/, and no secret of .cahier/ in anything served.
+    assert!(
+        !root.join("public").exists(),
+        "serve must not touch public/"
+    );
+    let secrets = std::fs::read_to_string(root.join(".cahier/secrets.toml")).unwrap();
+    let values: Vec<&str> = secrets
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim().trim_matches('"')))
+        .filter(|v| v.len() >= 16)
+        .collect();
+    assert!(!values.is_empty(), "secrets file has values: {secrets}");
+    for entry in walk(&root.join(".cahier/public")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for v in &values {
+            assert!(
+                !text.contains(v),
+                "a secret leaked into {}",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn edits_rebuild_and_reload_and_a_broken_edit_keeps_the_last_good_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    copy_example_site(&root);
+    let s = CahierServe::start(&root);
+    let http = client();
+
+    // The live-reload stream, as the injected script opens it.
+    let mut events = http.get(s.url("/__cahier/events")).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let html = page(&http, &s, &format!("/{SLUG}/")).await;
+    assert!(
+        html.contains("/__cahier/livereload.js"),
+        "reload script injected"
+    );
+
+    let source = root.join("content").join(SLUG).join("index.md");
+    let original = std::fs::read_to_string(&source).unwrap();
+    let edited = original.replacen(
+        "Ce que nous demandons",
+        "Ce que nous demandons, modifié en direct",
+        1,
+    );
+    assert_ne!(edited, original);
+    std::fs::write(&source, &edited).unwrap();
+
+    // A reload event arrives, and the page has changed.
+    let reload = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut seen = String::new();
+        while let Some(chunk) = events.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("reload") {
+                return seen;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("no live-reload event within 20 s");
+    assert!(reload.contains("reload"), "{reload}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let html = page(&http, &s, &format!("/{SLUG}/")).await;
+        if html.contains("modifié en direct") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "page not rebuilt:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.wait_log("rebuilt in", Duration::from_secs(5));
+
+    // A broken front matter: the error names file and line, the last good page stays.
+    let broken = edited.replacen("goal = 50000", "goal = \"beaucoup\"", 1);
+    assert_ne!(broken, edited);
+    std::fs::write(&source, &broken).unwrap();
+    let log = s.wait_log("rebuild failed", Duration::from_secs(20));
+    assert!(
+        log.contains(&format!("content/{SLUG}/index.md:6")) && log.contains("goal"),
+        "{log}"
+    );
+    let html = page(&http, &s, &format!("/{SLUG}/")).await;
+    assert!(html.contains("modifié en direct"), "last good site served");
+    assert_eq!(count(&http, &s).await, 0, "the API still answers");
+}
