@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use tower::ServiceExt;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::services::ServeDir;
 
 /// Where the live-reload script and event stream live (never under `/api`).
 pub const LIVERELOAD_JS: &str = "/__cahier/livereload.js";
@@ -207,9 +207,7 @@ pub async fn serve(opts: DevServerOptions) -> anyhow::Result<()> {
 /// Static site + API + live reload on one origin.
 pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()>) -> Router {
     let api = crate::app(state);
-    let files = ServeDir::new(&public_dir)
-        .append_index_html_on_directories(true)
-        .not_found_service(ServeFile::new(public_dir.join("404.html")));
+    let files = ServeDir::new(&public_dir).append_index_html_on_directories(true);
     Router::new()
         .route(LIVERELOAD_JS, get(livereload_js))
         .route(LIVERELOAD_EVENTS, get(events))
@@ -217,6 +215,7 @@ pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()
         .fallback(move |req: Request<Body>| {
             let files = files.clone();
             let api = api.clone();
+            let public_dir = public_dir.clone();
             async move {
                 if req.uri().path().starts_with("/api/") {
                     return match api.oneshot(req).await {
@@ -224,12 +223,34 @@ pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()
                         Err(e) => match e {},
                     };
                 }
+                let path = req.uri().path().to_string();
                 match files.oneshot(req).await {
+                    Ok(res) if res.status() == StatusCode::NOT_FOUND => {
+                        inject_livereload(not_found(&public_dir, &path).await).await
+                    }
                     Ok(res) => inject_livereload(res.map(Body::new)).await,
                     Err(e) => match e {},
                 }
             }
         })
+}
+
+/// The 404 page in the language of the path: `/<lang>/404.html` when `/<lang>/...` was asked
+/// for and the site has that page, else the default language's `/404.html`.
+async fn not_found(public_dir: &std::path::Path, path: &str) -> Response {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let localized = (!first.is_empty()
+        && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    .then(|| public_dir.join(first).join("404.html"))
+    .filter(|p| p.is_file());
+    let file = localized.unwrap_or_else(|| public_dir.join("404.html"));
+    let body = tokio::fs::read(&file).await.unwrap_or_default();
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Closed on `pagehide`: Chrome keeps pages with an open stream in its back/forward cache, and

@@ -517,6 +517,20 @@ async fn accessibility(lang: &str) -> anyhow::Result<()> {
             ));
         }
     }
+    // An unknown address gets the 404 page in the language of its path, with a 404 status.
+    let missing = site.url(&format!("{p}/no-such-page/"));
+    let status = reqwest::get(&missing).await?.status();
+    ensure!(status == 404, "{missing}: status {status}");
+    b.goto(&missing).await?;
+    let page_lang = b
+        .js("return document.documentElement.lang;", vec![])
+        .await?;
+    ensure!(
+        page_lang.as_str() == Some(lang),
+        "{missing} shows the 404 in {page_lang}, not {lang}"
+    );
+    b.shot("404-unknown-path").await?;
+
     // The petition page with server-side errors shown.
     b.goto(&site.url(&format!("{p}/{PETITION}/"))).await?;
     fill(&b, "#f-name", "A").await?;
