@@ -96,7 +96,7 @@ impl Drop for ChromeDriver {
 }
 
 /// The capabilities of a headless, fixed-size Chromium with a throw-away profile.
-fn capabilities(profile: &Path) -> serde_json::Map<String, Value> {
+fn capabilities(profile: &Path, dark: bool) -> serde_json::Map<String, Value> {
     let mut args = vec![
         "--headless=new".to_string(),
         format!("--window-size={},{}", WINDOW.0, WINDOW.1),
@@ -116,6 +116,11 @@ fn capabilities(profile: &Path) -> serde_json::Map<String, Value> {
         "--lang=en-US".to_string(),
         format!("--user-data-dir={}", profile.display()),
     ];
+    if dark {
+        // `prefers-color-scheme: dark`, as set by the operating system.
+        args.push("--force-dark-mode".to_string());
+        args.push("--blink-settings=preferredColorScheme=0".to_string());
+    }
     // Chromium refuses to start sandboxed as root (containers, CI).
     if is_root() {
         args.push("--no-sandbox".to_string());
@@ -170,6 +175,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and a session; screenshots go to `artifacts_dir(test)` (emptied).
     pub async fn start(test: &str) -> anyhow::Result<Browser> {
+        Browser::start_with(test, false).await
+    }
+
+    /// Like [`Browser::start`], with the dark colour scheme preferred when `dark`.
+    pub async fn start_with(test: &str, dark: bool) -> anyhow::Result<Browser> {
         let artifacts = artifacts_dir(test);
         let _ = std::fs::remove_dir_all(&artifacts);
         std::fs::create_dir_all(&artifacts)
@@ -177,7 +187,7 @@ impl Browser {
         let profile = tempfile::tempdir()?;
         let driver = ChromeDriver::start(&artifacts)?;
         let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities(profile.path()))
+            .capabilities(capabilities(profile.path(), dark))
             .connect(&driver.url())
             .await
             .with_context(|| format!("while opening a Chromium session: {}", driver.log_tail()))?;

@@ -8,6 +8,7 @@ use anyhow::{ensure, Context};
 use cahier_tests::browser::Browser;
 use cahier_tests::site::{link, Site, LIBRARY, PETITION};
 use fantoccini::key::Key;
+use serde_json::json;
 
 /// Browsers are heavy on a 2-core machine: at most two sessions at once in this binary.
 static SESSIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -578,4 +579,80 @@ async fn accessibility_fr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accessibility_en() {
     accessibility("en").await.unwrap();
+}
+
+/// The dark colour scheme meets the same bar (contrast above all) on the pages that matter most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accessibility_dark() {
+    let run = async {
+        let _slot = SESSIONS.acquire().await?;
+        let site = Site::start().await?;
+        let mut b = Browser::start_with("accessibility_dark", true).await?;
+        let mut failures = Vec::new();
+        for (name, path) in [
+            ("petition-fr", format!("/{PETITION}/")),
+            ("thanks-en", format!("/en/{PETITION}/thanks/")),
+            (
+                "confirm-fr",
+                format!("/{PETITION}/confirm/#t=not-a-real-token"),
+            ),
+            (
+                "erase-en",
+                format!("/en/{PETITION}/erase/#t=not-a-real-token"),
+            ),
+            ("embed-fr", format!("/{PETITION}/embed/")),
+            ("index-en", "/en/".to_string()),
+        ] {
+            b.goto(&site.url(&path)).await?;
+            b.wait_js(
+                "the page to load",
+                "return document.readyState === 'complete';",
+            )
+            .await?;
+            let dark = b
+                .js(
+                    "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                    vec![],
+                )
+                .await?;
+            ensure!(
+                dark == json!(true),
+                "the browser does not prefer dark on {path}"
+            );
+            b.shot(name).await?;
+            for v in b.axe(&format!("dark {name}")).await? {
+                failures.push(format!(
+                    "{name}: {} {} — {}",
+                    v["impact"], v["id"], v["help"]
+                ));
+            }
+        }
+        // Errors in dark mode.
+        b.goto(&site.url(&format!("/en/{PETITION}/"))).await?;
+        fill(&b, "#f-name", "A").await?;
+        fill(&b, "#f-email", "a@localhost").await?;
+        fill(&b, "#f-postcode", "69001").await?;
+        tick(&b, "#f-consent").await?;
+        solve_captcha(&b).await?;
+        b.find("form[data-sign-form] button[type=submit]")
+            .await?
+            .click()
+            .await?;
+        b.wait_visible("#err-email").await?;
+        b.shot("petition-errors-en").await?;
+        for v in b.axe("dark petition with errors").await? {
+            failures.push(format!(
+                "errors: {} {} — {}",
+                v["impact"], v["id"], v["help"]
+            ));
+        }
+        b.close().await;
+        ensure!(
+            failures.is_empty(),
+            "serious or critical violations in the dark scheme:\n{}",
+            failures.join("\n")
+        );
+        anyhow::Ok(())
+    };
+    run.await.unwrap();
 }
