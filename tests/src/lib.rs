@@ -2,6 +2,7 @@
 //! servers (moto, SMTP sink), each stopped when its guard drops.
 
 pub mod fixture;
+pub mod flow;
 pub mod lambda;
 pub mod outbox;
 pub mod serve;
