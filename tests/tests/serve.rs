@@ -16,6 +16,17 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `cahier serve` on a fresh copy of the example site (the temp folder lives as long as the guard
+/// is needed).
+fn start_example() -> (tempfile::TempDir, CahierServe) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    copy_example_site(&root);
+    let s = CahierServe::start(&root);
+    (dir, s)
+}
+
 async fn count(s: &CahierServe) -> u64 {
     Api::new(&s.base).slug(SLUG).count().await
 }
@@ -28,11 +39,8 @@ async fn page(http: &reqwest::Client, s: &CahierServe, path: &str) -> String {
 
 #[tokio::test]
 async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("site");
-    std::fs::create_dir(&root).unwrap();
-    copy_example_site(&root);
-    let s = CahierServe::start(&root);
+    let (_dir, s) = start_example();
+    let root = s.root.clone();
     let http = client();
 
     // The page posts to the same origin and loads the local dev captcha, not hCaptcha's.
@@ -120,11 +128,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn edits_rebuild_and_reload_and_a_broken_edit_keeps_the_last_good_site() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("site");
-    std::fs::create_dir(&root).unwrap();
-    copy_example_site(&root);
-    let s = CahierServe::start(&root);
+    let (_dir, s) = start_example();
+    let root = s.root.clone();
     let http = client();
 
     // The live-reload stream, as the injected script opens it.
