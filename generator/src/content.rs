@@ -214,6 +214,9 @@ pub struct Text {
     pub image_alt: String,
     pub tags: Vec<String>,
     pub field_labels: BTreeMap<String, String>,
+    /// A translation still being written (`draft = true` in `index.<lang>.md`): left out of
+    /// the build unless drafts are asked for.
+    pub draft: bool,
     /// Markdown body and the file line where it starts.
     pub body: String,
     pub body_line: usize,
@@ -433,6 +436,7 @@ fn load_petition(
                                 .iter()
                                 .filter_map(|f| Some((f.name.clone(), f.label.clone()?)))
                                 .collect(),
+                            draft: false,
                             body,
                             body_line,
                             front,
@@ -459,6 +463,7 @@ fn load_petition(
                             image_alt: fm.image_alt.unwrap_or_default(),
                             tags: fm.tags.unwrap_or_default(),
                             field_labels: fm.field_labels,
+                            draft: fm.draft.unwrap_or(false),
                             body,
                             body_line,
                             front,
@@ -653,7 +658,10 @@ pub fn load_all(root: &Path, cfg: &Config, drafts: bool) -> (Content, Vec<Diagno
     let mut errs = Vec::new();
     for (p, e) in results {
         errs.extend(e);
-        if let Some(p) = p {
+        if let Some(mut p) = p {
+            if !drafts {
+                p.texts.retain(|_, t| !t.draft);
+            }
             if drafts || !p.meta.draft {
                 petitions.push(p);
             }

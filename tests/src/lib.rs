@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod fixture;
+pub mod flow;
 pub mod lambda;
 pub mod outbox;
 pub mod serve;

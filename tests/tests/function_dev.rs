@@ -3,8 +3,8 @@
 
 use cahier_function::dev::{DevServer, DevServerOptions};
 use cahier_tests::fixture::{manifest, SLUG};
+use cahier_tests::flow::Api;
 use cahier_tests::outbox::{read_dir, token};
-use serde_json::{json, Value};
 use std::time::Duration;
 
 #[tokio::test]
@@ -65,17 +65,8 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     assert_eq!(css, "body{}");
 
     // Sign through the dev captcha (verified by the hcaptcha crate against the local siteverify).
-    let v: Value = http
-        .post(format!("{base}/api/__dev/captcha"))
-        .header("origin", &base)
-        .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let captcha = v["token"].as_str().unwrap();
+    let api = Api::new(&base);
+    let captcha = api.captcha().await;
     let res = http
         .post(format!("{base}/api/petitions/{SLUG}/sign"))
         .header("origin", &base)
@@ -84,7 +75,7 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
             ("name", "Dev"),
             ("email", "dev@example.org"),
             ("consent", "yes"),
-            ("h-captcha-response", captcha),
+            ("h-captcha-response", &captcha),
         ])
         .send()
         .await
@@ -93,22 +84,8 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     let mails = read_dir(&state_dir.join("outbox"));
     assert_eq!(mails.len(), 1);
     let t = token(&mails[0].text, "confirm").unwrap();
-    let res = http
-        .post(format!("{base}/api/confirm"))
-        .json(&json!({"token": t}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let count: Value = http
-        .get(format!("{base}/api/petitions/{SLUG}/count"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(count["count"], 1);
+    assert_eq!(api.confirm(&t).await.status(), 200);
+    assert_eq!(api.count().await, 1);
 
     // Live reload: an open event stream receives "reload" when the caller fires it.
     let mut events = http

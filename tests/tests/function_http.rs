@@ -3,83 +3,15 @@
 
 use cahier_function::token::TokenKind;
 use cahier_tests::fixture::SLUG;
+use cahier_tests::flow::Api;
 use cahier_tests::outbox::{read_dir, token};
 use cahier_tests::server::Fixture;
-use serde_json::{json, Value};
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(f: &Fixture) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: f.server.base.clone(),
-        }
-    }
-
-    async fn captcha(&self) -> String {
-        let v: Value = self
-            .http
-            .post(format!("{}/api/__dev/captcha", self.base))
-            .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["token"].as_str().unwrap().to_string()
-    }
-
-    async fn sign_with(&self, email: &str, captcha: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/petitions/{SLUG}/sign", self.base))
-            .header("origin", &self.base)
-            .json(&json!({
-                "name": "Camille Essai", "email": email, "consent": true,
-                "h-captcha-response": captcha, "lang": "fr", "fill_ms": 6000,
-            }))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn sign(&self, email: &str) -> reqwest::Response {
-        let c = self.captcha().await;
-        self.sign_with(email, &c).await
-    }
-
-    async fn post_token(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .json(&json!({ "token": token }))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn count(&self) -> u64 {
-        let v: Value = self
-            .http
-            .get(format!("{}/api/petitions/{SLUG}/count", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["count"].as_u64().unwrap()
-    }
-}
 
 #[tokio::test]
 async fn sign_mail_confirm_by_post_and_count() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path(), None, &[]);
-    let c = Client::new(&f);
+    let c = Api::new(&f.server.base);
     let res = c.sign("camille@example.org").await;
     assert_eq!(res.status(), 202, "{}", f.server.log());
     assert_eq!(
@@ -112,7 +44,7 @@ async fn sign_mail_confirm_by_post_and_count() {
 async fn replayed_captcha_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path(), None, &[]);
-    let c = Client::new(&f);
+    let c = Api::new(&f.server.base);
     let captcha = c.captcha().await;
     assert_eq!(
         c.sign_with("first@example.org", &captcha).await.status(),
@@ -128,7 +60,7 @@ async fn replayed_captcha_is_refused() {
 async fn forged_tampered_and_expired_tokens_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path(), None, &[]);
-    let c = Client::new(&f);
+    let c = Api::new(&f.server.base);
     assert_eq!(c.sign("dominique@example.org").await.status(), 202);
     let genuine = token(&read_dir(&f.outbox)[0].text, "confirm").unwrap();
 
@@ -161,7 +93,7 @@ async fn forged_tampered_and_expired_tokens_are_rejected() {
 async fn other_spellings_make_one_signature() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path(), None, &[]);
-    let c = Client::new(&f);
+    let c = Api::new(&f.server.base);
     for email in [
         "Marie.Curie@gmail.com",
         "mariecurie+petition@gmail.com",
@@ -197,7 +129,7 @@ fn files_contain(db: &std::path::Path, needle: &[u8]) -> bool {
 async fn erase_corrects_the_count_and_wipes_the_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let f = Fixture::start(dir.path(), None, &[]);
-    let c = Client::new(&f);
+    let c = Api::new(&f.server.base);
     let email = "effacez.moi@example.org";
     assert_eq!(c.sign(email).await.status(), 202);
     assert_eq!(c.sign("reste@example.org").await.status(), 202);

@@ -5,6 +5,7 @@
 
 use cahier_function::captcha::dev::DEV_SITEKEY;
 use cahier_tests::fixture::{self, SLUG};
+use cahier_tests::flow::Api;
 use cahier_tests::lambda::LambdaFunction;
 use cahier_tests::outbox::{read_dir, token};
 use cahier_tests::server::Fixture;
@@ -64,62 +65,34 @@ fn start(captcha_provider: &str) -> Setup {
 }
 
 impl Setup {
-    /// A captcha token solved "on" the petition site's hostname.
-    async fn captcha_token(&self) -> String {
-        let v: Value = self
-            .http
-            .post(self.captcha.server.url("/api/__dev/captcha"))
-            .header("origin", SITE)
-            .json(&json!({ "sitekey": DEV_SITEKEY }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["token"].as_str().unwrap().to_string()
-    }
-
-    async fn count(&self) -> (u64, reqwest::header::HeaderMap) {
-        let res = self
-            .http
-            .get(format!("{}/api/petitions/{SLUG}/count", self.lambda.url))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200, "{}", self.lambda.log());
-        let headers = res.headers().clone();
-        let v: Value = res.json().await.unwrap();
-        (v["count"].as_u64().unwrap(), headers)
-    }
-
-    async fn sign(&self, email: &str, captcha: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/petitions/{SLUG}/sign", self.lambda.url))
-            .header("origin", SITE)
-            .json(&json!({
-                "name": "Camille Lambda", "email": email, "consent": true,
-                "h-captcha-response": captcha, "lang": "fr", "fill_ms": 6000,
-            }))
-            .send()
-            .await
-            .unwrap()
+    /// Signs on the function URL from the petition site, captchas solved on the other instance.
+    fn api(&self) -> Api {
+        Api::new(&self.lambda.url)
+            .origin(SITE)
+            .captcha_at(&self.captcha.server.base)
     }
 }
 
 #[tokio::test]
 async fn signs_confirms_and_counts_under_the_lambda_runtime() {
     let mut s = start("hcaptcha");
-    let (count, headers) = s.count().await;
+    let api = s.api();
+    let res = s
+        .http
+        .get(api.url(&format!("/api/petitions/{SLUG}/count")))
+        .send()
+        .await
+        .unwrap();
     s.lambda.assert_running();
-    assert_eq!(count, 0);
+    assert_eq!(res.status(), 200, "{}", s.lambda.log());
     assert_eq!(
-        headers["cache-control"],
+        res.headers()["cache-control"],
         cahier_function::sign::COUNT_CACHE_CONTROL
     );
+    assert_eq!(api.count().await, 0);
 
-    let captcha = s.captcha_token().await;
-    let res = s.sign("lambda@example.org", &captcha).await;
+    let captcha = api.captcha().await;
+    let res = api.sign_with("lambda@example.org", &captcha).await;
     assert_eq!(res.status(), 202, "{}", s.lambda.log());
     let mails = read_dir(&s.outbox);
     assert_eq!(mails.len(), 1, "one confirmation mail");
@@ -129,7 +102,7 @@ async fn signs_confirms_and_counts_under_the_lambda_runtime() {
         .contains(&format!("{SITE}/{SLUG}/confirm/#t=")));
 
     // The captcha token was redeemed by siteverify: a replay is refused, nothing written.
-    let res = s.sign("other@example.org", &captcha).await;
+    let res = api.sign_with("other@example.org", &captcha).await;
     assert_eq!(res.status(), 403);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     assert_eq!(read_dir(&s.outbox).len(), 1);
@@ -142,26 +115,15 @@ async fn signs_confirms_and_counts_under_the_lambda_runtime() {
         .await
         .unwrap();
     assert_eq!(res.status(), 405);
-    assert_eq!(s.count().await.0, 0);
-    let res = s
-        .http
-        .post(format!("{}/api/confirm", s.lambda.url))
-        .json(&json!({ "token": confirm }))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(api.count().await, 0);
+    let res = api.confirm(&confirm).await;
     assert_eq!(res.status(), 200, "{}", s.lambda.log());
-    assert_eq!(s.count().await.0, 1);
+    assert_eq!(api.count().await, 1);
 
     // A bad request gets its problem body through API Gateway's event format too.
-    let res = s
-        .http
-        .post(format!("{}/api/petitions/{SLUG}/sign", s.lambda.url))
-        .header("origin", SITE)
-        .json(&json!({ "email": "x@example.org", "unknown": 1 }))
-        .send()
-        .await
-        .unwrap();
+    let res = api
+        .sign_json(&json!({ "email": "x@example.org", "unknown": 1 }))
+        .await;
     assert_eq!(res.status(), 400);
     let problem: Value = res.json().await.unwrap();
     assert!(problem["detail"].as_str().is_some() || problem["errors"].is_array());

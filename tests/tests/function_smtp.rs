@@ -2,11 +2,11 @@
 //! directly and through the real binary.
 
 use cahier_function::mailer::{self, Mail};
-use cahier_tests::fixture::SLUG;
+use cahier_tests::flow::Api;
 use cahier_tests::outbox::token;
 use cahier_tests::server::Fixture;
 use cahier_tests::smtp::SmtpSink;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn wait_for_mails(sink: &SmtpSink, n: usize) -> Vec<cahier_tests::outbox::ReadMail> {
@@ -72,36 +72,19 @@ async fn the_binary_mails_over_smtp() {
         Some(format!("smtp://127.0.0.1:{}?tls=none", sink.port)),
         &[],
     );
-    let http = reqwest::Client::new();
-    let base = &f.server.base;
-    let v: Value = http
-        .post(format!("{base}/api/__dev/captcha"))
-        .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let res = http
-        .post(format!("{base}/api/petitions/{SLUG}/sign"))
-        .json(
+    let api = Api::new(&f.server.base);
+    let captcha = api.captcha().await;
+    let res = api
+        .sign_json(
             &json!({"name": "Smtp", "email": "smtp@example.org", "consent": "yes",
-                       "h-captcha-response": v["token"], "lang": "en"}),
+                           "h-captcha-response": captcha, "lang": "en"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 202, "{}", f.server.log());
     let mails = wait_for_mails(&sink, 1);
     assert_eq!(mails.len(), 1, "{}", f.server.log());
     assert!(mails[0].subject.starts_with("Confirm your signature"));
     let t = token(&mails[0].text, "confirm").unwrap();
-    let res = http
-        .post(format!("{base}/api/confirm"))
-        .json(&json!({"token": t}))
-        .send()
-        .await
-        .unwrap();
+    let res = api.confirm(&t).await;
     assert_eq!(res.status(), 200);
 }

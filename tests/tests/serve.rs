@@ -2,9 +2,9 @@
 //! signing flow with the dev captcha and the outbox, rebuild and live reload on edits, a broken
 //! edit that keeps the last good site, and nothing written outside `.cahier/`.
 
+use cahier_tests::flow::Api;
 use cahier_tests::outbox::{read_dir, token};
 use cahier_tests::serve::{copy_example_site, CahierServe};
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const SLUG: &str = "noel-sans-geant";
@@ -16,16 +16,19 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn count(http: &reqwest::Client, s: &CahierServe) -> u64 {
-    let v: Value = http
-        .get(s.url(&format!("/api/petitions/{SLUG}/count")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["count"].as_u64().unwrap()
+/// `cahier serve` on a fresh copy of the example site (the temp folder lives as long as the guard
+/// is needed).
+fn start_example() -> (tempfile::TempDir, CahierServe) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    copy_example_site(&root);
+    let s = CahierServe::start(&root);
+    (dir, s)
+}
+
+async fn count(s: &CahierServe) -> u64 {
+    Api::new(&s.base).slug(SLUG).count().await
 }
 
 async fn page(http: &reqwest::Client, s: &CahierServe, path: &str) -> String {
@@ -36,11 +39,8 @@ async fn page(http: &reqwest::Client, s: &CahierServe, path: &str) -> String {
 
 #[tokio::test]
 async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("site");
-    std::fs::create_dir(&root).unwrap();
-    copy_example_site(&root);
-    let s = CahierServe::start(&root);
+    let (_dir, s) = start_example();
+    let root = s.root.clone();
     let http = client();
 
     // The page posts to the same origin and loads the local dev captcha, not hCaptcha's.
@@ -49,19 +49,11 @@ async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
     assert!(html.contains("/api/__dev/captcha.js"));
     assert!(!html.contains("js.hcaptcha.com"));
     assert!(page(&http, &s, "/en/").await.contains(SLUG));
-    assert_eq!(count(&http, &s).await, 0);
+    assert_eq!(count(&s).await, 0);
 
     // What the dev widget does, then the form post a browser without JavaScript sends.
-    let captcha: Value = http
-        .post(s.url("/api/__dev/captcha"))
-        .header("origin", &s.base)
-        .json(&serde_json::json!({ "sitekey": cahier_function::captcha::dev::DEV_SITEKEY }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = Api::new(&s.base).slug(SLUG);
+    let captcha = api.captcha().await;
     let res = http
         .post(s.url(&format!("/api/petitions/{SLUG}/sign")))
         .header("origin", &s.base)
@@ -73,7 +65,7 @@ async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
             ("lang", "fr"),
             ("website", ""),
             ("fill_ms", "8000"),
-            ("h-captcha-response", captcha["token"].as_str().unwrap()),
+            ("h-captcha-response", &captcha),
         ])
         .send()
         .await
@@ -93,14 +85,8 @@ async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
         "{log}"
     );
     page(&http, &s, &format!("/{SLUG}/confirm/")).await;
-    let res = http
-        .post(s.url("/api/confirm"))
-        .json(&serde_json::json!({ "token": confirm }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(count(&http, &s).await, 1);
+    assert_eq!(api.confirm(&confirm).await.status(), 200);
+    assert_eq!(count(&s).await, 1);
 
     // Nothing outside .cahier/, and no secret of .cahier/ in anything served.
     assert!(
@@ -142,11 +128,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn edits_rebuild_and_reload_and_a_broken_edit_keeps_the_last_good_site() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("site");
-    std::fs::create_dir(&root).unwrap();
-    copy_example_site(&root);
-    let s = CahierServe::start(&root);
+    let (_dir, s) = start_example();
+    let root = s.root.clone();
     let http = client();
 
     // The live-reload stream, as the injected script opens it.
@@ -204,5 +187,5 @@ async fn edits_rebuild_and_reload_and_a_broken_edit_keeps_the_last_good_site() {
     );
     let html = page(&http, &s, &format!("/{SLUG}/")).await;
     assert!(html.contains("modifié en direct"), "last good site served");
-    assert_eq!(count(&http, &s).await, 0, "the API still answers");
+    assert_eq!(count(&s).await, 0, "the API still answers");
 }
