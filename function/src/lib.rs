@@ -4,6 +4,7 @@
 //! router built here. Its contract with the generator is the [`manifest::Manifest`]
 //! (`public/api/manifest.json`), loaded once at start so that checking a petition costs no I/O.
 
+pub mod aws;
 pub mod captcha;
 pub mod mailer;
 pub mod manifest;
