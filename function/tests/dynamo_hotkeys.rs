@@ -81,7 +81,8 @@ fn no_key_takes_over_1000_writes_per_second_at_10000_signatures_per_second() {
         let petition = if attack || rng.chance(70) {
             "noel-sans-amazon".to_string()
         } else {
-            format!("p{}", rng.below(1 + rng.below(300)))
+            let tail = 1 + rng.below(300);
+            format!("p{}", rng.below(tail))
         };
         let (domain, allowed) = if attack {
             ("junk.example".to_string(), false)

@@ -1,5 +1,13 @@
 //! A real moto server (DynamoDB, SES, … from PyPI's `moto[server]`) on a free loopback port,
 //! killed when the guard drops. The tests fail, never skip, when it cannot start.
+//!
+//! moto is started through its own `moto.server.main` (what `.venv/bin/moto_server` runs) with
+//! one change: requests are served one at a time. moto's threaded server is not safe for
+//! concurrent transactions: a cancelled TransactWriteItems rolls the table back to a copy taken
+//! when it began, undoing writes that concurrent requests made meanwhile, which real DynamoDB
+//! (serializable transactions) never does. Serving requests one by one gives each request
+//! DynamoDB's isolation while clients still race between requests (read, then conditional
+//! write), which is what the conformance suite's concurrency scenarios exercise.
 
 use anyhow::{bail, Context};
 use std::io::{Read, Write};
@@ -8,12 +16,26 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The moto server binary: `$CAHIER_MOTO_SERVER`, else `<repo>/.venv/bin/moto_server`.
-pub fn moto_server_path() -> PathBuf {
-    std::env::var_os("CAHIER_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(".venv").join("bin").join("moto_server")
-    })
+/// The Python of the venv holding moto: `$CAHIER_VENV/bin/python`, else `<repo>/.venv/bin/python`.
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("CAHIER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(".venv"))
+        .join("bin")
+        .join("python")
 }
+
+/// `moto_server`'s entry point, with requests served one at a time (see the module doc).
+const LAUNCHER: &str = "
+import sys
+import moto.server as server
+run_simple = server.run_simple
+def serial(*args, **kwargs):
+    kwargs['threaded'] = False
+    return run_simple(*args, **kwargs)
+server.run_simple = serial
+server.main(sys.argv[1:])
+";
 
 /// A running moto server.
 pub struct Moto {
@@ -24,10 +46,10 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on a free port and waits (at most 30 s) until it answers HTTP.
     pub fn start() -> anyhow::Result<Moto> {
-        let bin = moto_server_path();
+        let bin = venv_python();
         if !bin.exists() {
             bail!(
-                "moto_server not found at {}: create the venv first \
+                "no Python venv at {}: create it first \
                  (python3 -m venv .venv && .venv/bin/pip install 'moto[server]')",
                 bin.display()
             );
@@ -35,17 +57,17 @@ impl Moto {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("while starting {}", bin.display()))?;
+            .with_context(|| format!("while starting moto with {}", bin.display()))?;
         let mut moto = Moto { child, addr };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                bail!("moto_server exited at start ({status})");
+                bail!("moto exited at start ({status}); is moto[server] installed in the venv?");
             }
             if moto.get("/moto-api/").is_ok() {
                 return Ok(moto);

@@ -188,8 +188,7 @@ fn classify(err: SdkError<TransactWriteItemsError>) -> TxError {
     if matches!(
         err.as_service_error(),
         Some(
-            TransactWriteItemsError::TransactionConflictException(_)
-                | TransactWriteItemsError::TransactionInProgressException(_)
+            TransactWriteItemsError::TransactionInProgressException(_)
                 | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
                 | TransactWriteItemsError::RequestLimitExceeded(_)
                 | TransactWriteItemsError::ThrottlingException(_)
@@ -553,7 +552,7 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(u.key)
+            .set_key(Some(u.key))
             .update_expression(u.update_expression)
             .set_condition_expression(u.condition_expression)
             .set_expression_attribute_names(u.expression_attribute_names)
