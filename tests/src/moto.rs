@@ -20,7 +20,11 @@ use std::time::{Duration, Instant};
 pub fn venv_python() -> PathBuf {
     std::env::var_os("CAHIER_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(".venv"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(".venv")
+        })
         .join("bin")
         .join("python")
 }
@@ -54,7 +58,9 @@ impl Moto {
                 bin.display()
             );
         }
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let child = Command::new(&bin)
             .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -92,7 +98,9 @@ impl Moto {
         write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr)?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP response from moto")?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("malformed HTTP response from moto")?;
         let status = head.lines().next().unwrap_or_default();
         if !status.contains(" 200") {
             bail!("GET {path} on moto: {status}");
@@ -125,6 +133,13 @@ impl Drop for Moto {
 pub fn fresh_table(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

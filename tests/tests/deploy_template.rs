@@ -17,7 +17,10 @@ fn cfn_lint(template: &Path) -> std::process::Output {
         "cfn-lint not found at {}: python3 -m venv .venv && .venv/bin/pip install cfn-lint",
         bin.display()
     );
-    Command::new(&bin).arg(template).output().expect("cfn-lint runs")
+    Command::new(&bin)
+        .arg(template)
+        .output()
+        .expect("cfn-lint runs")
 }
 
 #[test]
@@ -61,7 +64,9 @@ fn the_template_has_the_cost_and_abuse_caps() {
 #[test]
 fn cfn_lint_catches_a_broken_template() {
     let t = std::fs::read_to_string(repo().join("deploy/aws/template.yaml")).unwrap();
-    let broken = t.replace("MemorySize: 128", "MemorySize: lots").replace("Runtime: provided.al2023", "Runtime: cobol");
+    let broken = t
+        .replace("MemorySize: 128", "MemorySize: lots")
+        .replace("Runtime: provided.al2023", "Runtime: cobol");
     let dir = std::env::temp_dir().join(format!("cahier-cfn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("template.yaml");
@@ -70,5 +75,8 @@ fn cfn_lint_catches_a_broken_template() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success(), "cfn-lint accepted a broken template");
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("lots") || report.contains("MemorySize"), "{report}");
+    assert!(
+        report.contains("lots") || report.contains("MemorySize"),
+        "{report}"
+    );
 }

@@ -10,7 +10,8 @@ fn mail(to: &str) -> Mail {
         to: to.into(),
         subject: "Confirmez votre signature — Noël sans Amazon".into(),
         text: "Cliquez : https://example.org/noel/confirm/#t=abc".into(),
-        html: "<p>Cliquez : <a href=\"https://example.org/noel/confirm/#t=abc\">confirmer</a></p>".into(),
+        html: "<p>Cliquez : <a href=\"https://example.org/noel/confirm/#t=abc\">confirmer</a></p>"
+            .into(),
     }
 }
 
@@ -18,18 +19,34 @@ fn mail(to: &str) -> Mail {
 async fn sends_through_ses_from_a_verified_identity() -> anyhow::Result<()> {
     let moto = Moto::start()?;
     let client = aws_sdk_sesv2::Client::new(&moto.sdk_config().await);
-    client.create_email_identity().email_identity("noreply@example.org").send().await?;
+    client
+        .create_email_identity()
+        .email_identity("noreply@example.org")
+        .send()
+        .await?;
     let mailer = SesMailer::new(client, "Cahier <noreply@example.org>");
     mailer.send(&mail("signer@example.net")).await?;
 
     let data: serde_json::Value = serde_json::from_str(&moto.get("/moto-api/data.json")?)?;
-    let sent = data["ses"]["Message"].as_array().cloned().unwrap_or_default();
+    let sent = data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(sent.len(), 1, "one message in moto: {}", data["ses"]);
     let msg = &sent[0];
     assert_eq!(msg["source"], "Cahier <noreply@example.org>", "{msg}");
-    assert_eq!(msg["destinations"]["ToAddresses"][0], "signer@example.net", "{msg}");
-    assert_eq!(msg["subject"], "Confirmez votre signature — Noël sans Amazon", "{msg}");
-    assert!(msg["body"].as_str().unwrap_or_default().contains("#t=abc"), "{msg}");
+    assert_eq!(
+        msg["destinations"]["ToAddresses"][0], "signer@example.net",
+        "{msg}"
+    );
+    assert_eq!(
+        msg["subject"], "Confirmez votre signature — Noël sans Amazon",
+        "{msg}"
+    );
+    assert!(
+        msg["body"].as_str().unwrap_or_default().contains("#t=abc"),
+        "{msg}"
+    );
     Ok(())
 }
 
@@ -38,7 +55,10 @@ async fn an_unverified_sender_is_an_error() -> anyhow::Result<()> {
     let moto = Moto::start()?;
     let client = aws_sdk_sesv2::Client::new(&moto.sdk_config().await);
     let mailer = SesMailer::new(client, "someone@unverified.example");
-    let err = mailer.send(&mail("signer@example.net")).await.expect_err("SES must refuse an unverified sender");
+    let err = mailer
+        .send(&mail("signer@example.net"))
+        .await
+        .expect_err("SES must refuse an unverified sender");
     assert!(format!("{err:#}").contains("not verified"), "{err:#}");
     Ok(())
 }

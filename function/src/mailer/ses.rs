@@ -17,7 +17,9 @@ pub struct SesMailer {
 
 impl std::fmt::Debug for SesMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SesMailer").field("from", &self.from).finish()
+        f.debug_struct("SesMailer")
+            .field("from", &self.from)
+            .finish()
     }
 }
 
@@ -38,24 +40,37 @@ impl SesUrl {
                 "endpoint" => endpoint = Some(v.into_owned()),
                 "region" => region = Some(v.into_owned()),
                 "from" => from = Some(v.into_owned()),
-                other => bail!("unknown option {other:?} in ses:{rest}: expected endpoint=, region= or from="),
+                other => bail!(
+                    "unknown option {other:?} in ses:{rest}: expected endpoint=, region= or from="
+                ),
             }
         }
-        let from = from
-            .filter(|f| f.contains('@'))
-            .with_context(|| format!("ses:{rest}: from=ADDRESS is required (an identity verified in SES)"))?;
-        Ok(SesUrl { endpoint, region, from })
+        let from = from.filter(|f| f.contains('@')).with_context(|| {
+            format!("ses:{rest}: from=ADDRESS is required (an identity verified in SES)")
+        })?;
+        Ok(SesUrl {
+            endpoint,
+            region,
+            from,
+        })
     }
 }
 
 fn content(data: &str) -> anyhow::Result<Content> {
-    Content::builder().data(data).charset("UTF-8").build().context("while building SES content")
+    Content::builder()
+        .data(data)
+        .charset("UTF-8")
+        .build()
+        .context("while building SES content")
 }
 
 impl SesMailer {
     /// A mailer with an already configured client (tests use static credentials).
     pub fn new(client: Client, from: impl Into<String>) -> Self {
-        SesMailer { client, from: from.into() }
+        SesMailer {
+            client,
+            from: from.into(),
+        }
     }
 
     /// Opens the mailer from the part of `ses:[?endpoint=..&region=..&from=..]` after the colon.
@@ -79,7 +94,12 @@ impl Mailer for SesMailer {
     async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
         let message = Message::builder()
             .subject(content(&mail.subject)?)
-            .body(Body::builder().text(content(&mail.text)?).html(content(&mail.html)?).build())
+            .body(
+                Body::builder()
+                    .text(content(&mail.text)?)
+                    .html(content(&mail.html)?)
+                    .build(),
+            )
             .build();
         self.client
             .send_email()
@@ -100,7 +120,8 @@ mod tests {
 
     #[test]
     fn parses_settings() {
-        let url = SesUrl::parse("?region=eu-west-1&from=Cahier%20%3Cnoreply%40example.org%3E").unwrap();
+        let url =
+            SesUrl::parse("?region=eu-west-1&from=Cahier%20%3Cnoreply%40example.org%3E").unwrap();
         assert_eq!(url.region.as_deref(), Some("eu-west-1"));
         assert_eq!(url.from, "Cahier <noreply@example.org>");
         assert_eq!(url.endpoint, None);

@@ -17,20 +17,21 @@
 //! exponential backoff and full jitter, for transactions cancelled by a conflict or throttling.
 
 use super::dynamo_keys::{
-    self as keys, audit_sk, budget_slot, count_pk, count_pks, count_shard, signature_pk, spread_of, BudgetSlot,
-    BUDGET_SK, COUNT_SK, SIG_SK,
+    self as keys, audit_sk, budget_slot, count_pk, count_pks, count_shard, signature_pk, spread_of,
+    BudgetSlot, BUDGET_SK, COUNT_SK, SIG_SK,
 };
 use crate::store::{
-    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome, SignatureRecord, Status,
-    Store,
+    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome,
+    SignatureRecord, Status, Store,
 };
 use anyhow::{bail, Context};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, Put,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    Put, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -56,7 +57,9 @@ pub struct DynamoStore {
 
 impl std::fmt::Debug for DynamoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoStore").field("table", &self.table).finish()
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .finish()
     }
 }
 
@@ -72,16 +75,24 @@ impl DynamoUrl {
     pub fn parse(rest: &str) -> anyhow::Result<Self> {
         let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
         let valid = (3..=255).contains(&table.len())
-            && table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !valid {
             bail!("invalid DynamoDB table name {table:?} in dynamodb:{rest}: 3 to 255 of A-Z a-z 0-9 _ - .");
         }
-        let mut url = DynamoUrl { table: table.to_string(), endpoint: None, region: None };
+        let mut url = DynamoUrl {
+            table: table.to_string(),
+            endpoint: None,
+            region: None,
+        };
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match &*k {
                 "endpoint" => url.endpoint = Some(v.into_owned()),
                 "region" => url.region = Some(v.into_owned()),
-                other => bail!("unknown option {other:?} in dynamodb:{rest}: expected endpoint= or region="),
+                other => bail!(
+                    "unknown option {other:?} in dynamodb:{rest}: expected endpoint= or region="
+                ),
             }
         }
         Ok(url)
@@ -113,18 +124,26 @@ fn status_from(s: &str) -> anyhow::Result<Status> {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_n(item: &Item, name: &str) -> anyhow::Result<Option<i64>> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
-        .map(|v| v.parse::<i64>().with_context(|| format!("attribute {name} is not an integer: {v:?}")))
+        .map(|v| {
+            v.parse::<i64>()
+                .with_context(|| format!("attribute {name} is not an integer: {v:?}"))
+        })
         .transpose()
 }
 
 fn get_bool(item: &Item, name: &str) -> bool {
-    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
 }
 
 /// Pending and held signatures expire; confirmed, invalidated and erased ones carry no TTL.
@@ -173,14 +192,20 @@ enum TxError {
 
 fn classify(err: SdkError<TransactWriteItemsError>) -> TxError {
     if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
-        let codes: Vec<&str> = e.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+        let codes: Vec<&str> = e
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
         if let Some(i) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
             return TxError::Condition(i);
         }
-        if codes
-            .iter()
-            .any(|c| matches!(*c, "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"))
-        {
+        if codes.iter().any(|c| {
+            matches!(
+                *c,
+                "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+            )
+        }) {
             return TxError::Retry;
         }
         return TxError::Other(anyhow::anyhow!("transaction cancelled: {codes:?}"));
@@ -215,7 +240,11 @@ fn nonce() -> u64 {
 impl DynamoStore {
     /// A store on `table` with an already configured client (tests use static credentials).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into(), exhausted: Mutex::new(HashMap::new()) }
+        DynamoStore {
+            client,
+            table: table.into(),
+            exhausted: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Opens the store from the part of `dynamodb:TABLE[?endpoint=..&region=..]` after the colon.
@@ -238,10 +267,20 @@ impl DynamoStore {
     /// CloudFormation template creates it (with PITR and a throughput cap); this is for
     /// development, tests and `cahier admin init-store`.
     pub async fn create_table(&self) -> anyhow::Result<()> {
-        let exists = self.client.describe_table().table_name(&self.table).send().await;
+        let exists = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
         if let Err(e) = exists {
-            if !e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) {
-                return Err(anyhow::Error::new(e).context(format!("while describing table {}", self.table)));
+            if !e
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception())
+            {
+                return Err(
+                    anyhow::Error::new(e).context(format!("while describing table {}", self.table))
+                );
             }
             let attr = |name: &str| {
                 AttributeDefinition::builder()
@@ -249,7 +288,12 @@ impl DynamoStore {
                     .attribute_type(ScalarAttributeType::S)
                     .build()
             };
-            let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+            let key = |name: &str, kind: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+            };
             let created = self
                 .client
                 .create_table()
@@ -263,8 +307,12 @@ impl DynamoStore {
                 .await;
             if let Err(e) = created {
                 // Another instance created it at the same time: fine.
-                if !e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) {
-                    return Err(anyhow::Error::new(e).context(format!("while creating table {}", self.table)));
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception())
+                {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("while creating table {}", self.table)));
                 }
             }
         }
@@ -291,13 +339,21 @@ impl DynamoStore {
             .send()
             .await
             .with_context(|| format!("while reading the TTL setting of {}", self.table))?;
-        let status = ttl.time_to_live_description().and_then(|d| d.time_to_live_status());
-        if !matches!(status, Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)) {
+        let status = ttl
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if !matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
             self.client
                 .update_time_to_live()
                 .table_name(&self.table)
                 .time_to_live_specification(
-                    TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTR).build()?,
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(TTL_ATTR)
+                        .build()?,
                 )
                 .send()
                 .await
@@ -330,17 +386,37 @@ impl DynamoStore {
             .map_err(classify)
     }
 
-    fn audit_put(&self, petition: &str, email_hash: &str, event: &str, at: i64, detail: &str) -> anyhow::Result<TransactWriteItem> {
-        let mut item = key(signature_pk(petition, email_hash), &audit_sk(at, event, nonce()));
+    fn audit_put(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        event: &str,
+        at: i64,
+        detail: &str,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut item = key(
+            signature_pk(petition, email_hash),
+            &audit_sk(at, event, nonce()),
+        );
         item.insert("event".into(), s(event));
         item.insert("at".into(), n(at));
         item.insert("detail".into(), s(detail));
         Ok(TransactWriteItem::builder()
-            .put(Put::builder().table_name(&self.table).set_item(Some(item)).build()?)
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()?,
+            )
             .build())
     }
 
-    fn signature_put(&self, sig: &NewSignature, status: Status, hold_reason: Option<&str>) -> anyhow::Result<TransactWriteItem> {
+    fn signature_put(
+        &self,
+        sig: &NewSignature,
+        status: Status,
+        hold_reason: Option<&str>,
+    ) -> anyhow::Result<TransactWriteItem> {
         let mut item = key(signature_pk(&sig.petition, &sig.email_hash), SIG_SK);
         for (name, value) in [
             ("petition", &sig.petition),
@@ -353,14 +429,20 @@ impl DynamoStore {
         ] {
             item.insert(name.into(), s(value.as_str()));
         }
-        item.insert("sealed".into(), AttributeValue::B(sig.sealed.clone().into()));
+        item.insert(
+            "sealed".into(),
+            AttributeValue::B(sig.sealed.clone().into()),
+        );
         item.insert("public".into(), AttributeValue::Bool(sig.public));
         item.insert("newsletter".into(), AttributeValue::Bool(sig.newsletter));
         item.insert("status".into(), s(status.as_str()));
         if let Some(reason) = hold_reason {
             item.insert("hold_reason".into(), s(reason));
         }
-        item.insert("flags".into(), AttributeValue::L(sig.flags.iter().map(|f| s(f.as_str())).collect()));
+        item.insert(
+            "flags".into(),
+            AttributeValue::L(sig.flags.iter().map(|f| s(f.as_str())).collect()),
+        );
         item.insert("created_at".into(), n(sig.created_at));
         item.insert(TTL_ATTR.into(), n(sig.expires_at));
         // New, or replacing an expired pending/held one that TTL has not deleted yet.
@@ -375,7 +457,9 @@ impl DynamoStore {
     }
 
     fn budget_update(&self, slot: &BudgetSlot) -> anyhow::Result<TransactWriteItem> {
-        Ok(TransactWriteItem::builder().update(self.budget_update_raw(slot)?).build())
+        Ok(TransactWriteItem::builder()
+            .update(self.budget_update_raw(slot)?)
+            .build())
     }
 
     fn budget_update_raw(&self, slot: &BudgetSlot) -> anyhow::Result<Update> {
@@ -392,10 +476,19 @@ impl DynamoStore {
             .build()?)
     }
 
-    fn count_update(&self, petition: &str, email_hash: &str, delta: i64, now: i64) -> anyhow::Result<TransactWriteItem> {
+    fn count_update(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        delta: i64,
+        now: i64,
+    ) -> anyhow::Result<TransactWriteItem> {
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(count_pk(petition, count_shard(email_hash)), COUNT_SK)))
+            .set_key(Some(key(
+                count_pk(petition, count_shard(email_hash)),
+                COUNT_SK,
+            )))
             .update_expression("ADD #n :delta SET #at = :now, #petition = :petition")
             .expression_attribute_names("#n", "n")
             .expression_attribute_names("#at", "updated_at")
@@ -435,7 +528,9 @@ impl DynamoStore {
         if is_expired(get_n(&item, TTL_ATTR)?, sig.created_at) {
             return Ok(None);
         }
-        Ok(Some(status_from(get_s(&item, "status").context("signature item without status")?)?))
+        Ok(Some(status_from(
+            get_s(&item, "status").context("signature item without status")?,
+        )?))
     }
 
     /// Changes the state of one signature from `from` to `to` (with `set`/`remove` clauses), the
@@ -500,25 +595,56 @@ impl Store for DynamoStore {
     async fn sign(&self, sig: &NewSignature) -> anyhow::Result<SignOutcome> {
         let now = sig.created_at;
         let spread = spread_of(&sig.email_hash);
-        let slots: Vec<(&Budget, BudgetSlot)> = sig.budgets.iter().map(|b| (b, budget_slot(b, now, spread))).collect();
+        let slots: Vec<(&Budget, BudgetSlot)> = sig
+            .budgets
+            .iter()
+            .map(|b| (b, budget_slot(b, now, spread)))
+            .collect();
         // A shard known to be full in this window: no need to spend a write to learn it again.
-        let mut over_budget = slots.iter().find(|(_, slot)| self.is_exhausted(slot, now)).map(|(b, _)| b.key.clone());
+        let mut over_budget = slots
+            .iter()
+            .find(|(_, slot)| self.is_exhausted(slot, now))
+            .map(|(b, _)| b.key.clone());
         let mut attempt = 0;
         loop {
-            let status = if sig.hold_reason.is_some() || over_budget.is_some() { Status::Held } else { Status::Pending };
-            let hold_reason = sig.hold_reason.clone().or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
+            let status = if sig.hold_reason.is_some() || over_budget.is_some() {
+                Status::Held
+            } else {
+                Status::Pending
+            };
+            let hold_reason = sig
+                .hold_reason
+                .clone()
+                .or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
             let mut items = vec![self.signature_put(sig, status, hold_reason.as_deref())?];
             if over_budget.is_none() {
                 for (_, slot) in &slots {
                     items.push(self.budget_update(slot)?);
                 }
             }
-            items.push(self.audit_put(&sig.petition, &sig.email_hash, "created", now, &sig.flags.join(","))?);
+            items.push(self.audit_put(
+                &sig.petition,
+                &sig.email_hash,
+                "created",
+                now,
+                &sig.flags.join(","),
+            )?);
             if status == Status::Held {
-                items.push(self.audit_put(&sig.petition, &sig.email_hash, "held", now, hold_reason.as_deref().unwrap_or(""))?);
+                items.push(self.audit_put(
+                    &sig.petition,
+                    &sig.email_hash,
+                    "held",
+                    now,
+                    hold_reason.as_deref().unwrap_or(""),
+                )?);
             }
             match self.transact(items).await {
-                Ok(()) => return Ok(SignOutcome::Created { status, over_budget }),
+                Ok(()) => {
+                    return Ok(SignOutcome::Created {
+                        status,
+                        over_budget,
+                    })
+                }
                 Err(TxError::Condition(0)) => {
                     if let Some(status) = self.existing_status(sig).await? {
                         return Ok(SignOutcome::Duplicate { status });
@@ -531,7 +657,9 @@ impl Store for DynamoStore {
                     over_budget = Some(budget.key.clone());
                     continue;
                 }
-                Err(TxError::Condition(i)) => bail!("unexpected condition failure on item {i} of a sign"),
+                Err(TxError::Condition(i)) => {
+                    bail!("unexpected condition failure on item {i} of a sign")
+                }
                 Err(TxError::Retry) => backoff(attempt).await,
                 Err(TxError::Other(e)) => return Err(e.context("while storing a signature")),
             }
@@ -561,15 +689,25 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 self.mark_exhausted(&slot, now);
                 Ok(false)
             }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("while taking budget {}", budget.key))),
+            Err(e) => {
+                Err(anyhow::Error::new(e).context(format!("while taking budget {}", budget.key)))
+            }
         }
     }
 
-    async fn confirm(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<ConfirmOutcome> {
+    async fn confirm(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<ConfirmOutcome> {
         for _ in 0..MAX_TX_ATTEMPTS {
             let Some(item) = self.get_item(petition, email_hash).await? else {
                 return Ok(ConfirmOutcome::NotFound);
@@ -577,11 +715,14 @@ impl Store for DynamoStore {
             if is_expired(get_n(&item, TTL_ATTR)?, now) {
                 return Ok(ConfirmOutcome::NotFound);
             }
-            let status = status_from(get_s(&item, "status").context("signature item without status")?)?;
+            let status =
+                status_from(get_s(&item, "status").context("signature item without status")?)?;
             let next = match status {
                 Status::Pending => Status::Confirmed,
                 Status::Held => Status::ConfirmedHeld,
-                Status::Confirmed | Status::ConfirmedHeld => return Ok(ConfirmOutcome::AlreadyConfirmed { status }),
+                Status::Confirmed | Status::ConfirmedHeld => {
+                    return Ok(ConfirmOutcome::AlreadyConfirmed { status })
+                }
                 Status::Invalidated | Status::Erased => return Ok(ConfirmOutcome::NotFound),
             };
             let delta = i64::from(next == Status::Confirmed);
@@ -606,12 +747,18 @@ impl Store for DynamoStore {
         bail!("while confirming a signature: it kept changing under us")
     }
 
-    async fn erase(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<EraseOutcome> {
+    async fn erase(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<EraseOutcome> {
         for _ in 0..MAX_TX_ATTEMPTS {
             let Some(item) = self.get_item(petition, email_hash).await? else {
                 return Ok(EraseOutcome::NotFound);
             };
-            let status = status_from(get_s(&item, "status").context("signature item without status")?)?;
+            let status =
+                status_from(get_s(&item, "status").context("signature item without status")?)?;
             if status == Status::Erased {
                 return Ok(EraseOutcome::NotFound);
             }
@@ -640,10 +787,16 @@ impl Store for DynamoStore {
     }
 
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {
-        let mut pending: Vec<Item> = count_pks(petition).into_iter().map(|pk| key(pk, COUNT_SK)).collect();
+        let mut pending: Vec<Item> = count_pks(petition)
+            .into_iter()
+            .map(|pk| key(pk, COUNT_SK))
+            .collect();
         let (mut count, mut updated_at) = (0i64, 0i64);
         for attempt in 0..MAX_TX_ATTEMPTS {
-            let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build()?;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()?;
             let out = self
                 .client
                 .batch_get_item()
@@ -651,7 +804,12 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .with_context(|| format!("while reading the count shards of {petition}"))?;
-            for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
                 count += get_n(item, "n")?.unwrap_or(0);
                 updated_at = updated_at.max(get_n(item, "updated_at")?.unwrap_or(0));
             }
@@ -661,7 +819,10 @@ impl Store for DynamoStore {
                 .map(|k| k.keys)
                 .unwrap_or_default();
             if pending.is_empty() {
-                return Ok(Count { count: count.max(0) as u64, updated_at });
+                return Ok(Count {
+                    count: count.max(0) as u64,
+                    updated_at,
+                });
             }
             backoff(attempt).await;
         }
@@ -669,7 +830,10 @@ impl Store for DynamoStore {
     }
 
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
-        let mut item = key(signature_pk(&event.petition, &event.email_hash), &audit_sk(event.at, &event.event, nonce()));
+        let mut item = key(
+            signature_pk(&event.petition, &event.email_hash),
+            &audit_sk(event.at, &event.event, nonce()),
+        );
         item.insert("event".into(), s(event.event.as_str()));
         item.insert("at".into(), n(event.at));
         item.insert("detail".into(), s(event.detail.as_str()));
@@ -683,7 +847,11 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn get(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<SignatureRecord>> {
+    async fn get(
+        &self,
+        petition: &str,
+        email_hash: &str,
+    ) -> anyhow::Result<Option<SignatureRecord>> {
         let Some(item) = self.get_item(petition, email_hash).await? else {
             return Ok(None);
         };
@@ -709,7 +877,8 @@ mod tests {
     #[test]
     fn parses_settings() {
         assert_eq!(
-            DynamoUrl::parse("cahier-prod?endpoint=http://127.0.0.1:5000&region=eu-west-3").unwrap(),
+            DynamoUrl::parse("cahier-prod?endpoint=http://127.0.0.1:5000&region=eu-west-3")
+                .unwrap(),
             DynamoUrl {
                 table: "cahier-prod".into(),
                 endpoint: Some("http://127.0.0.1:5000".into()),

@@ -108,7 +108,12 @@ pub fn budget_slot(budget: &Budget, now: i64, spread: u64) -> BudgetSlot {
 
 /// Partition keys written by the sign path's one transaction for a new signature: the
 /// signature (and its audit events, same partition) and one shard of each budget.
-pub fn sign_write_keys(petition: &str, email_hash: &str, budgets: &[Budget], now: i64) -> Vec<String> {
+pub fn sign_write_keys(
+    petition: &str,
+    email_hash: &str,
+    budgets: &[Budget],
+    now: i64,
+) -> Vec<String> {
     let spread = spread_of(email_hash);
     let mut keys = vec![signature_pk(petition, email_hash)];
     keys.extend(budgets.iter().map(|b| budget_slot(b, now, spread).pk));
@@ -117,7 +122,10 @@ pub fn sign_write_keys(petition: &str, email_hash: &str, budgets: &[Budget], now
 
 /// Partition keys written by a confirm (or by an erase of a counted signature).
 pub fn confirm_write_keys(petition: &str, email_hash: &str) -> Vec<String> {
-    vec![signature_pk(petition, email_hash), count_pk(petition, count_shard(email_hash))]
+    vec![
+        signature_pk(petition, email_hash),
+        count_pk(petition, count_shard(email_hash)),
+    ]
 }
 
 #[cfg(test)]
@@ -126,9 +134,25 @@ mod tests {
 
     #[test]
     fn shard_limits_add_up_to_the_limit() {
-        for limit in [0, 1, 2, 30, 99, 100, 101, 200, 6_399, 6_400, 50_000, 500_000, u32::MAX] {
+        for limit in [
+            0,
+            1,
+            2,
+            30,
+            99,
+            100,
+            101,
+            200,
+            6_399,
+            6_400,
+            50_000,
+            500_000,
+            u32::MAX,
+        ] {
             let shards = budget_shards(limit);
-            let total: u64 = (0..shards).map(|s| u64::from(budget_shard_limit(limit, s))).sum();
+            let total: u64 = (0..shards)
+                .map(|s| u64::from(budget_shard_limit(limit, s)))
+                .sum();
             assert_eq!(total, u64::from(limit), "limit {limit}");
         }
         assert_eq!(budget_shards(30), 1);
@@ -137,7 +161,11 @@ mod tests {
 
     #[test]
     fn windows_are_fixed_and_keyed() {
-        let b = Budget { key: "ip:ab:p".into(), limit: 5, window_secs: 3_600 };
+        let b = Budget {
+            key: "ip:ab:p".into(),
+            limit: 5,
+            window_secs: 3_600,
+        };
         let a = budget_slot(&b, 7_199, 0);
         let c = budget_slot(&b, 7_200, 0);
         assert_eq!(a.pk, "budget#ip:ab:p#3600#00");
