@@ -205,7 +205,7 @@ pub async fn sign_and_dedup(store: Arc<dyn Store>) -> anyhow::Result<()> {
         matches!(created, SignOutcome::Created { .. }),
         "other petition: {created:?}"
     );
-    check_counts(&*store, &p, &[h.clone()]).await?;
+    check_counts(&*store, &p, std::slice::from_ref(&h)).await?;
     check_counts(&*store, &other, &[h]).await
 }
 
