@@ -6,6 +6,8 @@
 //! petition costs no I/O.
 
 pub mod app;
+#[cfg(any(feature = "dynamodb", feature = "ses"))]
+pub mod aws;
 pub mod captcha;
 pub mod client_ip;
 pub mod config;

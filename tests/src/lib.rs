@@ -1,7 +1,9 @@
 //! Shared harness for the end-to-end tests: spawning the real binaries and the real helper
 //! servers (moto, SMTP sink), each stopped when its guard drops.
 
+pub mod conformance;
 pub mod fixture;
+pub mod moto;
 pub mod outbox;
 pub mod server;
 pub mod smtp;

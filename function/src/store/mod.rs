@@ -198,6 +198,9 @@ pub trait Store: Send + Sync {
     }
 }
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
+pub mod dynamo_keys;
 pub mod sqlite;
 
 /// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
@@ -214,7 +217,9 @@ pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
             );
             std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(rest))?)
         }
-        // The integrator wires this arm to `dynamo::DynamoStore::from_url(rest)`.
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => std::sync::Arc::new(dynamo::DynamoStore::from_url(rest).await?),
+        #[cfg(not(feature = "dynamodb"))]
         "dynamodb" => {
             anyhow::bail!("store {url:?}: DynamoDB support is not compiled into this build")
         }
