@@ -4,7 +4,9 @@
 //! router built here. Its contract with the generator is the [`manifest::Manifest`]
 //! (`public/api/manifest.json`), loaded once at start so that checking a petition costs no I/O.
 
+pub mod budgets;
 pub mod captcha;
+pub mod heuristics;
 pub mod mailer;
 pub mod manifest;
 pub mod store;
