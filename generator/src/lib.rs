@@ -1,0 +1,3 @@
+//! The `cahier` library: the generator and the organizer tools behind the CLI.
+
+pub mod admin;
