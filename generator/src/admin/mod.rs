@@ -140,11 +140,14 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Canonicalises a typed e-mail address, or says why it is not one.
+pub type CanonicalEmail = Box<dyn Fn(&str) -> anyhow::Result<String> + Send + Sync>;
+
 /// The keyed functions of the sign path, so that the organizer's inputs (an e-mail, a CIDR)
 /// hash exactly as the stored records. Built by the caller from the pepper.
 pub struct AdminKeys {
     /// Canonical form of a typed e-mail (case, gmail dots, `+tags`), as the sign path.
-    pub canonical_email: Box<dyn Fn(&str) -> anyhow::Result<String> + Send + Sync>,
+    pub canonical_email: CanonicalEmail,
     /// Keyed hash of a canonical e-mail: `SignatureRecord::email_hash`.
     pub email_hash: Box<dyn Fn(&str) -> String + Send + Sync>,
     /// Keyed hash of an address's stored prefix (/24, /48): `SignatureRecord::prefix_hash`.
