@@ -85,10 +85,7 @@ pub struct NewSignature {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignOutcome {
     /// A new signature, with the status it was stored in (`Pending` or `Held`).
-    Created {
-        status: Status,
-        over_budget: Option<String>,
-    },
+    Created { status: Status, over_budget: Option<String> },
     /// This e-mail already signed this petition; nothing new was written.
     Duplicate { status: Status },
 }
@@ -165,20 +162,11 @@ pub trait Store: Send + Sync {
     async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool>;
 
     /// Confirms a signature; state change and count change in one transaction. Idempotent.
-    async fn confirm(
-        &self,
-        petition: &str,
-        email_hash: &str,
-        now: i64,
-    ) -> anyhow::Result<ConfirmOutcome>;
+    async fn confirm(&self, petition: &str, email_hash: &str, now: i64)
+        -> anyhow::Result<ConfirmOutcome>;
 
     /// Deletes the personal data (sealed blob, hashes of IP/name) and corrects the count.
-    async fn erase(
-        &self,
-        petition: &str,
-        email_hash: &str,
-        now: i64,
-    ) -> anyhow::Result<EraseOutcome>;
+    async fn erase(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<EraseOutcome>;
 
     /// The confirmed count, from a counter, not a scan.
     async fn count(&self, petition: &str) -> anyhow::Result<Count>;
@@ -187,9 +175,5 @@ pub trait Store: Send + Sync {
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()>;
 
     /// One signature, if it exists and has not expired.
-    async fn get(
-        &self,
-        petition: &str,
-        email_hash: &str,
-    ) -> anyhow::Result<Option<SignatureRecord>>;
+    async fn get(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<SignatureRecord>>;
 }
