@@ -46,11 +46,11 @@ const MAX_TX_ATTEMPTS: u32 = 8;
 /// costs no more writes until its window ends.
 const MAX_EXHAUSTED_CACHED: usize = 10_000;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     /// Budget counter `pk` → end of its window, for shards known to be full.
     exhausted: Mutex<HashMap<String, i64>>,
 }
@@ -99,15 +99,15 @@ impl DynamoUrl {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn key(pk: String, sk: &str) -> Item {
+pub(super) fn key(pk: String, sk: &str) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
@@ -123,13 +123,13 @@ fn status_from(s: &str) -> anyhow::Result<Status> {
     })
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
 }
 
-fn get_n(item: &Item, name: &str) -> anyhow::Result<Option<i64>> {
+pub(super) fn get_n(item: &Item, name: &str) -> anyhow::Result<Option<i64>> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .map(|v| {
@@ -147,11 +147,11 @@ fn get_bool(item: &Item, name: &str) -> bool {
 }
 
 /// Pending and held signatures expire; confirmed, invalidated and erased ones carry no TTL.
-fn is_expired(ttl: Option<i64>, now: i64) -> bool {
+pub(super) fn is_expired(ttl: Option<i64>, now: i64) -> bool {
     ttl.is_some_and(|t| t <= now)
 }
 
-fn record_from(item: &Item) -> anyhow::Result<SignatureRecord> {
+pub(super) fn record_from(item: &Item) -> anyhow::Result<SignatureRecord> {
     let text = |name: &str| get_s(item, name).unwrap_or_default().to_string();
     Ok(SignatureRecord {
         petition: text("petition"),
@@ -182,7 +182,7 @@ fn record_from(item: &Item) -> anyhow::Result<SignatureRecord> {
 }
 
 /// Why a transaction was cancelled, item by item (DynamoDB's `CancellationReasons`).
-enum TxError {
+pub(super) enum TxError {
     /// The condition of item `index` failed.
     Condition(usize),
     /// A conflict with a concurrent transaction, or throttling: retry after a pause.
@@ -226,7 +226,7 @@ fn classify(err: SdkError<TransactWriteItemsError>) -> TxError {
 }
 
 /// Exponential backoff with full jitter: a random pause in [0, min(1 s, 10 ms · 2^attempt)).
-async fn backoff(attempt: u32) {
+pub(super) async fn backoff(attempt: u32) {
     use rand::Rng;
     let cap_ms = (10u64 << attempt.min(7)).min(1_000);
     let ms = rand::thread_rng().gen_range(0..cap_ms);
@@ -363,7 +363,11 @@ impl DynamoStore {
     }
 
     /// The raw signature item, read strongly consistent (decisions are taken on it).
-    async fn get_item(&self, petition: &str, email_hash: &str) -> anyhow::Result<Option<Item>> {
+    pub(super) async fn get_item(
+        &self,
+        petition: &str,
+        email_hash: &str,
+    ) -> anyhow::Result<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -376,7 +380,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
@@ -386,7 +390,7 @@ impl DynamoStore {
             .map_err(classify)
     }
 
-    fn audit_put(
+    pub(super) fn audit_put(
         &self,
         petition: &str,
         email_hash: &str,
@@ -398,6 +402,8 @@ impl DynamoStore {
             signature_pk(petition, email_hash),
             &audit_sk(at, event, nonce()),
         );
+        item.insert("petition".into(), s(petition));
+        item.insert("email_hash".into(), s(email_hash));
         item.insert("event".into(), s(event));
         item.insert("at".into(), n(at));
         item.insert("detail".into(), s(detail));
@@ -476,7 +482,7 @@ impl DynamoStore {
             .build()?)
     }
 
-    fn count_update(
+    pub(super) fn count_update(
         &self,
         petition: &str,
         email_hash: &str,
@@ -534,10 +540,11 @@ impl DynamoStore {
     }
 
     /// Changes the state of one signature from `from` to `to` (with `set`/`remove` clauses), the
-    /// count by `delta` if non-zero, and records `event`, in one transaction. `Ok(false)` if the
-    /// signature was no longer in `from` (a concurrent change won).
+    /// count by `delta` if non-zero, and records the audit event `event` with `detail`, in one
+    /// transaction. `Ok(false)` if the signature was no longer in `from` (a concurrent change
+    /// won).
     #[allow(clippy::too_many_arguments)]
-    async fn transition(
+    pub(super) async fn transition(
         &self,
         petition: &str,
         email_hash: &str,
@@ -546,6 +553,7 @@ impl DynamoStore {
         update_expression: &str,
         values: Vec<(&str, AttributeValue)>,
         delta: i64,
+        (event, detail): (&str, &str),
         now: i64,
     ) -> anyhow::Result<bool> {
         for attempt in 0..MAX_TX_ATTEMPTS {
@@ -570,11 +578,7 @@ impl DynamoStore {
             if delta != 0 {
                 items.push(self.count_update(petition, email_hash, delta, now)?);
             }
-            let event = match to {
-                Status::Erased => "erased",
-                _ => "confirmed",
-            };
-            items.push(self.audit_put(petition, email_hash, event, now, from.as_str())?);
+            items.push(self.audit_put(petition, email_hash, event, now, detail)?);
             match self.transact(items).await {
                 Ok(()) => return Ok(true),
                 Err(TxError::Condition(_)) => return Ok(false),
@@ -735,6 +739,7 @@ impl Store for DynamoStore {
                     "SET #status = :to, confirmed_at = :now REMOVE #ttl",
                     vec![(":now", n(now))],
                     delta,
+                    ("confirmed", status.as_str()),
                     now,
                 )
                 .await
@@ -775,6 +780,7 @@ impl Store for DynamoStore {
                      REMOVE sealed, ip_hash, prefix_hash, name_hash, email_domain, flags, hold_reason, #ttl",
                     vec![(":no", AttributeValue::Bool(false))],
                     if was_counted { -1 } else { 0 },
+                    ("erased", status.as_str()),
                     now,
                 )
                 .await
@@ -834,6 +840,8 @@ impl Store for DynamoStore {
             signature_pk(&event.petition, &event.email_hash),
             &audit_sk(event.at, &event.event, nonce()),
         );
+        item.insert("petition".into(), s(event.petition.as_str()));
+        item.insert("email_hash".into(), s(event.email_hash.as_str()));
         item.insert("event".into(), s(event.event.as_str()));
         item.insert("at".into(), n(event.at));
         item.insert("detail".into(), s(event.detail.as_str()));

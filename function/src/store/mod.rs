@@ -4,6 +4,9 @@
 //! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes and an
 //! age-encrypted blob of the personal data, so a leaked table reveals neither.
 
+pub mod admin;
+pub mod report;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -200,6 +203,9 @@ pub trait Store: Send + Sync {
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+/// `AdminStore` for `DynamoStore` (the organizer's scans, bulk changes, recount, purge).
+#[cfg(feature = "dynamodb")]
+mod dynamo_admin;
 pub mod dynamo_keys;
 pub mod sqlite;
 
