@@ -1,6 +1,7 @@
 //! Shared harness for the end-to-end tests: spawning the real binaries and the real helper
 //! servers (moto, SMTP sink), each stopped when its guard drops.
 
+pub mod admin_conformance;
 pub mod attack;
 pub mod conformance;
 pub mod fixture;
