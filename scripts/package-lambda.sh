@@ -5,12 +5,16 @@
 #
 # Usage: scripts/package-lambda.sh [MANIFEST]   (default: public/api/manifest.json, from `cahier build`)
 # Env:   CAHIER_LAMBDA_ARCH=x86_64|arm64 (default x86_64; arm64 needs `rustup target add
-#        aarch64-unknown-linux-gnu`), CAHIER_VENV (default .venv, where cargo-zigbuild and zig live).
+#        aarch64-unknown-linux-gnu`), CAHIER_VENV (default .venv: zig comes from its `ziglang`
+#        package, pinned in tests/requirements.txt), CAHIER_LAMBDA_PROFILE=release|dev (default
+#        release; `dev` is the same link, unoptimised, for a quicker check).
 #
-# The binary is linked with cargo-zigbuild against glibc 2.34 (Amazon Linux 2023 has 2.34), so it
-# runs on Lambda whatever the build machine's glibc; built with `--no-default-features --features
-# dynamodb,ses`: no development captcha, no SQLite-only tooling in the package. The script checks
-# both claims on the result (glibc symbols, no dev captcha route) before zipping.
+# The binary is linked with cargo-zigbuild (installed with `cargo install` if missing) against
+# glibc 2.34, the glibc of Amazon Linux 2023, so it runs on Lambda whatever the build machine's
+# glibc (a plain `cargo build` here would link against the build machine's newer glibc symbols).
+# Built with `--no-default-features --features dynamodb,ses`: no development captcha in the
+# package. The script checks both claims on the result (glibc symbols, no dev captcha route)
+# before zipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,20 +34,34 @@ glibc=2.34
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); assert isinstance(m, dict)' "$manifest" \
   || die "$manifest is not a JSON object"
 
-if [ ! -x "$venv/bin/cargo-zigbuild" ]; then
+profile=${CAHIER_LAMBDA_PROFILE:-release}
+case "$profile" in
+  release) profile_flag=--release; profile_dir=release ;;
+  dev) profile_flag=; profile_dir=debug ;;
+  *) die "CAHIER_LAMBDA_PROFILE must be release or dev, not $profile" ;;
+esac
+
+# zig: from the venv's `ziglang` package (cargo-zigbuild runs `python3 -m ziglang`).
+if ! "$venv/bin/python" -c 'import ziglang' 2>/dev/null; then
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet ziglang cargo-zigbuild || die "could not install ziglang and cargo-zigbuild into $venv"
+  "$venv/bin/pip" install --quiet "$(grep -E '^ziglang==' tests/requirements.txt | cut -d' ' -f1)" \
+    || die "could not install ziglang into $venv (run scripts/test.sh)"
 fi
-export PATH="$PWD/$venv/bin:$PATH"
+case "$venv" in /*) venv_abs=$venv ;; *) venv_abs=$PWD/$venv ;; esac
+export PATH="$venv_abs/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! cargo zigbuild --help >/dev/null 2>&1; then
+  cargo install --locked cargo-zigbuild || die "could not install cargo-zigbuild"
+fi
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$triple"; then
   rustup target add "$triple" || die "the Rust target $triple is not installed and cannot be added here"
 fi
 
 start=$(date +%s)
-CARGO_PROFILE_RELEASE_STRIP=symbols cargo zigbuild --release --locked \
+CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_DEV_STRIP=symbols CARGO_PROFILE_DEV_DEBUG=0 \
+  cargo zigbuild $profile_flag --locked \
   -p cahier-function --bin cahier-function --no-default-features --features dynamodb,ses \
   --target "$triple.$glibc"
-built=target/$triple/release/cahier-function
+built=target/$triple/$profile_dir/cahier-function
 [ -f "$built" ] || die "cargo-zigbuild produced no $built"
 
 out=target/lambda/cahier-function
@@ -70,4 +88,4 @@ with zipfile.ZipFile(zip_path, "w") as z:
 print(f"bootstrap: {len(data)} bytes, needs glibc {'.'.join(map(str, need)) or 'none'}")
 PY
 size=$(stat -c %s "$out/bootstrap.zip")
-echo "package-lambda: $out/bootstrap.zip ($size bytes, $triple, built in $(( $(date +%s) - start )) s)"
+echo "package-lambda: $out/bootstrap.zip ($size bytes, $triple, $profile, built in $(( $(date +%s) - start )) s)"
