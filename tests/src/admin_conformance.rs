@@ -427,7 +427,7 @@ pub async fn audit_log_in_order(store: Arc<dyn AdminStore>) -> anyhow::Result<()
     store
         .set_status(
             &p,
-            &[h.clone()],
+            std::slice::from_ref(&h),
             &[Status::Confirmed],
             Status::Invalidated,
             "fraud",
