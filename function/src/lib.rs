@@ -6,6 +6,9 @@
 //! petition costs no I/O.
 
 pub mod app;
+#[cfg(any(feature = "dynamodb", feature = "ses"))]
+pub mod aws;
+pub mod budgets;
 pub mod captcha;
 pub mod client_ip;
 pub mod config;
@@ -14,6 +17,7 @@ pub mod decode;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod email;
+pub mod heuristics;
 pub mod mail_text;
 pub mod mailer;
 pub mod manifest;

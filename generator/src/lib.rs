@@ -3,6 +3,7 @@
 //! The CLI (`cahier build|new|check`, and `serve`/`verify`/`admin` added beside it) is a thin
 //! layer over this library: [`build`], [`check`] and [`config::load`].
 
+pub mod admin;
 pub mod check;
 pub mod config;
 pub mod content;

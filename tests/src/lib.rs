@@ -1,10 +1,14 @@
 //! Shared harness for the end-to-end tests: spawning the real binaries and the real helper
 //! servers (moto, SMTP sink), each stopped when its guard drops.
 
+pub mod admin_conformance;
+pub mod attack;
 pub mod browser;
+pub mod conformance;
 pub mod fixture;
 pub mod flow;
 pub mod lambda;
+pub mod moto;
 pub mod outbox;
 pub mod serve;
 pub mod server;

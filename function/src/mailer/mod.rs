@@ -17,6 +17,8 @@ pub trait Mailer: Send + Sync {
 }
 
 pub mod outbox;
+#[cfg(feature = "ses")]
+pub mod ses;
 pub mod smtp;
 
 use anyhow::Context;
@@ -59,7 +61,9 @@ pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Mailer>> {
     Ok(match scheme {
         "outbox" => Arc::new(outbox::OutboxMailer::from_url(rest)?),
         "smtp" => Arc::new(smtp::SmtpMailer::from_url(url)?),
-        // The integrator wires this arm to `ses::SesMailer::from_url(rest)`.
+        #[cfg(feature = "ses")]
+        "ses" => Arc::new(ses::SesMailer::from_url(rest).await?),
+        #[cfg(not(feature = "ses"))]
         "ses" => {
             anyhow::bail!("mailer {url:?}: Amazon SES support is not compiled into this build")
         }

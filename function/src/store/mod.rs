@@ -4,6 +4,9 @@
 //! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes and an
 //! age-encrypted blob of the personal data, so a leaked table reveals neither.
 
+pub mod admin;
+pub mod report;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -198,6 +201,12 @@ pub trait Store: Send + Sync {
     }
 }
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
+/// `AdminStore` for `DynamoStore` (the organizer's scans, bulk changes, recount, purge).
+#[cfg(feature = "dynamodb")]
+mod dynamo_admin;
+pub mod dynamo_keys;
 pub mod sqlite;
 
 /// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
@@ -214,7 +223,9 @@ pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
             );
             std::sync::Arc::new(sqlite::SqliteStore::open(std::path::Path::new(rest))?)
         }
-        // The integrator wires this arm to `dynamo::DynamoStore::from_url(rest)`.
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => std::sync::Arc::new(dynamo::DynamoStore::from_url(rest).await?),
+        #[cfg(not(feature = "dynamodb"))]
         "dynamodb" => {
             anyhow::bail!("store {url:?}: DynamoDB support is not compiled into this build")
         }

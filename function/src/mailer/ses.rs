@@ -1,0 +1,133 @@
+//! Amazon SES (API v2) transport, for the Lambda deployment: no SMTP credentials to keep, the
+//! function's role is allowed `ses:SendEmail` from one verified identity.
+//!
+//! Configured by `ses:[?endpoint=..&region=..&from=..]`; `from` must be an address (or domain)
+//! verified in SES. Plain text and HTML go as SES "simple" content, SES builds the MIME.
+
+use crate::mailer::{Mail, Mailer};
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_sdk_sesv2::Client;
+
+pub struct SesMailer {
+    client: Client,
+    from: String,
+}
+
+impl std::fmt::Debug for SesMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SesMailer")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// Settings parsed from the part of `ses:[?endpoint=..&region=..&from=..]` after `ses:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SesUrl {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub from: String,
+}
+
+impl SesUrl {
+    pub fn parse(rest: &str) -> anyhow::Result<Self> {
+        let query = rest.strip_prefix('?').unwrap_or(rest);
+        let (mut endpoint, mut region, mut from) = (None, None, None);
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "endpoint" => endpoint = Some(v.into_owned()),
+                "region" => region = Some(v.into_owned()),
+                "from" => from = Some(v.into_owned()),
+                other => bail!(
+                    "unknown option {other:?} in ses:{rest}: expected endpoint=, region= or from="
+                ),
+            }
+        }
+        let from = from.filter(|f| f.contains('@')).with_context(|| {
+            format!("ses:{rest}: from=ADDRESS is required (an identity verified in SES)")
+        })?;
+        Ok(SesUrl {
+            endpoint,
+            region,
+            from,
+        })
+    }
+}
+
+fn content(data: &str) -> anyhow::Result<Content> {
+    Content::builder()
+        .data(data)
+        .charset("UTF-8")
+        .build()
+        .context("while building SES content")
+}
+
+impl SesMailer {
+    /// A mailer with an already configured client (tests use static credentials).
+    pub fn new(client: Client, from: impl Into<String>) -> Self {
+        SesMailer {
+            client,
+            from: from.into(),
+        }
+    }
+
+    /// Opens the mailer from the part of `ses:[?endpoint=..&region=..&from=..]` after the colon.
+    /// Credentials come from the environment (or the Lambda execution role).
+    pub async fn from_url(rest: &str) -> anyhow::Result<Self> {
+        let url = SesUrl::parse(rest)?;
+        let conf = crate::aws::sdk_config(url.endpoint.as_deref(), url.region.as_deref()).await;
+        if conf.region().is_none() {
+            bail!("ses:{rest}: no AWS region (set region= or AWS_REGION)");
+        }
+        Ok(Self::new(Client::new(&conf), url.from))
+    }
+
+    pub fn from(&self) -> &str {
+        &self.from
+    }
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .subject(content(&mail.subject)?)
+            .body(
+                Body::builder()
+                    .text(content(&mail.text)?)
+                    .html(content(&mail.html)?)
+                    .build(),
+            )
+            .build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(&mail.to).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| anyhow::Error::new(e.into_service_error()))
+            .context("while sending a mail through Amazon SES")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_settings() {
+        let url =
+            SesUrl::parse("?region=eu-west-1&from=Cahier%20%3Cnoreply%40example.org%3E").unwrap();
+        assert_eq!(url.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(url.from, "Cahier <noreply@example.org>");
+        assert_eq!(url.endpoint, None);
+        let err = SesUrl::parse("").unwrap_err().to_string();
+        assert!(err.contains("from=ADDRESS is required"), "{err}");
+        let err = SesUrl::parse("?to=x").unwrap_err().to_string();
+        assert!(err.contains("unknown option \"to\""), "{err}");
+    }
+}

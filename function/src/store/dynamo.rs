@@ -1,0 +1,902 @@
+//! The production store: one DynamoDB table, single-table design with no hot key.
+//!
+//! Keys come from [`super::dynamo_keys`] (pure, simulated in `tests/dynamo_hotkeys.rs`); the
+//! schema and the arithmetic behind "10,000 signatures/s, no key over 1,000 writes/s" are in
+//! `docs/dynamodb.md`. In short:
+//! - a signature is its own item (`sig#<petition>#<email_hash>`), created with
+//!   `attribute_not_exists` so that a second sign of the same e-mail is a duplicate, not a write;
+//! - the confirmed count is the sum of [`COUNT_SHARDS`] counter items, changed in the same
+//!   transaction as the signature's state;
+//! - budgets are counters per key and window, split into shards when large, taken in the sign
+//!   transaction with a `used < limit` condition;
+//! - pending and held signatures carry a TTL, and every read ignores an expired item because
+//!   DynamoDB deletes them lazily (within days).
+//!
+//! A failed condition is an outcome (duplicate, over budget, lost race), never an error.
+//! Throttling is retried: by the SDK's standard retry mode for whole requests, and here, with
+//! exponential backoff and full jitter, for transactions cancelled by a conflict or throttling.
+
+use super::dynamo_keys::{
+    self as keys, audit_sk, budget_slot, count_pk, count_pks, count_shard, signature_pk, spread_of,
+    BudgetSlot, BUDGET_SK, COUNT_SK, SIG_SK,
+};
+use crate::store::{
+    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome,
+    SignatureRecord, Status, Store,
+};
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    Put, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Name of the TTL attribute (Unix seconds) on every expiring item.
+pub const TTL_ATTR: &str = "ttl";
+/// Attempts for a transaction cancelled by a conflict or throttling before giving up.
+const MAX_TX_ATTEMPTS: u32 = 8;
+/// Exhausted budget shards remembered per instance, so that an exhausted budget under attack
+/// costs no more writes until its window ends.
+const MAX_EXHAUSTED_CACHED: usize = 10_000;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+    /// Budget counter `pk` → end of its window, for shards known to be full.
+    exhausted: Mutex<HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+/// Settings parsed from `dynamodb:TABLE[?endpoint=..&region=..]` (the part after `dynamodb:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoUrl {
+    pub table: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl DynamoUrl {
+    pub fn parse(rest: &str) -> anyhow::Result<Self> {
+        let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let valid = (3..=255).contains(&table.len())
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            bail!("invalid DynamoDB table name {table:?} in dynamodb:{rest}: 3 to 255 of A-Z a-z 0-9 _ - .");
+        }
+        let mut url = DynamoUrl {
+            table: table.to_string(),
+            endpoint: None,
+            region: None,
+        };
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "endpoint" => url.endpoint = Some(v.into_owned()),
+                "region" => url.region = Some(v.into_owned()),
+                other => bail!(
+                    "unknown option {other:?} in dynamodb:{rest}: expected endpoint= or region="
+                ),
+            }
+        }
+        Ok(url)
+    }
+}
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(super) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn status_from(s: &str) -> anyhow::Result<Status> {
+    Ok(match s {
+        "pending" => Status::Pending,
+        "confirmed" => Status::Confirmed,
+        "held" => Status::Held,
+        "confirmed_held" => Status::ConfirmedHeld,
+        "invalidated" => Status::Invalidated,
+        "erased" => Status::Erased,
+        other => bail!("unknown signature status {other:?} in the table"),
+    })
+}
+
+pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(super) fn get_n(item: &Item, name: &str) -> anyhow::Result<Option<i64>> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .map(|v| {
+            v.parse::<i64>()
+                .with_context(|| format!("attribute {name} is not an integer: {v:?}"))
+        })
+        .transpose()
+}
+
+fn get_bool(item: &Item, name: &str) -> bool {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
+}
+
+/// Pending and held signatures expire; confirmed, invalidated and erased ones carry no TTL.
+pub(super) fn is_expired(ttl: Option<i64>, now: i64) -> bool {
+    ttl.is_some_and(|t| t <= now)
+}
+
+pub(super) fn record_from(item: &Item) -> anyhow::Result<SignatureRecord> {
+    let text = |name: &str| get_s(item, name).unwrap_or_default().to_string();
+    Ok(SignatureRecord {
+        petition: text("petition"),
+        email_hash: text("email_hash"),
+        email_domain: text("email_domain"),
+        ip_hash: text("ip_hash"),
+        prefix_hash: text("prefix_hash"),
+        name_hash: text("name_hash"),
+        sealed: item
+            .get("sealed")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec())
+            .unwrap_or_default(),
+        lang: text("lang"),
+        public: get_bool(item, "public"),
+        newsletter: get_bool(item, "newsletter"),
+        status: status_from(get_s(item, "status").context("signature item without status")?)?,
+        hold_reason: get_s(item, "hold_reason").map(str::to_string),
+        flags: item
+            .get("flags")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        created_at: get_n(item, "created_at")?.unwrap_or(0),
+        confirmed_at: get_n(item, "confirmed_at")?,
+        expires_at: get_n(item, TTL_ATTR)?,
+    })
+}
+
+/// Why a transaction was cancelled, item by item (DynamoDB's `CancellationReasons`).
+pub(super) enum TxError {
+    /// The condition of item `index` failed.
+    Condition(usize),
+    /// A conflict with a concurrent transaction, or throttling: retry after a pause.
+    Retry,
+    Other(anyhow::Error),
+}
+
+fn classify(err: SdkError<TransactWriteItemsError>) -> TxError {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+        let codes: Vec<&str> = e
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
+        if let Some(i) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
+            return TxError::Condition(i);
+        }
+        if codes.iter().any(|c| {
+            matches!(
+                *c,
+                "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+            )
+        }) {
+            return TxError::Retry;
+        }
+        return TxError::Other(anyhow::anyhow!("transaction cancelled: {codes:?}"));
+    }
+    if matches!(
+        err.as_service_error(),
+        Some(
+            TransactWriteItemsError::TransactionInProgressException(_)
+                | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                | TransactWriteItemsError::RequestLimitExceeded(_)
+                | TransactWriteItemsError::ThrottlingException(_)
+        )
+    ) {
+        return TxError::Retry;
+    }
+    let code = err.code().unwrap_or("no code").to_string();
+    TxError::Other(anyhow::Error::new(err).context(format!("TransactWriteItems failed ({code})")))
+}
+
+/// Exponential backoff with full jitter: a random pause in [0, min(1 s, 10 ms · 2^attempt)).
+pub(super) async fn backoff(attempt: u32) {
+    use rand::Rng;
+    let cap_ms = (10u64 << attempt.min(7)).min(1_000);
+    let ms = rand::thread_rng().gen_range(0..cap_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn nonce() -> u64 {
+    rand::random()
+}
+
+impl DynamoStore {
+    /// A store on `table` with an already configured client (tests use static credentials).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            exhausted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Opens the store from the part of `dynamodb:TABLE[?endpoint=..&region=..]` after the colon.
+    /// Credentials come from the environment (or the Lambda execution role).
+    pub async fn from_url(rest: &str) -> anyhow::Result<Self> {
+        let url = DynamoUrl::parse(rest)?;
+        let conf = crate::aws::sdk_config(url.endpoint.as_deref(), url.region.as_deref()).await;
+        if conf.region().is_none() {
+            bail!("dynamodb:{rest}: no AWS region (set region= or AWS_REGION)");
+        }
+        Ok(Self::new(Client::new(&conf), url.table))
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table (on-demand billing, `pk`/`sk` string keys) if it does not exist, waits
+    /// until it is active and enables TTL on [`TTL_ATTR`]. Idempotent. In production the
+    /// CloudFormation template creates it (with PITR and a throughput cap); this is for
+    /// development, tests and `cahier admin init-store`.
+    pub async fn create_table(&self) -> anyhow::Result<()> {
+        let exists = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+        if let Err(e) = exists {
+            if !e
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception())
+            {
+                return Err(
+                    anyhow::Error::new(e).context(format!("while describing table {}", self.table))
+                );
+            }
+            let attr = |name: &str| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+            };
+            let key = |name: &str, kind: KeyType| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+            };
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .attribute_definitions(attr("pk")?)
+                .attribute_definitions(attr("sk")?)
+                .key_schema(key("pk", KeyType::Hash)?)
+                .key_schema(key("sk", KeyType::Range)?)
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await;
+            if let Err(e) = created {
+                // Another instance created it at the same time: fine.
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception())
+                {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("while creating table {}", self.table)));
+                }
+            }
+        }
+        for attempt in 0..60 {
+            let desc = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .with_context(|| format!("while waiting for table {}", self.table))?;
+            if desc.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                break;
+            }
+            if attempt == 59 {
+                bail!("table {} did not become active", self.table);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let ttl = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .with_context(|| format!("while reading the TTL setting of {}", self.table))?;
+        let status = ttl
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if !matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            self.client
+                .update_time_to_live()
+                .table_name(&self.table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(TTL_ATTR)
+                        .build()?,
+                )
+                .send()
+                .await
+                .with_context(|| format!("while enabling TTL on {}", self.table))?;
+        }
+        Ok(())
+    }
+
+    /// The raw signature item, read strongly consistent (decisions are taken on it).
+    pub(super) async fn get_item(
+        &self,
+        petition: &str,
+        email_hash: &str,
+    ) -> anyhow::Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(signature_pk(petition, email_hash), SIG_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("while reading a signature from DynamoDB")?;
+        Ok(out.item)
+    }
+
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    pub(super) fn audit_put(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        event: &str,
+        at: i64,
+        detail: &str,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut item = key(
+            signature_pk(petition, email_hash),
+            &audit_sk(at, event, nonce()),
+        );
+        item.insert("petition".into(), s(petition));
+        item.insert("email_hash".into(), s(email_hash));
+        item.insert("event".into(), s(event));
+        item.insert("at".into(), n(at));
+        item.insert("detail".into(), s(detail));
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()?,
+            )
+            .build())
+    }
+
+    fn signature_put(
+        &self,
+        sig: &NewSignature,
+        status: Status,
+        hold_reason: Option<&str>,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut item = key(signature_pk(&sig.petition, &sig.email_hash), SIG_SK);
+        for (name, value) in [
+            ("petition", &sig.petition),
+            ("email_hash", &sig.email_hash),
+            ("email_domain", &sig.email_domain),
+            ("ip_hash", &sig.ip_hash),
+            ("prefix_hash", &sig.prefix_hash),
+            ("name_hash", &sig.name_hash),
+            ("lang", &sig.lang),
+        ] {
+            item.insert(name.into(), s(value.as_str()));
+        }
+        item.insert(
+            "sealed".into(),
+            AttributeValue::B(sig.sealed.clone().into()),
+        );
+        item.insert("public".into(), AttributeValue::Bool(sig.public));
+        item.insert("newsletter".into(), AttributeValue::Bool(sig.newsletter));
+        item.insert("status".into(), s(status.as_str()));
+        if let Some(reason) = hold_reason {
+            item.insert("hold_reason".into(), s(reason));
+        }
+        item.insert(
+            "flags".into(),
+            AttributeValue::L(sig.flags.iter().map(|f| s(f.as_str())).collect()),
+        );
+        item.insert("created_at".into(), n(sig.created_at));
+        item.insert(TTL_ATTR.into(), n(sig.expires_at));
+        // New, or replacing an expired pending/held one that TTL has not deleted yet.
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":now", n(sig.created_at))
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn budget_update(&self, slot: &BudgetSlot) -> anyhow::Result<TransactWriteItem> {
+        Ok(TransactWriteItem::builder()
+            .update(self.budget_update_raw(slot)?)
+            .build())
+    }
+
+    fn budget_update_raw(&self, slot: &BudgetSlot) -> anyhow::Result<Update> {
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(slot.pk.clone(), BUDGET_SK)))
+            .update_expression("ADD #used :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#used) OR #used < :limit")
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(slot.ttl))
+            .expression_attribute_values(":limit", n(slot.limit))
+            .build()?)
+    }
+
+    pub(super) fn count_update(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        delta: i64,
+        now: i64,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                count_pk(petition, count_shard(email_hash)),
+                COUNT_SK,
+            )))
+            .update_expression("ADD #n :delta SET #at = :now, #petition = :petition")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#at", "updated_at")
+            .expression_attribute_names("#petition", "petition")
+            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":petition", s(petition))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A zero shard, or one this instance saw full in this window.
+    fn is_exhausted(&self, slot: &BudgetSlot, now: i64) -> bool {
+        if slot.limit == 0 {
+            return true;
+        }
+        let cache = self.exhausted.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(&slot.pk).is_some_and(|&end| now < end)
+    }
+
+    fn mark_exhausted(&self, slot: &BudgetSlot, now: i64) {
+        let mut cache = self.exhausted.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_EXHAUSTED_CACHED {
+            cache.retain(|_, &mut end| now < end);
+            if cache.len() >= MAX_EXHAUSTED_CACHED {
+                cache.clear();
+            }
+        }
+        cache.insert(slot.pk.clone(), slot.ttl - keys::BUDGET_TTL_GRACE_SECS);
+    }
+
+    /// The state of an existing, unexpired signature (for a duplicate sign).
+    async fn existing_status(&self, sig: &NewSignature) -> anyhow::Result<Option<Status>> {
+        let Some(item) = self.get_item(&sig.petition, &sig.email_hash).await? else {
+            return Ok(None);
+        };
+        if is_expired(get_n(&item, TTL_ATTR)?, sig.created_at) {
+            return Ok(None);
+        }
+        Ok(Some(status_from(
+            get_s(&item, "status").context("signature item without status")?,
+        )?))
+    }
+
+    /// Changes the state of one signature from `from` to `to` (with `set`/`remove` clauses), the
+    /// count by `delta` if non-zero, and records the audit event `event` with `detail`, in one
+    /// transaction. `Ok(false)` if the signature was no longer in `from` (a concurrent change
+    /// won).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn transition(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        from: Status,
+        to: Status,
+        update_expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+        delta: i64,
+        (event, detail): (&str, &str),
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        for attempt in 0..MAX_TX_ATTEMPTS {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(signature_pk(petition, email_hash), SIG_SK)))
+                .update_expression(update_expression)
+                .condition_expression("#status = :from")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":from", s(from.as_str()))
+                .expression_attribute_values(":to", s(to.as_str()));
+            if update_expression.contains("#ttl") {
+                update = update.expression_attribute_names("#ttl", TTL_ATTR);
+            }
+            if update_expression.contains("#public") {
+                update = update.expression_attribute_names("#public", "public");
+            }
+            for (name, value) in &values {
+                update = update.expression_attribute_values(*name, value.clone());
+            }
+            let mut items = vec![TransactWriteItem::builder().update(update.build()?).build()];
+            if delta != 0 {
+                items.push(self.count_update(petition, email_hash, delta, now)?);
+            }
+            items.push(self.audit_put(petition, email_hash, event, now, detail)?);
+            match self.transact(items).await {
+                Ok(()) => return Ok(true),
+                Err(TxError::Condition(_)) => return Ok(false),
+                Err(TxError::Retry) => backoff(attempt).await,
+                Err(TxError::Other(e)) => return Err(e),
+            }
+        }
+        bail!("DynamoDB kept conflicting or throttling after {MAX_TX_ATTEMPTS} attempts")
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn init(&self) -> anyhow::Result<()> {
+        self.create_table().await
+    }
+
+    async fn sign(&self, sig: &NewSignature) -> anyhow::Result<SignOutcome> {
+        let now = sig.created_at;
+        let spread = spread_of(&sig.email_hash);
+        let slots: Vec<(&Budget, BudgetSlot)> = sig
+            .budgets
+            .iter()
+            .map(|b| (b, budget_slot(b, now, spread)))
+            .collect();
+        // A shard known to be full in this window: no need to spend a write to learn it again.
+        let mut over_budget = slots
+            .iter()
+            .find(|(_, slot)| self.is_exhausted(slot, now))
+            .map(|(b, _)| b.key.clone());
+        let mut attempt = 0;
+        loop {
+            let status = if sig.hold_reason.is_some() || over_budget.is_some() {
+                Status::Held
+            } else {
+                Status::Pending
+            };
+            let hold_reason = sig
+                .hold_reason
+                .clone()
+                .or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
+            let mut items = vec![self.signature_put(sig, status, hold_reason.as_deref())?];
+            if over_budget.is_none() {
+                for (_, slot) in &slots {
+                    items.push(self.budget_update(slot)?);
+                }
+            }
+            items.push(self.audit_put(
+                &sig.petition,
+                &sig.email_hash,
+                "created",
+                now,
+                &sig.flags.join(","),
+            )?);
+            if status == Status::Held {
+                items.push(self.audit_put(
+                    &sig.petition,
+                    &sig.email_hash,
+                    "held",
+                    now,
+                    hold_reason.as_deref().unwrap_or(""),
+                )?);
+            }
+            match self.transact(items).await {
+                Ok(()) => {
+                    return Ok(SignOutcome::Created {
+                        status,
+                        over_budget,
+                    })
+                }
+                Err(TxError::Condition(0)) => {
+                    if let Some(status) = self.existing_status(sig).await? {
+                        return Ok(SignOutcome::Duplicate { status });
+                    }
+                    // It expired (or was purged) between the write and the read: write again.
+                }
+                Err(TxError::Condition(i)) if over_budget.is_none() && i <= slots.len() => {
+                    let (budget, slot) = &slots[i - 1];
+                    self.mark_exhausted(slot, now);
+                    over_budget = Some(budget.key.clone());
+                    continue;
+                }
+                Err(TxError::Condition(i)) => {
+                    bail!("unexpected condition failure on item {i} of a sign")
+                }
+                Err(TxError::Retry) => backoff(attempt).await,
+                Err(TxError::Other(e)) => return Err(e.context("while storing a signature")),
+            }
+            attempt += 1;
+            if attempt >= MAX_TX_ATTEMPTS {
+                bail!("while storing a signature: DynamoDB kept conflicting or throttling after {attempt} attempts");
+            }
+        }
+    }
+
+    async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool> {
+        let slot = budget_slot(budget, now, rand::random());
+        if self.is_exhausted(&slot, now) {
+            return Ok(false);
+        }
+        let u = self.budget_update_raw(&slot)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(u.key))
+            .update_expression(u.update_expression)
+            .set_condition_expression(u.condition_expression)
+            .set_expression_attribute_names(u.expression_attribute_names)
+            .set_expression_attribute_values(u.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.mark_exhausted(&slot, now);
+                Ok(false)
+            }
+            Err(e) => {
+                Err(anyhow::Error::new(e).context(format!("while taking budget {}", budget.key)))
+            }
+        }
+    }
+
+    async fn confirm(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<ConfirmOutcome> {
+        for _ in 0..MAX_TX_ATTEMPTS {
+            let Some(item) = self.get_item(petition, email_hash).await? else {
+                return Ok(ConfirmOutcome::NotFound);
+            };
+            if is_expired(get_n(&item, TTL_ATTR)?, now) {
+                return Ok(ConfirmOutcome::NotFound);
+            }
+            let status =
+                status_from(get_s(&item, "status").context("signature item without status")?)?;
+            let next = match status {
+                Status::Pending => Status::Confirmed,
+                Status::Held => Status::ConfirmedHeld,
+                Status::Confirmed | Status::ConfirmedHeld => {
+                    return Ok(ConfirmOutcome::AlreadyConfirmed { status })
+                }
+                Status::Invalidated | Status::Erased => return Ok(ConfirmOutcome::NotFound),
+            };
+            let delta = i64::from(next == Status::Confirmed);
+            let done = self
+                .transition(
+                    petition,
+                    email_hash,
+                    status,
+                    next,
+                    "SET #status = :to, confirmed_at = :now REMOVE #ttl",
+                    vec![(":now", n(now))],
+                    delta,
+                    ("confirmed", status.as_str()),
+                    now,
+                )
+                .await
+                .context("while confirming a signature")?;
+            if done {
+                return Ok(ConfirmOutcome::Confirmed { status: next });
+            }
+            // Another confirm (or an erase) won the race: look again.
+        }
+        bail!("while confirming a signature: it kept changing under us")
+    }
+
+    async fn erase(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<EraseOutcome> {
+        for _ in 0..MAX_TX_ATTEMPTS {
+            let Some(item) = self.get_item(petition, email_hash).await? else {
+                return Ok(EraseOutcome::NotFound);
+            };
+            let status =
+                status_from(get_s(&item, "status").context("signature item without status")?)?;
+            if status == Status::Erased {
+                return Ok(EraseOutcome::NotFound);
+            }
+            let was_counted = status == Status::Confirmed;
+            // The item stays, with only its pseudonymous key, so the address cannot be reused
+            // by whoever abused it; everything personal goes.
+            let done = self
+                .transition(
+                    petition,
+                    email_hash,
+                    status,
+                    Status::Erased,
+                    "SET #status = :to, #public = :no, newsletter = :no \
+                     REMOVE sealed, ip_hash, prefix_hash, name_hash, email_domain, flags, hold_reason, #ttl",
+                    vec![(":no", AttributeValue::Bool(false))],
+                    if was_counted { -1 } else { 0 },
+                    ("erased", status.as_str()),
+                    now,
+                )
+                .await
+                .context("while erasing a signature")?;
+            if done {
+                return Ok(EraseOutcome::Erased { was_counted });
+            }
+        }
+        bail!("while erasing a signature: it kept changing under us")
+    }
+
+    async fn count(&self, petition: &str) -> anyhow::Result<Count> {
+        let mut pending: Vec<Item> = count_pks(petition)
+            .into_iter()
+            .map(|pk| key(pk, COUNT_SK))
+            .collect();
+        let (mut count, mut updated_at) = (0i64, 0i64);
+        for attempt in 0..MAX_TX_ATTEMPTS {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .with_context(|| format!("while reading the count shards of {petition}"))?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                count += get_n(item, "n")?.unwrap_or(0);
+                updated_at = updated_at.max(get_n(item, "updated_at")?.unwrap_or(0));
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(Count {
+                    count: count.max(0) as u64,
+                    updated_at,
+                });
+            }
+            backoff(attempt).await;
+        }
+        bail!("while reading the count of {petition}: shards left unprocessed after {MAX_TX_ATTEMPTS} attempts")
+    }
+
+    async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
+        let mut item = key(
+            signature_pk(&event.petition, &event.email_hash),
+            &audit_sk(event.at, &event.event, nonce()),
+        );
+        item.insert("petition".into(), s(event.petition.as_str()));
+        item.insert("email_hash".into(), s(event.email_hash.as_str()));
+        item.insert("event".into(), s(event.event.as_str()));
+        item.insert("at".into(), n(event.at));
+        item.insert("detail".into(), s(event.detail.as_str()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("while writing an audit event")?;
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        petition: &str,
+        email_hash: &str,
+    ) -> anyhow::Result<Option<SignatureRecord>> {
+        let Some(item) = self.get_item(petition, email_hash).await? else {
+            return Ok(None);
+        };
+        let record = record_from(&item)?;
+        if is_expired(record.expires_at, unix_now()) {
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_settings() {
+        assert_eq!(
+            DynamoUrl::parse("cahier-prod?endpoint=http://127.0.0.1:5000&region=eu-west-3")
+                .unwrap(),
+            DynamoUrl {
+                table: "cahier-prod".into(),
+                endpoint: Some("http://127.0.0.1:5000".into()),
+                region: Some("eu-west-3".into()),
+            }
+        );
+        assert_eq!(DynamoUrl::parse("sigs").unwrap().endpoint, None);
+        let err = DynamoUrl::parse("a b").unwrap_err().to_string();
+        assert!(err.contains("invalid DynamoDB table name"), "{err}");
+        let err = DynamoUrl::parse("sigs?port=1").unwrap_err().to_string();
+        assert!(err.contains("unknown option \"port\""), "{err}");
+    }
+}

@@ -1,0 +1,473 @@
+//! The organizer-side conformance suite: the same scenarios against every [`AdminStore`]
+//! (DynamoDB on moto; SQLite once it implements the trait). Signatures are written through the
+//! store's own sign path (`Store::sign`/`confirm`), then the admin operations are checked against
+//! what was written, and every scenario ends with counts equal to the confirmed records.
+
+use crate::conformance::{check_counts, now, signature};
+use anyhow::{ensure, Context};
+use cahier_function::store::admin::{AdminStore, Criteria};
+use cahier_function::store::{NewSignature, SignatureRecord, Status};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Every scenario, in order; the error names the one that failed.
+pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    scan_by_criteria(store.clone())
+        .await
+        .context("admin scenario scan_by_criteria")?;
+    invalidate_corrects_counts(store.clone())
+        .await
+        .context("admin scenario invalidate_corrects_counts")?;
+    approve_and_reject_held(store.clone())
+        .await
+        .context("admin scenario approve_and_reject_held")?;
+    recount_from_records(store.clone())
+        .await
+        .context("admin scenario recount_from_records")?;
+    purge_keeps_counts(store.clone())
+        .await
+        .context("admin scenario purge_keeps_counts")?;
+    audit_log_in_order(store.clone())
+        .await
+        .context("admin scenario audit_log_in_order")?;
+    Ok(())
+}
+
+/// A petition slug unique to this process and call.
+fn petition(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "adm-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fake e-mail hash (64 hex digits), distinct per `(tag, i)`.
+fn hash(tag: &str, i: u32) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("admin {tag} {i}").as_bytes()))
+}
+
+/// Everything the store holds for `petition` matching `criteria`, as a sorted set of hashes.
+async fn scanned(store: &dyn AdminStore, criteria: &Criteria) -> anyhow::Result<BTreeSet<String>> {
+    let mut found = Vec::new();
+    store
+        .scan(criteria, &mut |r: SignatureRecord| found.push(r))
+        .await?;
+    let hashes: BTreeSet<String> = found.iter().map(|r| r.email_hash.clone()).collect();
+    ensure!(
+        hashes.len() == found.len(),
+        "a record was visited twice: {} visits, {} records",
+        found.len(),
+        hashes.len()
+    );
+    ensure!(
+        found.iter().all(|r| criteria.matches(r)),
+        "visited a record that does not match {criteria:?}"
+    );
+    Ok(hashes)
+}
+
+fn set(hashes: &[&String]) -> BTreeSet<String> {
+    hashes.iter().map(|h| (*h).clone()).collect()
+}
+
+/// A signature of `p` created `ago` seconds before `t`, from prefix `prefix`, domain `domain`.
+fn sig(p: &str, h: &str, t: i64, ago: i64, prefix: &str, domain: &str) -> NewSignature {
+    let mut s = signature(p, h, t - ago);
+    s.prefix_hash = prefix.into();
+    s.email_domain = domain.into();
+    s.ip_hash = format!("ip-{h}");
+    s.expires_at = t + 3_600;
+    s.flags = Vec::new();
+    s
+}
+
+pub async fn scan_by_criteria(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let (p, other) = (petition("scan"), petition("scan-other"));
+    let t = now();
+    let a: Vec<String> = (0..4).map(|i| hash("scan-a", i)).collect();
+    let b: Vec<String> = (0..3).map(|i| hash("scan-b", i)).collect();
+    // Prefix A, example.org, an hour ago.
+    for h in &a {
+        store
+            .sign(&sig(&p, h, t, 3_600, "prefix-a", "example.org"))
+            .await?;
+    }
+    // Prefix B, Example.NET (mixed case), a minute ago; one flagged.
+    for (i, h) in b.iter().enumerate() {
+        let mut s = sig(&p, h, t, 60, "prefix-b", "example.net");
+        if i == 0 {
+            s.flags = vec!["honeypot".into()];
+        }
+        store.sign(&s).await?;
+    }
+    // Same prefix on another petition; and one expired pending signature that must not appear.
+    let o = hash("scan-o", 0);
+    store
+        .sign(&sig(&other, &o, t, 60, "prefix-a", "example.org"))
+        .await?;
+    let expired = hash("scan-x", 0);
+    let mut x = sig(&p, &expired, t, 7_200, "prefix-a", "example.org");
+    x.expires_at = t - 10;
+    store.sign(&x).await?;
+    store.confirm(&p, &a[0], t).await?;
+
+    let all_p = Criteria {
+        petition: Some(p.clone()),
+        ..Default::default()
+    };
+    let everything: BTreeSet<String> = a.iter().chain(&b).cloned().collect();
+    ensure!(
+        scanned(&*store, &all_p).await? == everything,
+        "petition filter (and expired pending skipped)"
+    );
+    let by_prefix = Criteria {
+        prefix_hashes: vec!["prefix-a".into()],
+        ..Default::default()
+    };
+    let got = scanned(&*store, &by_prefix).await?;
+    ensure!(
+        got.is_superset(&a.iter().cloned().collect()) && got.contains(&o) && !got.contains(&b[0]),
+        "prefix filter across petitions"
+    );
+    let c = Criteria {
+        petition: Some(p.clone()),
+        email_domain: Some("EXAMPLE.net".into()),
+        ..Default::default()
+    };
+    ensure!(
+        scanned(&*store, &c).await? == b.iter().cloned().collect(),
+        "domain filter is case-insensitive"
+    );
+    let c = Criteria {
+        petition: Some(p.clone()),
+        from: Some(t - 600),
+        to: Some(t + 1),
+        ..Default::default()
+    };
+    ensure!(
+        scanned(&*store, &c).await? == b.iter().cloned().collect(),
+        "time window"
+    );
+    let c = Criteria {
+        petition: Some(p.clone()),
+        flags: vec!["honeypot".into()],
+        ..Default::default()
+    };
+    ensure!(scanned(&*store, &c).await? == set(&[&b[0]]), "flag filter");
+    let c = Criteria {
+        petition: Some(p.clone()),
+        statuses: vec![Status::Confirmed],
+        ..Default::default()
+    };
+    ensure!(
+        scanned(&*store, &c).await? == set(&[&a[0]]),
+        "status filter"
+    );
+    let c = Criteria {
+        petition: Some(p.clone()),
+        email_hash: Some(a[1].clone()),
+        ..Default::default()
+    };
+    ensure!(scanned(&*store, &c).await? == set(&[&a[1]]), "one signer");
+    let c = Criteria {
+        petition: Some(p.clone()),
+        email_hash: Some(expired.clone()),
+        ..Default::default()
+    };
+    ensure!(
+        scanned(&*store, &c).await?.is_empty(),
+        "an expired pending signature is gone, even asked by hash"
+    );
+    // The scanned record carries what the sign path stored.
+    let mut one = Vec::new();
+    store
+        .scan(
+            &Criteria {
+                petition: Some(p.clone()),
+                email_hash: Some(b[0].clone()),
+                ..Default::default()
+            },
+            &mut |r| one.push(r),
+        )
+        .await?;
+    let r = one.first().context("b[0] scanned")?;
+    ensure!(
+        r.prefix_hash == "prefix-b"
+            && r.email_domain == "example.net"
+            && r.flags == ["honeypot"]
+            && r.sealed == b"age-encrypted personal data"
+            && r.status == Status::Pending
+            && r.created_at == t - 60,
+        "record as stored: {r:?}"
+    );
+    check_counts(&*store, &p, &everything.into_iter().collect::<Vec<_>>()).await
+}
+
+pub async fn invalidate_corrects_counts(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let p = petition("invalidate");
+    let t = now();
+    let hashes: Vec<String> = (0..10).map(|i| hash("inv", i)).collect();
+    for h in &hashes {
+        store
+            .sign(&sig(&p, h, t, 30, "prefix-x", "example.org"))
+            .await?;
+    }
+    for h in &hashes[..6] {
+        store.confirm(&p, h, t).await?;
+    }
+    ensure!(store.count(&p).await?.count == 6, "six confirmed");
+    // Invalidate 4 confirmed and 2 pending (plus one unknown hash, which changes nothing).
+    let mut batch: Vec<String> = hashes[2..8].to_vec();
+    batch.push(hash("inv-unknown", 0));
+    let from = [
+        Status::Pending,
+        Status::Confirmed,
+        Status::Held,
+        Status::ConfirmedHeld,
+    ];
+    let n = store
+        .set_status(&p, &batch, &from, Status::Invalidated, "test batch", t)
+        .await?;
+    ensure!(n == 6, "set_status changed {n}, expected 6");
+    ensure!(
+        store.count(&p).await?.count == 2,
+        "count after invalidation is {}, expected 2",
+        store.count(&p).await?.count
+    );
+    for h in &hashes[2..8] {
+        let r = store.get(&p, h).await?.context("invalidated record kept")?;
+        ensure!(r.status == Status::Invalidated, "{h}: {:?}", r.status);
+    }
+    // Again: nothing left in `from`.
+    let n = store
+        .set_status(&p, &batch, &from, Status::Invalidated, "test batch", t)
+        .await?;
+    ensure!(n == 0, "second invalidation changed {n}");
+    // Only statuses in `from` change.
+    let n = store
+        .set_status(
+            &p,
+            &hashes[..2],
+            &[Status::Pending],
+            Status::Invalidated,
+            "only pending",
+            t,
+        )
+        .await?;
+    ensure!(n == 0, "confirmed ones are not pending, changed {n}");
+    // An invalidated signature can no longer be confirmed.
+    ensure!(
+        store.confirm(&p, &hashes[6], t).await? == cahier_function::store::ConfirmOutcome::NotFound,
+        "confirming an invalidated signature"
+    );
+    let events = store.audit_log(Some(&p), t).await?;
+    let invalidated = events
+        .iter()
+        .filter(|e| e.event == "invalidated" && e.detail == "test batch")
+        .count();
+    ensure!(invalidated == 6, "{invalidated} invalidated audit events");
+    check_counts(&*store, &p, &hashes).await
+}
+
+pub async fn approve_and_reject_held(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let p = petition("held");
+    let t = now();
+    let hashes: Vec<String> = (0..4).map(|i| hash("held", i)).collect();
+    for h in &hashes {
+        let mut s = sig(&p, h, t, 30, "prefix-h", "assemblee-nationale.fr");
+        s.hold_reason = Some("protected domain".into());
+        store.sign(&s).await?;
+    }
+    // The owners of 0 and 1 confirm: confirmed but held, not counted.
+    store.confirm(&p, &hashes[0], t).await?;
+    store.confirm(&p, &hashes[1], t).await?;
+    ensure!(
+        store.count(&p).await?.count == 0,
+        "held ones are not counted"
+    );
+    let held = [Status::Held, Status::ConfirmedHeld];
+    // Approve 0 (confirmed-held → confirmed, counted) and 2 (held → pending, must confirm).
+    let n = store
+        .set_status(
+            &p,
+            &[hashes[0].clone()],
+            &held,
+            Status::Confirmed,
+            "approved",
+            t,
+        )
+        .await?;
+    ensure!(n == 1, "approve confirmed-held changed {n}");
+    let n = store
+        .set_status(
+            &p,
+            &[hashes[2].clone()],
+            &held,
+            Status::Pending,
+            "approved",
+            t,
+        )
+        .await?;
+    ensure!(n == 1, "approve held changed {n}");
+    ensure!(store.count(&p).await?.count == 1, "the approved one counts");
+    let r = store.get(&p, &hashes[2]).await?.context("approved held")?;
+    ensure!(r.status == Status::Pending, "{:?}", r.status);
+    // It confirms like any pending signature now.
+    store.confirm(&p, &hashes[2], t).await?;
+    ensure!(
+        store.count(&p).await?.count == 2,
+        "confirmed after approval"
+    );
+    // Reject 1 and 3.
+    let n = store
+        .set_status(
+            &p,
+            &[hashes[1].clone(), hashes[3].clone()],
+            &held,
+            Status::Invalidated,
+            "rejected",
+            t,
+        )
+        .await?;
+    ensure!(n == 2, "reject changed {n}");
+    ensure!(
+        store.count(&p).await?.count == 2,
+        "rejections count nothing"
+    );
+    check_counts(&*store, &p, &hashes).await
+}
+
+pub async fn recount_from_records(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let p = petition("recount");
+    let t = now();
+    let hashes: Vec<String> = (0..12).map(|i| hash("recount", i)).collect();
+    for h in &hashes {
+        store
+            .sign(&sig(&p, h, t, 30, "prefix-r", "example.org"))
+            .await?;
+    }
+    for h in &hashes[..7] {
+        store.confirm(&p, h, t).await?;
+    }
+    store.erase(&p, &hashes[0], t).await?;
+    let c = store.recount(&p).await?;
+    ensure!(c.count == 6, "recount says {}, expected 6", c.count);
+    ensure!(store.count(&p).await?.count == 6, "count after recount");
+    // Idempotent.
+    ensure!(store.recount(&p).await?.count == 6, "second recount");
+    ensure!(
+        store.recount(&petition("recount-empty")).await?.count == 0,
+        "an empty petition recounts to 0"
+    );
+    check_counts(&*store, &p, &hashes).await
+}
+
+pub async fn purge_keeps_counts(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let p = petition("purge");
+    let t = now();
+    let old: Vec<String> = (0..3).map(|i| hash("purge-old", i)).collect();
+    let new: Vec<String> = (0..2).map(|i| hash("purge-new", i)).collect();
+    for h in &old {
+        store
+            .sign(&sig(&p, h, t, 1_000, "prefix-p", "example.org"))
+            .await?;
+        store.confirm(&p, h, t).await?;
+    }
+    for h in &new {
+        store
+            .sign(&sig(&p, h, t, 10, "prefix-p", "example.org"))
+            .await?;
+        store.confirm(&p, h, t).await?;
+    }
+    let before = store.count(&p).await?.count;
+    // Other scenarios' signatures may be older too; only ours are checked by hash.
+    let n = store.purge(t - 500, t).await?;
+    ensure!(n >= 3, "purged {n}, expected at least our 3");
+    for h in &old {
+        let r = store.get(&p, h).await?.context("purged record kept")?;
+        ensure!(
+            r.sealed.is_empty() && r.ip_hash.is_empty() && r.prefix_hash.is_empty(),
+            "personal data left after purge: {r:?}"
+        );
+        ensure!(r.status == Status::Confirmed, "status kept: {:?}", r.status);
+    }
+    for h in &new {
+        let r = store.get(&p, h).await?.context("recent record")?;
+        ensure!(!r.sealed.is_empty(), "a recent signature was purged");
+    }
+    ensure!(
+        store.count(&p).await?.count == before,
+        "purge changed the count"
+    );
+    let again = store.purge(t - 500, t).await?;
+    ensure!(again == 0, "a second purge found {again} to purge");
+    let purged_events = store
+        .audit_log(Some(&p), t)
+        .await?
+        .iter()
+        .filter(|e| e.event == "purged")
+        .count();
+    ensure!(purged_events == 3, "{purged_events} purged audit events");
+    let all: Vec<String> = old.iter().chain(&new).cloned().collect();
+    check_counts(&*store, &p, &all).await
+}
+
+pub async fn audit_log_in_order(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let (p, other) = (petition("audit"), petition("audit-other"));
+    let t = now();
+    let h = hash("audit", 0);
+    store
+        .sign(&sig(&p, &h, t, 20, "prefix-a", "example.org"))
+        .await?;
+    store.confirm(&p, &h, t - 10).await?;
+    store
+        .set_status(
+            &p,
+            std::slice::from_ref(&h),
+            &[Status::Confirmed],
+            Status::Invalidated,
+            "fraud",
+            t,
+        )
+        .await?;
+    store
+        .sign(&sig(
+            &other,
+            &hash("audit-o", 0),
+            t,
+            5,
+            "prefix-a",
+            "example.org",
+        ))
+        .await?;
+    let events = store.audit_log(Some(&p), t - 100).await?;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    ensure!(
+        kinds == ["created", "confirmed", "invalidated"],
+        "events of {p}: {kinds:?}"
+    );
+    ensure!(
+        events.iter().all(|e| e.petition == p && e.email_hash == h),
+        "events name their petition and signer: {events:?}"
+    );
+    ensure!(
+        events.windows(2).all(|w| w[0].at <= w[1].at),
+        "oldest first: {events:?}"
+    );
+    ensure!(events[2].detail == "fraud", "detail kept: {:?}", events[2]);
+    let recent = store.audit_log(Some(&p), t - 5).await?;
+    ensure!(
+        recent.len() == 1 && recent[0].event == "invalidated",
+        "since filter: {recent:?}"
+    );
+    let all = store.audit_log(None, t - 100).await?;
+    ensure!(
+        all.iter().any(|e| e.petition == other) && all.iter().any(|e| e.petition == p),
+        "without a petition, every petition's events"
+    );
+    check_counts(&*store, &p, &[h]).await
+}

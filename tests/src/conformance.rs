@@ -1,0 +1,617 @@
+//! The store conformance suite: the same scenarios against every [`Store`] implementation
+//! (SQLite and DynamoDB on moto). Each scenario uses its own petition slugs, so one store can
+//! run them all, and ends by checking that the counter equals the confirmed records.
+//!
+//! Times are real (`now`), since `get` judges expiry by the clock.
+
+use anyhow::{ensure, Context};
+use cahier_function::store::{
+    AuditEvent, Budget, ConfirmOutcome, EraseOutcome, NewSignature, SignOutcome, Status, Store,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Every scenario, in order; the error names the one that failed.
+pub async fn run_all(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    sign_and_dedup(store.clone())
+        .await
+        .context("scenario sign_and_dedup")?;
+    concurrent_signers(store.clone())
+        .await
+        .context("scenario concurrent_signers")?;
+    concurrent_confirms(store.clone())
+        .await
+        .context("scenario concurrent_confirms")?;
+    expiry(store.clone()).await.context("scenario expiry")?;
+    erase(store.clone()).await.context("scenario erase")?;
+    held_not_counted(store.clone())
+        .await
+        .context("scenario held_not_counted")?;
+    budgets_hold(store.clone())
+        .await
+        .context("scenario budgets_hold")?;
+    take_budget_windows(store.clone())
+        .await
+        .context("scenario take_budget_windows")?;
+    Ok(())
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A petition slug unique to this process and call.
+fn petition(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fake e-mail hash (64 hex digits, like the real HMAC).
+fn hash(i: u32) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("signer {i}").as_bytes()))
+}
+
+/// A new signature, pending for an hour.
+pub fn signature(petition: &str, email_hash: &str, now: i64) -> NewSignature {
+    NewSignature {
+        petition: petition.to_string(),
+        email_hash: email_hash.to_string(),
+        email_domain: "example.org".into(),
+        ip_hash: "ip-hash".into(),
+        prefix_hash: "prefix-hash".into(),
+        name_hash: "name-hash".into(),
+        sealed: b"age-encrypted personal data".to_vec(),
+        lang: "fr".into(),
+        public: true,
+        newsletter: false,
+        hold_reason: None,
+        flags: vec!["fast_fill".into()],
+        created_at: now,
+        expires_at: now + 3_600,
+        budgets: Vec::new(),
+    }
+}
+
+/// The counter equals the number of confirmed records among `hashes`.
+pub async fn check_counts(
+    store: &dyn Store,
+    petition: &str,
+    hashes: &[String],
+) -> anyhow::Result<()> {
+    let mut confirmed = 0;
+    for h in hashes {
+        if let Some(rec) = store.get(petition, h).await? {
+            confirmed += u64::from(rec.status == Status::Confirmed);
+        }
+    }
+    let count = store.count(petition).await?;
+    ensure!(
+        count.count == confirmed,
+        "count of {petition} is {} but {confirmed} records are confirmed",
+        count.count
+    );
+    Ok(())
+}
+
+pub async fn sign_and_dedup(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("dedup");
+    let t = now();
+    let h = hash(1);
+    let sig = signature(&p, &h, t);
+    ensure!(store.count(&p).await?.count == 0, "a new petition counts 0");
+    let first = store.sign(&sig).await?;
+    ensure!(
+        first
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
+        "first sign: {first:?}"
+    );
+    let again = store.sign(&sig).await?;
+    ensure!(
+        again
+            == SignOutcome::Duplicate {
+                status: Status::Pending
+            },
+        "second sign: {again:?}"
+    );
+    let rec = store
+        .get(&p, &h)
+        .await?
+        .context("the signature is stored")?;
+    ensure!(
+        rec.status == Status::Pending && rec.confirmed_at.is_none(),
+        "stored as {rec:?}"
+    );
+    ensure!(
+        rec.sealed == sig.sealed
+            && rec.email_domain == sig.email_domain
+            && rec.ip_hash == sig.ip_hash
+            && rec.prefix_hash == sig.prefix_hash
+            && rec.name_hash == sig.name_hash
+            && rec.lang == sig.lang
+            && rec.public
+            && !rec.newsletter
+            && rec.flags == sig.flags
+            && rec.created_at == t
+            && rec.expires_at == Some(sig.expires_at),
+        "fields not kept: {rec:?}"
+    );
+    ensure!(
+        store.count(&p).await?.count == 0,
+        "a pending signature is not counted"
+    );
+    let confirmed = store.confirm(&p, &h, t + 5).await?;
+    ensure!(
+        confirmed
+            == ConfirmOutcome::Confirmed {
+                status: Status::Confirmed
+            },
+        "confirm: {confirmed:?}"
+    );
+    let twice = store.confirm(&p, &h, t + 6).await?;
+    ensure!(
+        twice
+            == ConfirmOutcome::AlreadyConfirmed {
+                status: Status::Confirmed
+            },
+        "confirm again: {twice:?}"
+    );
+    let after = store.sign(&signature(&p, &h, t + 7)).await?;
+    ensure!(
+        after
+            == SignOutcome::Duplicate {
+                status: Status::Confirmed
+            },
+        "sign after confirm: {after:?}"
+    );
+    let count = store.count(&p).await?;
+    ensure!(
+        count.count == 1 && count.updated_at >= t + 5,
+        "count after one confirm: {count:?}"
+    );
+    let rec = store.get(&p, &h).await?.context("still there")?;
+    ensure!(rec.confirmed_at == Some(t + 5), "confirmed_at: {rec:?}");
+    ensure!(
+        store.get(&p, &hash(2)).await?.is_none(),
+        "an unknown signature is not found"
+    );
+    ensure!(
+        store.confirm(&p, &hash(2), t).await? == ConfirmOutcome::NotFound,
+        "unknown confirm"
+    );
+    store
+        .audit(&AuditEvent {
+            petition: p.clone(),
+            email_hash: h.clone(),
+            event: "mailed".into(),
+            at: t,
+            detail: "confirm".into(),
+        })
+        .await?;
+    // The same e-mail on another petition is another signature.
+    let other = petition("dedup-other");
+    let created = store.sign(&signature(&other, &h, t)).await?;
+    ensure!(
+        matches!(created, SignOutcome::Created { .. }),
+        "other petition: {created:?}"
+    );
+    check_counts(&*store, &p, std::slice::from_ref(&h)).await?;
+    check_counts(&*store, &other, &[h]).await
+}
+
+pub async fn concurrent_signers(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("race-sign");
+    let t = now();
+    let h = hash(10);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, sig) = (store.clone(), signature(&p, &h, t));
+            tokio::spawn(async move { store.sign(&sig).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await?? {
+            SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None,
+            } => created += 1,
+            SignOutcome::Duplicate {
+                status: Status::Pending,
+            } => {}
+            other => anyhow::bail!("unexpected outcome {other:?}"),
+        }
+    }
+    ensure!(
+        created == 1,
+        "{created} of 16 racing signers created a signature"
+    );
+    // Distinct signers at the same time all get in.
+    let hashes: Vec<String> = (100..124).map(hash).collect();
+    let tasks: Vec<_> = hashes
+        .iter()
+        .map(|h| {
+            let (store, sig) = (store.clone(), signature(&p, h, t));
+            tokio::spawn(async move { store.sign(&sig).await })
+        })
+        .collect();
+    for task in tasks {
+        let outcome = task.await??;
+        ensure!(
+            outcome
+                == SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: None
+                },
+            "{outcome:?}"
+        );
+    }
+    let mut all = hashes;
+    all.push(h);
+    check_counts(&*store, &p, &all).await
+}
+
+pub async fn concurrent_confirms(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("race-confirm");
+    let t = now();
+    let h = hash(20);
+    store.sign(&signature(&p, &h, t)).await?;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, p, h) = (store.clone(), p.clone(), h.clone());
+            tokio::spawn(async move { store.confirm(&p, &h, t + i).await })
+        })
+        .collect();
+    let mut confirmed = 0;
+    for task in tasks {
+        match task.await?? {
+            ConfirmOutcome::Confirmed {
+                status: Status::Confirmed,
+            } => confirmed += 1,
+            ConfirmOutcome::AlreadyConfirmed {
+                status: Status::Confirmed,
+            } => {}
+            other => anyhow::bail!("unexpected outcome {other:?}"),
+        }
+    }
+    ensure!(
+        confirmed == 1,
+        "{confirmed} of 16 racing confirms changed the state"
+    );
+    ensure!(store.count(&p).await?.count == 1, "counted once");
+    // Many signatures confirmed at once: every one counted (sharded counters add up).
+    let hashes: Vec<String> = (200..240).map(hash).collect();
+    for h in &hashes {
+        store.sign(&signature(&p, h, t)).await?;
+    }
+    let tasks: Vec<_> = hashes
+        .iter()
+        .map(|h| {
+            let (store, p, h) = (store.clone(), p.clone(), h.clone());
+            tokio::spawn(async move { store.confirm(&p, &h, t + 1).await })
+        })
+        .collect();
+    for task in tasks {
+        let outcome = task.await??;
+        ensure!(
+            outcome
+                == ConfirmOutcome::Confirmed {
+                    status: Status::Confirmed
+                },
+            "{outcome:?}"
+        );
+    }
+    ensure!(store.count(&p).await?.count == 41, "41 confirmed");
+    let mut all = hashes;
+    all.push(h);
+    check_counts(&*store, &p, &all).await
+}
+
+pub async fn expiry(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("expiry");
+    let t = now();
+    let h = hash(30);
+    let mut old = signature(&p, &h, t - 7_200);
+    old.expires_at = t - 3_600;
+    let created = store.sign(&old).await?;
+    ensure!(
+        matches!(
+            created,
+            SignOutcome::Created {
+                status: Status::Pending,
+                ..
+            }
+        ),
+        "{created:?}"
+    );
+    ensure!(
+        store.get(&p, &h).await?.is_none(),
+        "an expired pending signature is not found"
+    );
+    ensure!(
+        store.confirm(&p, &h, t).await? == ConfirmOutcome::NotFound,
+        "an expired one cannot be confirmed"
+    );
+    ensure!(store.count(&p).await?.count == 0, "nothing counted");
+    // Signing again after expiry starts afresh (the old one is replaced, not a duplicate).
+    let again = store.sign(&signature(&p, &h, t)).await?;
+    ensure!(
+        again
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
+        "re-sign: {again:?}"
+    );
+    ensure!(
+        store.confirm(&p, &h, t + 1).await?
+            == ConfirmOutcome::Confirmed {
+                status: Status::Confirmed
+            },
+        "confirm"
+    );
+    let rec = store.get(&p, &h).await?.context("confirmed one found")?;
+    ensure!(
+        rec.expires_at.is_none(),
+        "a confirmed signature no longer expires: {rec:?}"
+    );
+    // A held one expires too.
+    let h2 = hash(31);
+    let mut held = signature(&p, &h2, t - 7_200);
+    held.expires_at = t - 1;
+    held.hold_reason = Some("protected domain".into());
+    store.sign(&held).await?;
+    ensure!(
+        store.get(&p, &h2).await?.is_none(),
+        "an expired held signature is not found"
+    );
+    ensure!(
+        store.confirm(&p, &h2, t).await? == ConfirmOutcome::NotFound,
+        "nor confirmable"
+    );
+    check_counts(&*store, &p, &[h, h2]).await
+}
+
+pub async fn erase(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("erase");
+    let t = now();
+    let hashes: Vec<String> = (40..43).map(hash).collect();
+    for h in &hashes {
+        store.sign(&signature(&p, h, t)).await?;
+    }
+    store.confirm(&p, &hashes[0], t).await?;
+    store.confirm(&p, &hashes[1], t).await?;
+    ensure!(store.count(&p).await?.count == 2, "two confirmed");
+    let erased = store.erase(&p, &hashes[0], t + 10).await?;
+    ensure!(
+        erased == EraseOutcome::Erased { was_counted: true },
+        "erase a confirmed one: {erased:?}"
+    );
+    let count = store.count(&p).await?;
+    ensure!(count.count == 1, "count corrected: {count:?}");
+    let rec = store
+        .get(&p, &hashes[0])
+        .await?
+        .context("an erased signature keeps its pseudonymous key")?;
+    ensure!(rec.status == Status::Erased, "status {:?}", rec.status);
+    ensure!(
+        rec.sealed.is_empty()
+            && rec.ip_hash.is_empty()
+            && rec.prefix_hash.is_empty()
+            && rec.name_hash.is_empty(),
+        "personal data left after erase: {rec:?}"
+    );
+    ensure!(
+        !rec.public && !rec.newsletter,
+        "opt-ins left after erase: {rec:?}"
+    );
+    ensure!(
+        store.erase(&p, &hashes[0], t + 11).await? == EraseOutcome::NotFound,
+        "erase twice"
+    );
+    ensure!(
+        store.confirm(&p, &hashes[0], t + 12).await? == ConfirmOutcome::NotFound,
+        "confirm an erased one"
+    );
+    let again = store.sign(&signature(&p, &hashes[0], t + 13)).await?;
+    ensure!(
+        again
+            == SignOutcome::Duplicate {
+                status: Status::Erased
+            },
+        "sign after erase: {again:?}"
+    );
+    let pending = store.erase(&p, &hashes[2], t + 14).await?;
+    ensure!(
+        pending == EraseOutcome::Erased { was_counted: false },
+        "erase a pending one: {pending:?}"
+    );
+    ensure!(
+        store.count(&p).await?.count == 1,
+        "erasing a pending one changes no count"
+    );
+    ensure!(
+        store.erase(&p, &hash(49), t).await? == EraseOutcome::NotFound,
+        "erase an unknown one"
+    );
+    check_counts(&*store, &p, &hashes).await
+}
+
+pub async fn held_not_counted(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("held");
+    let t = now();
+    let h = hash(50);
+    let mut sig = signature(&p, &h, t);
+    sig.hold_reason = Some("protected domain".into());
+    let created = store.sign(&sig).await?;
+    ensure!(
+        created
+            == SignOutcome::Created {
+                status: Status::Held,
+                over_budget: None
+            },
+        "{created:?}"
+    );
+    let dup = store.sign(&sig).await?;
+    ensure!(
+        dup == SignOutcome::Duplicate {
+            status: Status::Held
+        },
+        "{dup:?}"
+    );
+    let confirmed = store.confirm(&p, &h, t + 1).await?;
+    ensure!(
+        confirmed
+            == ConfirmOutcome::Confirmed {
+                status: Status::ConfirmedHeld
+            },
+        "{confirmed:?}"
+    );
+    let again = store.confirm(&p, &h, t + 2).await?;
+    ensure!(
+        again
+            == ConfirmOutcome::AlreadyConfirmed {
+                status: Status::ConfirmedHeld
+            },
+        "{again:?}"
+    );
+    ensure!(
+        store.count(&p).await?.count == 0,
+        "a held signature is never counted"
+    );
+    let rec = store.get(&p, &h).await?.context("held one stored")?;
+    ensure!(
+        rec.status == Status::ConfirmedHeld
+            && rec.hold_reason.as_deref() == Some("protected domain"),
+        "{rec:?}"
+    );
+    let erased = store.erase(&p, &h, t + 3).await?;
+    ensure!(
+        erased == EraseOutcome::Erased { was_counted: false },
+        "{erased:?}"
+    );
+    check_counts(&*store, &p, &[h]).await
+}
+
+pub async fn budgets_hold(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("budget");
+    let t = now();
+    let prefix = Budget {
+        key: format!("prefix:abc:{p}"),
+        limit: 2,
+        window_secs: 3_600,
+    };
+    let domain = Budget {
+        key: format!("domain:example.org:{p}"),
+        limit: 1_000,
+        window_secs: 3_600,
+    };
+    let hashes: Vec<String> = (60..64).map(hash).collect();
+    let mut outcomes = Vec::new();
+    for h in &hashes[..3] {
+        let mut sig = signature(&p, h, t);
+        sig.budgets = vec![domain.clone(), prefix.clone()];
+        outcomes.push(store.sign(&sig).await?);
+    }
+    let pending = SignOutcome::Created {
+        status: Status::Pending,
+        over_budget: None,
+    };
+    ensure!(
+        outcomes[0] == pending && outcomes[1] == pending,
+        "within budget: {outcomes:?}"
+    );
+    ensure!(
+        outcomes[2]
+            == SignOutcome::Created {
+                status: Status::Held,
+                over_budget: Some(prefix.key.clone())
+            },
+        "over budget: {outcomes:?}"
+    );
+    let rec = store
+        .get(&p, &hashes[2])
+        .await?
+        .context("the held one is stored")?;
+    ensure!(rec.status == Status::Held, "{rec:?}");
+    ensure!(
+        rec.hold_reason
+            .as_deref()
+            .is_some_and(|r| r.contains(&prefix.key)),
+        "reason names the budget: {rec:?}"
+    );
+    // The duplicate of an over-budget signature is a duplicate, not another held one.
+    let mut dup = signature(&p, &hashes[2], t);
+    dup.budgets = vec![domain.clone(), prefix.clone()];
+    ensure!(
+        store.sign(&dup).await?
+            == SignOutcome::Duplicate {
+                status: Status::Held
+            },
+        "dup of held"
+    );
+    for h in &hashes[..3] {
+        store.confirm(&p, h, t + 1).await?;
+    }
+    ensure!(
+        store.count(&p).await?.count == 2,
+        "held over budget is not counted"
+    );
+    // The next window has room again.
+    let mut next = signature(&p, &hashes[3], t + 3_600);
+    next.budgets = vec![domain, prefix];
+    ensure!(store.sign(&next).await? == pending, "next window");
+    check_counts(&*store, &p, &hashes).await
+}
+
+pub async fn take_budget_windows(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("take");
+    let t = now() / 60 * 60;
+    let mail = Budget {
+        key: format!("mail:example.org:{p}"),
+        limit: 3,
+        window_secs: 60,
+    };
+    for i in 0..3 {
+        ensure!(store.take_budget(&mail, t + i).await?, "unit {i} of 3");
+    }
+    ensure!(
+        !store.take_budget(&mail, t + 30).await?,
+        "a fourth unit in the same window"
+    );
+    ensure!(
+        !store.take_budget(&mail, t + 59).await?,
+        "still exhausted at the window's end"
+    );
+    ensure!(store.take_budget(&mail, t + 60).await?, "a new window");
+    let other = Budget {
+        key: format!("mail:example.net:{p}"),
+        limit: 1,
+        window_secs: 60,
+    };
+    ensure!(
+        store.take_budget(&other, t).await?,
+        "another key is independent"
+    );
+    ensure!(!store.take_budget(&other, t).await?, "limit 1");
+    let none = Budget {
+        key: format!("remind:x:{p}"),
+        limit: 0,
+        window_secs: 86_400,
+    };
+    ensure!(
+        !store.take_budget(&none, t).await?,
+        "a zero budget gives nothing"
+    );
+    check_counts(&*store, &p, &[]).await
+}

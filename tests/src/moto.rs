@@ -1,0 +1,149 @@
+//! A real moto server (DynamoDB, SES, … from PyPI's `moto[server]`) on a free loopback port,
+//! killed when the guard drops. The tests fail, never skip, when it cannot start.
+//!
+//! moto is started through its own `moto.server.main` (what `.venv/bin/moto_server` runs) with
+//! one change: requests are served one at a time. moto's threaded server is not safe for
+//! concurrent transactions: a cancelled TransactWriteItems rolls the table back to a copy taken
+//! when it began, undoing writes that concurrent requests made meanwhile, which real DynamoDB
+//! (serializable transactions) never does. Serving requests one by one gives each request
+//! DynamoDB's isolation while clients still race between requests (read, then conditional
+//! write), which is what the conformance suite's concurrency scenarios exercise.
+
+use anyhow::{bail, Context};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Python of the venv holding moto: `$CAHIER_VENV/bin/python`, else `<repo>/.venv/bin/python`.
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("CAHIER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(".venv")
+        })
+        .join("bin")
+        .join("python")
+}
+
+/// `moto_server`'s entry point, with requests served one at a time (see the module doc).
+const LAUNCHER: &str = "
+import sys
+import moto.server as server
+run_simple = server.run_simple
+def serial(*args, **kwargs):
+    kwargs['threaded'] = False
+    return run_simple(*args, **kwargs)
+server.run_simple = serial
+server.main(sys.argv[1:])
+";
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits (at most 30 s) until it answers HTTP.
+    pub fn start() -> anyhow::Result<Moto> {
+        let bin = venv_python();
+        if !bin.exists() {
+            bail!(
+                "no Python venv at {}: run scripts/test.sh, which creates it and installs \
+                 tests/requirements.txt (moto[server], aiosmtpd, cfn-lint)",
+                bin.display()
+            );
+        }
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let child = Command::new(&bin)
+            .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("while starting moto with {}", bin.display()))?;
+        let mut moto = Moto { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                bail!(
+                    "moto exited at start ({status}); is moto[server] installed in {}? \
+                     run scripts/test.sh",
+                    bin.display()
+                );
+            }
+            if moto.get("/moto-api/").is_ok() {
+                return Ok(moto);
+            }
+            if Instant::now() > deadline {
+                bail!("moto_server did not answer on {addr} within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for the SDK's `endpoint_url` and the `?endpoint=` settings.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A plain HTTP/1.0 GET on moto (its `/moto-api/` inspection routes); returns the body if
+    /// the status is 200.
+    pub fn get(&self, path: &str) -> anyhow::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr)?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("malformed HTTP response from moto")?;
+        let status = head.lines().next().unwrap_or_default();
+        if !status.contains(" 200") {
+            bail!("GET {path} on moto: {status}");
+        }
+        Ok(body.to_string())
+    }
+
+    /// SDK configuration for this server: region us-east-1 and dummy static credentials, set on
+    /// the config only (the test process's environment is left alone).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A table name no other test uses.
+pub fn fresh_table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
