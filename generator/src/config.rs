@@ -46,6 +46,22 @@ pub struct Config {
     /// Other origins allowed to post signatures (sites that embed the form).
     #[serde(default)]
     pub extra_origins: Vec<String>,
+    /// The kill switch: `"paused"` makes the function refuse signatures (503 with Retry-After)
+    /// while pages and counts stay up; carried in the petition manifest.
+    #[serde(default)]
+    pub signing: Signing,
+    /// Durable anti-fraud budgets (`[budgets]`); missing keys take the function's defaults.
+    #[serde(default)]
+    pub budgets: Option<cahier_function::budgets::BudgetPolicy>,
+}
+
+/// `signing = "open" | "paused"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signing {
+    #[default]
+    Open,
+    Paused,
 }
 
 /// Who runs the site: shown in the footer, the privacy notice and the e-mails.
@@ -221,6 +237,11 @@ impl Config {
         }
         if self.title.trim().is_empty() {
             err("title", "`title` must not be empty".into());
+        }
+        if let Some(b) = &self.budgets {
+            if let Err(e) = b.validate() {
+                err("budgets", format!("{e}"));
+            }
         }
         errs
     }
