@@ -8,10 +8,10 @@
 //! Lambda instances remembers the budget shards it saw full and stops writing to them until
 //! their window ends; a cancelled transaction still counts all its writes.
 
-use cahier_function::budgets::{BudgetPolicy, Rate};
 use cahier_function::store::dynamo_keys::{
     budget_slot, confirm_write_keys, sign_write_keys, signature_pk, spread_of,
 };
+use cahier_function::budgets::{BudgetPolicy, Rate};
 use cahier_function::store::Budget;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};

@@ -39,7 +39,8 @@ fn package_lambda_builds_a_zip_with_bootstrap_and_manifest() {
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap();
     std::fs::write(&manifest_path, &manifest_bytes).unwrap();
 
-    let profile = std::env::var("CAHIER_LAMBDA_TEST_PROFILE").unwrap_or_else(|_| "dev".to_string());
+    let profile =
+        std::env::var("CAHIER_LAMBDA_TEST_PROFILE").unwrap_or_else(|_| "dev".to_string());
     let venv_dir = venv.parent().and_then(Path::parent).unwrap();
     let mut cmd = Command::new("bash");
     cmd.arg(root.join("scripts/package-lambda.sh"))
