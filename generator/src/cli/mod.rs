@@ -1,5 +1,6 @@
 //! Command-line interface. To add a subcommand: one variant in [`Command`], one module here.
 
+mod admin;
 mod build;
 mod check;
 mod new;
@@ -37,6 +38,9 @@ pub enum Command {
     New(new::Args),
     /// Validate configuration and content without writing anything; non-zero exit on errors.
     Check(check::Args),
+    /// Organizer tools on the signature store (SQLite or DynamoDB): stats, trending,
+    /// invalidate, approve/reject, recount, export, erase, purge, audit. Never an HTTP surface.
+    Admin(admin::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -44,5 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) => build::run(&cli.root, a),
         Command::New(a) => new::run(&cli.root, a),
         Command::Check(a) => check::run(&cli.root, a),
+        Command::Admin(a) => admin::run(&cli.root, a),
     }
 }
