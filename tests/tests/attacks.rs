@@ -1,0 +1,344 @@
+//! Attack replays over HTTP against the real `cahier-function` binary (SQLite, outbox, dev
+//! captcha, the function's default budgets), each printing its figures. Clients bind distinct
+//! 127.x.y.z sources, so the server sees each as its own peer. Bounded in count and time.
+
+use cahier_function::crypto::Hasher;
+use cahier_function::token::{TokenClaims, TokenKey, TokenKind};
+use cahier_tests::attack::{client_from, clients_in_prefix, run_paced, spread_address};
+use cahier_tests::fixture::{secrets, secrets_env, SLUG};
+use cahier_tests::server::{FunctionServer, ServerConfig};
+use serde_json::{json, Value};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The real binary with the fixture manifest but the function's default budgets.
+struct Site {
+    server: FunctionServer,
+    secrets: cahier_function::secrets::Secrets,
+    db: PathBuf,
+    outbox: PathBuf,
+}
+
+impl Site {
+    fn start(dir: &Path) -> Site {
+        let (secrets, _identity) = secrets();
+        let port = cahier_tests::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut manifest =
+            cahier_tests::fixture::manifest(&base, secrets.age_recipient.as_deref().unwrap());
+        manifest.site.budgets = None;
+        let manifest_path = dir.join("manifest.json");
+        std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        let db = dir.join("signatures.sqlite3");
+        let outbox = dir.join("outbox");
+        let server = FunctionServer::start(ServerConfig {
+            dir: dir.to_path_buf(),
+            port,
+            manifest: manifest_path,
+            store: format!("sqlite:{}", db.display()),
+            mailer: format!("outbox:{}", outbox.display()),
+            env: secrets_env(&secrets),
+            args: Vec::new(),
+        });
+        Site {
+            server,
+            secrets,
+            db,
+            outbox,
+        }
+    }
+
+    fn hasher(&self) -> Hasher {
+        Hasher::new(&self.secrets.pepper).unwrap()
+    }
+
+    /// The confirm token the server mails to `canonical` (the test knows the secrets).
+    fn confirm_token(&self, canonical: &str) -> String {
+        TokenKey::new(&self.secrets.token_key)
+            .unwrap()
+            .issue(&TokenClaims {
+                kind: TokenKind::Confirm,
+                petition: SLUG.to_string(),
+                email_hash: self.hasher().email(canonical),
+                expires_at: cahier_function::now() + 3600,
+            })
+    }
+
+    fn sql(&self, query: &str, params: &[&dyn rusqlite::ToSql]) -> i64 {
+        rusqlite::Connection::open(&self.db)
+            .unwrap()
+            .query_row(query, params, |r| r.get(0))
+            .unwrap()
+    }
+
+    fn mails(&self) -> usize {
+        std::fs::read_dir(&self.outbox)
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Runs `cahier admin <args>` (the real binary) on this site's store.
+    fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(cahier_binary())
+            .arg("admin")
+            .arg("--store")
+            .arg(format!("sqlite:{}", self.db.display()))
+            .args(args)
+            .env("CAHIER_PEPPER", hex::encode(&self.secrets.pepper))
+            .output()
+            .expect("running cahier admin");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "cahier admin {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+/// Path of the `cahier` binary, built once per test process (same profile).
+fn cahier_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "cahier", "--bin", "cahier"])
+            .current_dir(cahier_tests::repo_root());
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_string();
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
+                || k.starts_with("RUSTC")
+            {
+                cmd.env_remove(k);
+            }
+        }
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building cahier failed");
+        profile_dir.join("cahier")
+    })
+    .clone()
+}
+
+/// A dev-captcha token solved from `client` (the attacker runs a captcha farm).
+async fn captcha(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let v: Value = client
+        .post(format!("{base}/api/__dev/captcha"))
+        .json(&json!({"sitekey": cahier_function::captcha::dev::DEV_SITEKEY}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(v["token"].as_str().unwrap_or_default().to_string())
+}
+
+async fn sign(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    email: &str,
+    token: &str,
+) -> anyhow::Result<u16> {
+    let res = client
+        .post(format!("{base}/api/petitions/{SLUG}/sign"))
+        .header("origin", base)
+        .json(&json!({
+            "name": name, "email": email, "consent": true,
+            "h-captcha-response": token, "lang": "fr", "fill_ms": 7000,
+        }))
+        .send()
+        .await?;
+    Ok(res.status().as_u16())
+}
+
+async fn confirm(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<u16> {
+    let res = client
+        .post(format!("{base}/api/confirm"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await?;
+    Ok(res.status().as_u16())
+}
+
+/// Tuesday: 218 servers of one owner in one /24, many signatures each with random mailboxes and
+/// the same name, at a sustained rate, among legitimate signers elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuesday_one_slash_24_of_218_servers() {
+    const SERVERS: usize = 218;
+    const TRIES_EACH: usize = 3;
+    const LEGIT: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::start(dir.path());
+    let base = site.server.base.clone();
+    let attackers = Arc::new(clients_in_prefix([127, 66, 6], SERVERS).unwrap());
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let limited = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let report = {
+        let (attackers, base, accepted, limited) = (
+            attackers.clone(),
+            base.clone(),
+            accepted.clone(),
+            limited.clone(),
+        );
+        run_paced(
+            SERVERS * TRIES_EACH,
+            32,
+            Some(300.0),
+            Duration::from_secs(60),
+            move |i| {
+                let (_, client) = attackers[i % SERVERS].clone();
+                let (base, accepted, limited) = (base.clone(), accepted.clone(), limited.clone());
+                async move {
+                    let token = captcha(&client, &base).await?;
+                    let mailbox: String = format!("x{:016x}", rand_u64(i as u64));
+                    let email = format!("{mailbox}@gmail.com");
+                    match sign(&client, &base, "Jean Martin", &email, &token).await? {
+                        202 => accepted.fetch_add(1, Ordering::Relaxed),
+                        429 => limited.fetch_add(1, Ordering::Relaxed),
+                        other => anyhow::bail!("unexpected status {other}"),
+                    };
+                    Ok(())
+                }
+            },
+        )
+        .await
+    };
+
+    // Legitimate signers, each from their own network, who confirm.
+    let mut legit = Vec::new();
+    for i in 0..LEGIT {
+        let ip = spread_address(10_000 + i);
+        let client = client_from(ip).unwrap();
+        let email = format!("citoyen{i}@example.org");
+        let token = captcha(&client, &base).await.unwrap();
+        assert_eq!(
+            sign(&client, &base, &format!("Citoyen {i}"), &email, &token)
+                .await
+                .unwrap(),
+            202
+        );
+        assert_eq!(
+            confirm(&client, &base, &site.confirm_token(&email))
+                .await
+                .unwrap(),
+            200
+        );
+        legit.push(site.hasher().email(&email));
+    }
+
+    let prefix_hash = site
+        .hasher()
+        .prefix("127.66.6.1".parse::<IpAddr>().unwrap());
+    let attacker_rows = |status: &str| {
+        site.sql(
+            "SELECT COUNT(*) FROM signatures WHERE prefix_hash = ?1 AND status = ?2",
+            &[&prefix_hash, &status],
+        )
+    };
+    let (pending, held) = (attacker_rows("pending"), attacker_rows("held"));
+    let counted = attacker_rows("confirmed");
+    let network_budget = cahier_function::budgets::BudgetPolicy::default().per_network[0].limit;
+    println!(
+        "tuesday: {} attempts from {SERVERS} sources in one /24 over {:.1}s: {} answered 202, {} got 429; \
+         stored {pending} pending + {held} held (network budget {network_budget}), {counted} counted; \
+         {} mails; attack run {}",
+        report.ok + report.failed,
+        started.elapsed().as_secs_f64(),
+        accepted.load(Ordering::Relaxed),
+        limited.load(Ordering::Relaxed),
+        site.mails(),
+        report.summary()
+    );
+    assert_eq!(report.failed, 0, "{}", report.summary());
+    assert!(
+        pending > 0 && pending <= network_budget as i64,
+        "{pending} pending"
+    );
+    assert_eq!(counted, 0);
+    let count: Value = reqwest::get(format!("{base}/api/petitions/{SLUG}/count"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        count["count"], LEGIT as u64,
+        "only the legitimate ones count"
+    );
+
+    // The organizer sees the prefix, previews, and removes it in one command.
+    let trending = site.admin(&[
+        "--json",
+        "trending",
+        "--petition",
+        SLUG,
+        "--label",
+        "127.66.6.0/24",
+    ]);
+    let t: Value = serde_json::from_str(&trending).unwrap();
+    assert_eq!(
+        t["prefixes"][0]["label"], "127.66.6.0/24",
+        "the top prefix is named: {trending}"
+    );
+    let dry = site.admin(&[
+        "--json",
+        "invalidate",
+        "--petition",
+        SLUG,
+        "--ip-prefix",
+        "127.66.6.0/24",
+    ]);
+    let d: Value = serde_json::from_str(&dry).unwrap();
+    let matched = d["matched"].as_u64().unwrap();
+    assert_eq!(matched as i64, pending + held, "{dry}");
+    let done = site.admin(&[
+        "--json",
+        "invalidate",
+        "--petition",
+        SLUG,
+        "--ip-prefix",
+        "127.66.6.0/24",
+        "--yes",
+        "--expect",
+        &matched.to_string(),
+    ]);
+    println!("tuesday: trending named 127.66.6.0/24; invalidate dry run {matched}, then: {done}");
+    assert_eq!(attacker_rows("pending") + attacker_rows("held"), 0);
+    assert_eq!(attacker_rows("invalidated"), matched as i64);
+    for h in &legit {
+        let status: String = rusqlite::Connection::open(&site.db)
+            .unwrap()
+            .query_row(
+                "SELECT status FROM signatures WHERE email_hash = ?1",
+                [h],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(status, "confirmed", "a legitimate signature was touched");
+    }
+    let count: Value = reqwest::get(format!("{base}/api/petitions/{SLUG}/count"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["count"], LEGIT as u64);
+}
+
+/// A deterministic scrambler for mailbox names (splitmix64).
+fn rand_u64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
