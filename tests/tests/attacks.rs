@@ -25,8 +25,11 @@ struct Site {
 
 impl Site {
     fn start(dir: &Path) -> Site {
+        Site::start_with(dir, cahier_tests::free_port(), Vec::new())
+    }
+
+    fn start_with(dir: &Path, port: u16, args: Vec<String>) -> Site {
         let (secrets, _identity) = secrets();
-        let port = cahier_tests::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut manifest =
             cahier_tests::fixture::manifest(&base, secrets.age_recipient.as_deref().unwrap());
@@ -42,7 +45,7 @@ impl Site {
             store: format!("sqlite:{}", db.display()),
             mailer: format!("outbox:{}", outbox.display()),
             env: secrets_env(&secrets),
-            args: Vec::new(),
+            args,
         });
         Site {
             server,
@@ -341,4 +344,287 @@ fn rand_u64(seed: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// A siteverify relay that counts every verification the function asks for, then forwards it to
+/// the function's own development siteverify (the real check).
+struct CountingRelay {
+    url: String,
+    calls: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self._task.abort();
+    }
+}
+
+async fn counting_relay(target: String) -> CountingRelay {
+    use axum::routing::post;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/siteverify", listener.local_addr().unwrap());
+    let http = reqwest::Client::new();
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/siteverify",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (http, target, counter) = (http.clone(), target.clone(), counter.clone());
+                async move {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    let mut req = http.post(&target).body(body.to_vec());
+                    if let Some(ct) = headers.get("content-type") {
+                        req = req.header("content-type", ct.as_bytes());
+                    }
+                    match req.send().await {
+                        Ok(res) => (
+                            axum::http::StatusCode::from_u16(res.status().as_u16()).unwrap(),
+                            [("content-type", "application/json")],
+                            res.bytes().await.unwrap_or_default().to_vec(),
+                        ),
+                        Err(_) => (
+                            axum::http::StatusCode::BAD_GATEWAY,
+                            [("content-type", "application/json")],
+                            Vec::new(),
+                        ),
+                    }
+                }
+            },
+        ),
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    CountingRelay {
+        url,
+        calls,
+        _task: task,
+    }
+}
+
+/// One raw HTTP/1.1 POST from `source` to the server on 127.0.0.1:`port` (a fresh connection,
+/// as each flooding host opens its own); returns the status code. Raw so that 4,000 sources cost
+/// a socket each, not an HTTP client with its TLS setup.
+async fn raw_post(
+    source: IpAddr,
+    port: u16,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        socket.connect(([127, 0, 0, 1], port).into()),
+    )
+    .await??;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    // The server may answer (413) before reading a large body; a reset then is fine.
+    let _ = stream.write_all(body).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    let line = String::from_utf8_lossy(&buf[..buf.len().min(16)]).to_string();
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no HTTP status in {line:?}"))
+}
+
+/// One junk request of kind `k` from `source`; returns the status.
+async fn junk(source: IpAddr, port: u16, k: usize, replay: Option<String>) -> anyhow::Result<u16> {
+    let path = format!("/api/petitions/{SLUG}/sign");
+    let json_body = |v: Value| v.to_string().into_bytes();
+    let (path, ct, body): (String, &str, Vec<u8>) = match k {
+        0 => (path, "application/json", br#"{"name": "x", "#.to_vec()),
+        1 => (path, "text/plain", b"name=x".to_vec()),
+        2 => (
+            path,
+            "application/json",
+            format!("{{\"name\":\"{}\"}}", "A".repeat(20_000)).into_bytes(),
+        ),
+        3 => (
+            path,
+            "application/json",
+            json_body(json!({
+                "name": "Bot", "email": "not-an-address", "consent": true,
+                "h-captcha-response": "x", "lang": "fr",
+            })),
+        ),
+        4 => (
+            "/api/petitions/no-such-petition/sign".to_string(),
+            "application/json",
+            json_body(json!({
+                "name": "Bot", "email": "bot@example.org", "consent": true,
+                "h-captcha-response": "x", "lang": "fr",
+            })),
+        ),
+        _ => (
+            path,
+            "application/json",
+            json_body(json!({
+                "name": "Replay", "email": format!("replay{k}@example.org"), "consent": true,
+                "h-captcha-response": replay.unwrap_or_else(|| "P1_replayed".into()),
+                "lang": "fr", "fill_ms": 5000,
+            })),
+        ),
+    };
+    raw_post(source, port, &path, ct, &body).await
+}
+
+/// Thursday: a flood from 4,000 distinct sources of junk and replayed captcha tokens, with 200
+/// legitimate signers interleaved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thursday_flood_from_4000_sources() {
+    const JUNK: usize = 4_000;
+    const LEGIT: usize = 200;
+    const KINDS: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let port = cahier_tests::free_port();
+    let relay = counting_relay(format!("http://127.0.0.1:{port}/api/__dev/siteverify")).await;
+    let site = Site::start_with(
+        dir.path(),
+        port,
+        vec!["--captcha-verify-url".into(), relay.url.clone()],
+    );
+    let site = Arc::new(site);
+    let base = site.server.base.clone();
+
+    let used_tokens = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let legit_latency = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    let by_kind: Arc<Vec<std::sync::Mutex<Vec<u16>>>> = Arc::new(
+        (0..KINDS)
+            .map(|_| std::sync::Mutex::new(Vec::new()))
+            .collect(),
+    );
+    let legit_ok = Arc::new(AtomicUsize::new(0));
+    // The legitimate signers' browsers, ready before the flood starts.
+    let legit_clients: Arc<Vec<reqwest::Client>> = Arc::new(
+        (0..LEGIT)
+            .map(|n| client_from(spread_address(50_000 + n)).unwrap())
+            .collect(),
+    );
+    let every = JUNK / LEGIT + 1; // one legitimate signer every 21 requests
+    let total = JUNK + LEGIT;
+    let report = {
+        let legit_clients = legit_clients.clone();
+        let (site, base, used, lat, by_kind, legit_ok) = (
+            site.clone(),
+            base.clone(),
+            used_tokens.clone(),
+            legit_latency.clone(),
+            by_kind.clone(),
+            legit_ok.clone(),
+        );
+        run_paced(
+            total,
+            48,
+            Some(1_500.0),
+            Duration::from_secs(90),
+            move |i| {
+                let legit_clients = legit_clients.clone();
+                let (site, base, used, lat, by_kind, legit_ok) = (
+                    site.clone(),
+                    base.clone(),
+                    used.clone(),
+                    lat.clone(),
+                    by_kind.clone(),
+                    legit_ok.clone(),
+                );
+                async move {
+                    if i % every == every - 1 && i / every < LEGIT {
+                        let n = i / every;
+                        let client = legit_clients[n].clone();
+                        let t = Instant::now();
+                        let token = captcha(&client, &base).await?;
+                        let email = format!("legit{n}@gmail.com");
+                        let status =
+                            sign(&client, &base, &format!("Personne {n}"), &email, &token).await?;
+                        lat.lock().unwrap().push(t.elapsed());
+                        anyhow::ensure!(status == 202, "legitimate signer {n} got {status}");
+                        used.lock().unwrap().push(token);
+                        let c = confirm(&client, &base, &site.confirm_token(&email)).await?;
+                        anyhow::ensure!(c == 200, "legitimate signer {n} confirm got {c}");
+                        legit_ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        let k = i % KINDS;
+                        let replay = used.lock().unwrap().last().cloned();
+                        let status = junk(spread_address(i), port, k, replay).await?;
+                        by_kind[k].lock().unwrap().push(status);
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .await
+    };
+
+    let mut lat = legit_latency.lock().unwrap().clone();
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let statuses: Vec<String> = by_kind
+        .iter()
+        .enumerate()
+        .map(|(k, v)| {
+            let v = v.lock().unwrap();
+            let mut s: Vec<u16> = v.clone();
+            s.sort();
+            s.dedup();
+            format!("kind {k}: {} x {:?}", v.len(), s)
+        })
+        .collect();
+    let replays = by_kind[KINDS - 1].lock().unwrap().len();
+    let verifications = relay.calls.load(Ordering::Relaxed);
+    let rows = site.sql("SELECT COUNT(*) FROM signatures", &[]);
+    let mails = site.mails();
+    println!(
+        "thursday: {} requests ({JUNK} junk from {JUNK} sources, {LEGIT} legitimate) {}; \
+         junk answers {statuses:?}; captcha verifications {verifications} ({LEGIT} legitimate + {replays} replays); \
+         store rows {rows}; mails {mails}; legitimate sign p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        total,
+        report.summary(),
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+        lat.last().unwrap().as_secs_f64() * 1e3,
+    );
+    assert_eq!(
+        report.failed + report.timed_out + report.not_started,
+        0,
+        "{}",
+        report.summary()
+    );
+    assert_eq!(legit_ok.load(Ordering::Relaxed), LEGIT);
+    // Malformed requests never reach the captcha: only legitimate tokens and replays are verified.
+    assert_eq!(verifications, LEGIT + replays);
+    for (k, expected) in [(0, 400), (1, 415), (2, 413), (3, 400), (4, 404), (5, 403)] {
+        assert!(
+            by_kind[k].lock().unwrap().iter().all(|s| *s == expected),
+            "junk kind {k}: {statuses:?}"
+        );
+    }
+    // Junk wrote nothing and mailed nobody.
+    assert_eq!(rows, LEGIT as i64);
+    assert_eq!(
+        site.sql(
+            "SELECT COUNT(*) FROM signatures WHERE status = 'confirmed'",
+            &[]
+        ),
+        LEGIT as i64
+    );
+    assert_eq!(mails, LEGIT);
+    let count: Value = reqwest::get(format!("{base}/api/petitions/{SLUG}/count"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["count"], LEGIT as u64);
 }
