@@ -628,3 +628,187 @@ async fn thursday_flood_from_4000_sources() {
         .unwrap();
     assert_eq!(count["count"], LEGIT as u64);
 }
+
+/// Signs from `source` over a raw connection with a fresh captcha token; returns the status.
+async fn raw_sign(
+    tokens: &reqwest::Client,
+    base: &str,
+    port: u16,
+    source: IpAddr,
+    name: &str,
+    email: &str,
+) -> anyhow::Result<u16> {
+    let token = captcha(tokens, base).await?;
+    let body = json!({
+        "name": name, "email": email, "consent": true,
+        "h-captcha-response": token, "lang": "fr", "fill_ms": 9000,
+    });
+    raw_post(
+        source,
+        port,
+        &format!("/api/petitions/{SLUG}/sign"),
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+    .await
+}
+
+/// Saturday: every deputy and senator "signs" with their real address, from many addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturday_925_protected_addresses() {
+    const DEPUTIES: usize = 577;
+    const SENATORS: usize = 348;
+    let dir = tempfile::tempdir().unwrap();
+    let port = cahier_tests::free_port();
+    let site = Arc::new(Site::start_with(dir.path(), port, Vec::new()));
+    let base = site.server.base.clone();
+    let tokens = reqwest::Client::new();
+    let email_of = |i: usize| {
+        if i < DEPUTIES {
+            format!("depute{i}@assemblee-nationale.fr")
+        } else {
+            format!("senateur{i}@senat.fr")
+        }
+    };
+    let report = {
+        let (tokens, base) = (tokens.clone(), base.clone());
+        run_paced(
+            DEPUTIES + SENATORS,
+            32,
+            Some(500.0),
+            Duration::from_secs(60),
+            move |i| {
+                let (tokens, base, email) = (tokens.clone(), base.clone(), email_of(i));
+                async move {
+                    let status = raw_sign(
+                        &tokens,
+                        &base,
+                        port,
+                        spread_address(20_000 + i),
+                        &format!("Élu {i}"),
+                        &email,
+                    )
+                    .await?;
+                    anyhow::ensure!(status == 202, "{email}: {status}");
+                    Ok(())
+                }
+            },
+        )
+        .await
+    };
+    assert_eq!(report.ok, DEPUTIES + SENATORS, "{}", report.summary());
+
+    // A mail scanner follows a confirm link with GET: nothing happens.
+    let link_token = site.confirm_token(&email_of(0));
+    let res = tokens
+        .get(format!("{base}/api/confirm?t={link_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    // A handful of real owners confirm: they stay held for review.
+    for i in [0, 1, DEPUTIES] {
+        assert_eq!(
+            confirm(&tokens, &base, &site.confirm_token(&email_of(i)))
+                .await
+                .unwrap(),
+            200
+        );
+    }
+    let held = site.sql(
+        "SELECT COUNT(*) FROM signatures WHERE status = 'held' AND hold_reason = 'protected domain'",
+        &[],
+    );
+    let confirmed_held = site.sql(
+        "SELECT COUNT(*) FROM signatures WHERE status = 'confirmed_held'",
+        &[],
+    );
+    let counted = site.sql(
+        "SELECT COUNT(*) FROM signatures WHERE status = 'confirmed'",
+        &[],
+    );
+    let mails = site.mails();
+    let mail_budget = cahier_function::budgets::BudgetPolicy::default()
+        .mail_per_domain
+        .limit as usize;
+    println!(
+        "saturday: {} protected signatures ({DEPUTIES} + {SENATORS}) {}; held {held}, confirmed pending review \
+         {confirmed_held}, counted {counted}; mails {mails} (budget {mail_budget} per domain and hour)",
+        DEPUTIES + SENATORS,
+        report.summary()
+    );
+    assert_eq!(held + confirmed_held, (DEPUTIES + SENATORS) as i64);
+    assert_eq!(confirmed_held, 3);
+    assert_eq!(counted, 0);
+    assert!(mails <= 2 * mail_budget, "{mails} mails");
+    assert!(mails > 0);
+    let count: Value = reqwest::get(format!("{base}/api/petitions/{SLUG}/count"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["count"], 0);
+}
+
+/// False-positive control: 300 people, each from their own network, sign once: all counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_ordinary_signers_are_all_counted() {
+    const PEOPLE: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let port = cahier_tests::free_port();
+    let site = Arc::new(Site::start_with(dir.path(), port, Vec::new()));
+    let base = site.server.base.clone();
+    let tokens = reqwest::Client::new();
+    // Most people use a large provider; the others are spread over 30 smaller domains
+    // (associations, workplaces), each well under the per-domain budget.
+    let large = ["gmail.com", "orange.fr", "free.fr", "laposte.net"];
+    let email_of = move |i: usize| match i % 5 {
+        4 => format!("personne{i}@asso{}.example", i % 30),
+        k => format!("personne{i}@{}", large[k]),
+    };
+    let report = {
+        let (tokens, base) = (tokens.clone(), base.clone());
+        run_paced(PEOPLE, 16, Some(200.0), Duration::from_secs(60), move |i| {
+            let (tokens, base, email) = (tokens.clone(), base.clone(), email_of(i));
+            async move {
+                let status = raw_sign(
+                    &tokens,
+                    &base,
+                    port,
+                    spread_address(30_000 + i),
+                    &format!("Personne {i}"),
+                    &email,
+                )
+                .await?;
+                anyhow::ensure!(status == 202, "{email}: {status}");
+                Ok(())
+            }
+        })
+        .await
+    };
+    assert_eq!(report.ok, PEOPLE, "{}", report.summary());
+    for i in 0..PEOPLE {
+        let c = confirm(&tokens, &base, &site.confirm_token(&email_of(i)))
+            .await
+            .unwrap();
+        assert_eq!(c, 200, "{}", email_of(i));
+    }
+    let held = site.sql(
+        "SELECT COUNT(*) FROM signatures WHERE status != 'confirmed'",
+        &[],
+    );
+    let count: Value = reqwest::get(format!("{base}/api/petitions/{SLUG}/count"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "control: {PEOPLE} signers from {PEOPLE} networks {}; counted {}, held or pending {held}",
+        report.summary(),
+        count["count"]
+    );
+    assert_eq!(count["count"], PEOPLE as u64);
+    assert_eq!(held, 0);
+}
