@@ -812,3 +812,149 @@ async fn three_hundred_ordinary_signers_are_all_counted() {
     assert_eq!(count["count"], PEOPLE as u64);
     assert_eq!(held, 0);
 }
+
+/// Cleanup: 10,000 fraudulent signatures from one prefix in one evening (1,000 of them even
+/// confirmed through catch-all mailboxes) among 1,000 legitimate ones, some from the same prefix
+/// at other hours. The real `cahier admin`: the dry run says 10,000, the invalidation removes
+/// exactly those, and a recount agrees with the counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_10000_from_one_prefix_in_one_evening() {
+    use cahier_function::store::sqlite::SqliteStore;
+    use cahier_function::store::{NewSignature, Store};
+    const FRAUD: usize = 10_000;
+    const LEGIT: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (secrets, _) = secrets();
+    let db = dir.path().join("signatures.sqlite3");
+    let store = SqliteStore::open(&db).unwrap();
+    let hasher = Hasher::new(&secrets.pepper).unwrap();
+    let now = cahier_function::now();
+    let evening = now - 30 * 3600; // yesterday, a five-hour evening
+    let sig = |email: String, ip: IpAddr, at: i64| NewSignature {
+        petition: SLUG.into(),
+        email_hash: hasher.email(&email),
+        email_domain: email.split('@').nth(1).unwrap().into(),
+        ip_hash: hasher.ip(ip),
+        prefix_hash: hasher.prefix(ip),
+        name_hash: hasher.name("Jean Martin"),
+        sealed: b"sealed".to_vec(),
+        lang: "fr".into(),
+        public: false,
+        newsletter: false,
+        hold_reason: None,
+        flags: Vec::new(),
+        created_at: at,
+        expires_at: now + 86_400,
+        budgets: Vec::new(),
+    };
+    let started = Instant::now();
+    for i in 0..FRAUD {
+        let ip: IpAddr = format!("127.99.9.{}", 1 + i % 250).parse().unwrap();
+        let email = format!("f{i}@catchall.example");
+        store
+            .sign(&sig(
+                email.clone(),
+                ip,
+                evening + (i as i64 * 5 * 3600) / FRAUD as i64,
+            ))
+            .await
+            .unwrap();
+        if i % 10 == 0 {
+            store
+                .confirm(SLUG, &hasher.email(&email), now)
+                .await
+                .unwrap();
+        }
+    }
+    for i in 0..LEGIT {
+        let email = format!("l{i}@example.org");
+        // A tenth from the same prefix but in the morning; the others from elsewhere, in the
+        // same evening.
+        let (ip, at): (IpAddr, i64) = if i % 10 == 0 {
+            (
+                "127.99.9.200".parse().unwrap(),
+                evening - 10 * 3600 + i as i64,
+            )
+        } else {
+            (spread_address(40_000 + i), evening + i as i64 * 10)
+        };
+        store.sign(&sig(email.clone(), ip, at)).await.unwrap();
+        store
+            .confirm(SLUG, &hasher.email(&email), now)
+            .await
+            .unwrap();
+    }
+    let seeded = started.elapsed();
+    assert_eq!(
+        store.count(SLUG).await.unwrap().count,
+        (LEGIT + FRAUD / 10) as u64
+    );
+
+    let site_admin = |args: &[&str]| -> Value {
+        let out = Command::new(cahier_binary())
+            .arg("admin")
+            .arg("--store")
+            .arg(format!("sqlite:{}", db.display()))
+            .arg("--json")
+            .args(args)
+            .env("CAHIER_PEPPER", hex::encode(&secrets.pepper))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cahier admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let from = evening.to_string();
+    let to = (evening + 5 * 3600).to_string();
+    let criteria = [
+        "--petition",
+        SLUG,
+        "--ip-prefix",
+        "127.99.9.0/24",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let t = Instant::now();
+    let dry = site_admin(&[&["invalidate"], &criteria[..]].concat());
+    let dry_secs = t.elapsed().as_secs_f64();
+    assert_eq!(dry["matched"], FRAUD as u64, "{dry}");
+    let t = Instant::now();
+    let done = site_admin(
+        &[
+            &["invalidate"],
+            &criteria[..],
+            &["--yes", "--expect", "10000"],
+        ]
+        .concat(),
+    );
+    let apply_secs = t.elapsed().as_secs_f64();
+    let recount = site_admin(&["recount", "--petition", SLUG]);
+    println!(
+        "cleanup: seeded {FRAUD} fraudulent + {LEGIT} legitimate in {:.1}s; dry run matched {} in {dry_secs:.2}s; \
+         invalidate {apply_secs:.2}s: {}; recount {}",
+        seeded.as_secs_f64(),
+        dry["matched"],
+        done["by_petition"],
+        recount["petitions"]
+    );
+    assert_eq!(done["by_petition"][0]["changed"], FRAUD as u64, "{done}");
+    assert_eq!(store.count(SLUG).await.unwrap().count, LEGIT as u64);
+    assert_eq!(recount["petitions"][0]["after"], LEGIT as u64, "{recount}");
+    assert_eq!(recount["petitions"][0]["repaired"], false, "{recount}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let by = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        by("SELECT COUNT(*) FROM signatures WHERE status = 'invalidated'"),
+        FRAUD as i64
+    );
+    assert_eq!(
+        by("SELECT COUNT(*) FROM signatures WHERE status = 'confirmed' AND email_domain = 'example.org'"),
+        LEGIT as i64,
+        "no legitimate signature touched"
+    );
+}
