@@ -40,7 +40,7 @@ pub enum Command {
     Check(check::Args),
     /// Organizer tools on the signature store (SQLite or DynamoDB): stats, trending,
     /// invalidate, approve/reject, recount, export, erase, purge, audit. Never an HTTP surface.
-    Admin(admin::Args),
+    Admin(Box<admin::Args>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -48,6 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) => build::run(&cli.root, a),
         Command::New(a) => new::run(&cli.root, a),
         Command::Check(a) => check::run(&cli.root, a),
-        Command::Admin(a) => admin::run(&cli.root, a),
+        Command::Admin(a) => admin::run(&cli.root, *a),
     }
 }
