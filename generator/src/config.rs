@@ -309,4 +309,26 @@ mod tests {
         assert_eq!(e[0].line, Some(3));
         assert_eq!(e[0].key.as_deref(), Some("colour"));
     }
+
+    #[test]
+    fn kill_switch_and_budgets() {
+        let base = "base_url = \"https://x.org\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n";
+        let c = parse(Path::new("cahier.toml"), base).unwrap();
+        assert_eq!(c.signing, Signing::Open);
+        assert!(c.budgets.is_none());
+        let text = format!(
+            "signing = \"paused\"\n{base}[budgets]\nper_address = [{{ limit = 2, window_secs = 60 }}]\n"
+        );
+        let c = parse(Path::new("cahier.toml"), &text).unwrap();
+        assert_eq!(c.signing, Signing::Paused);
+        assert_eq!(c.budgets.unwrap().per_address[0].limit, 2);
+        let bad = format!("{base}[budgets]\nper_network = [{{ limit = 0, window_secs = 60 }}]\n");
+        let e = parse(Path::new("cahier.toml"), &bad).unwrap_err();
+        assert!(e[0].message.contains("per_network"), "{:?}", e[0]);
+        assert!(parse(
+            Path::new("cahier.toml"),
+            &format!("signing = \"off\"\n{base}")
+        )
+        .is_err());
+    }
 }
