@@ -3,6 +3,7 @@
 use crate::client_ip::TrustedProxies;
 use crate::ratelimit::{Rate, RateLimits};
 use crate::state::Options;
+use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,16 @@ pub struct Config {
     /// E-mail domains whose signatures are silently dropped (comma-separated).
     #[arg(long, env = "CAHIER_BLOCKED_DOMAINS", default_value = "")]
     pub blocked_domains: String,
+    /// The kill switch: `paused` makes sign answer 503 with Retry-After (counts stay up).
+    #[arg(long, env = "CAHIER_SIGNING", default_value = "open", value_parser = ["open", "paused"])]
+    pub signing: String,
+    /// Networks (CIDR, comma-separated) whose address and network budgets are multiplied:
+    /// campus or workplace NATs.
+    #[arg(long, env = "CAHIER_ALLOWED_NETWORKS", default_value = "")]
+    pub allowed_networks: String,
+    /// The organizer's disposable-domain list (one domain a line); default: the bundled one.
+    #[arg(long, env = "CAHIER_DISPOSABLE_DOMAINS")]
+    pub disposable_domains: Option<PathBuf>,
 }
 
 impl Config {
@@ -72,6 +83,19 @@ impl Config {
                 .map(|d| d.trim().to_ascii_lowercase())
                 .filter(|d| !d.is_empty())
                 .collect(),
+            allowed_networks: self
+                .allowed_networks
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    n.parse().with_context(|| {
+                        format!("CAHIER_ALLOWED_NETWORKS: {n:?} is not a CIDR network")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            signing_paused: self.signing == "paused",
+            disposable_domains: self.disposable_domains.clone(),
             ..Options::default()
         })
     }

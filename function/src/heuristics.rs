@@ -31,7 +31,7 @@ pub const NAME_WITHOUT_LETTERS: &str = "name_without_letters";
 pub const RANDOM_MAILBOX: &str = "random_mailbox";
 
 /// Below this many milliseconds between page load and submit, a human has not read the text.
-pub const FAST_FILL_MS: u64 = 1_500;
+pub const FAST_FILL_MS: u64 = 1_000;
 
 /// The bundled list; organizers can point to their own copy ([`DisposableDomains::load`]).
 const BUNDLED_DISPOSABLE: &str = include_str!("../data/disposable-domains.txt");
@@ -348,14 +348,14 @@ mod tests {
         );
         assert_eq!(
             assess(&HeuristicInput {
-                fill_ms: Some(1_499),
+                fill_ms: Some(999),
                 js: false,
                 ..input(&d)
             }),
             vec![FAST_FILL]
         );
         assert!(assess(&HeuristicInput {
-            fill_ms: Some(1_500),
+            fill_ms: Some(1_000),
             ..input(&d)
         })
         .is_empty());

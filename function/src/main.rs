@@ -12,13 +12,17 @@ use std::net::SocketAddr;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under Lambda, one JSON object per event (CloudWatch Logs Insights reads the fields).
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let config = Config::parse();
     let bytes = std::fs::read(&config.manifest).with_context(|| {
         format!(

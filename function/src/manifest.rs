@@ -42,6 +42,13 @@ pub struct SiteInfo {
     /// The collective's age public key (`age1…`); personal data is encrypted to it.
     /// `None`: taken from the environment (`CAHIER_AGE_RECIPIENT`).
     pub age_recipient: Option<String>,
+    /// `"paused"`: the kill switch, sign answers 503 while counts and pages stay up.
+    /// Absent (older manifests) or `"open"`: signing works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<String>,
+    /// The site's `[budgets]`; absent: the function's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<crate::budgets::BudgetPolicy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

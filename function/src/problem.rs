@@ -128,6 +128,17 @@ impl Problem {
         p
     }
 
+    /// The kill switch (`signing = "paused"`): a clear 503 the client may retry later.
+    pub fn paused() -> Self {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Signing paused",
+            "Signing is paused for a while; please try again later.",
+        );
+        p.retry_after = Some(PAUSED_RETRY_AFTER_SECS);
+        p
+    }
+
     /// 500/503 without any internal detail (the detail goes to the log only).
     pub fn unavailable() -> Self {
         Problem::new(
@@ -141,6 +152,9 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
+
+/// `Retry-After` of the kill switch's 503.
+pub const PAUSED_RETRY_AFTER_SECS: u64 = 600;
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {

@@ -4,6 +4,7 @@ use crate::client_ip::client_ip;
 use crate::crypto::PersonalData;
 use crate::decode::{decode_sign, decode_token, BodyKind, MAX_BODY};
 use crate::email::{canonicalize, domain_matches};
+use crate::heuristics::{assess, HeuristicInput};
 use crate::mail_text::{render, MailContext, MailKind};
 use crate::manifest::Petition;
 use crate::problem::{FieldError, Problem};
@@ -135,6 +136,10 @@ async fn sign_inner(
     slug: &str,
     req: Request<Body>,
 ) -> Result<Response, Response> {
+    // 0. The kill switch, before any other work.
+    if state.signing_paused() {
+        return Err(Problem::paused().into_response());
+    }
     let now = crate::now();
     let peer = req
         .extensions()
@@ -213,44 +218,44 @@ async fn sign_inner(
         .protected_domains
         .iter()
         .any(|d| domain_matches(&email.domain, d));
-    let allowed_domain = loaded
-        .manifest
-        .site
-        .allowed_domains
-        .iter()
-        .any(|d| domain_matches(&email.domain, d));
-    let mut flags = Vec::new();
-    if !form.website.is_empty() {
-        flags.push("honeypot".to_string());
-    }
-    if form.fill_ms.is_some_and(|ms| ms < 2_000) {
-        flags.push("fast_fill".to_string());
-    }
     let (ip_hash, prefix_hash) = match ip {
         Some(ip) => (hasher.ip(ip), hasher.prefix(ip)),
         None => (String::new(), String::new()),
     };
-    let b = &opts.budgets;
-    let budget = |key: String, (limit, window_secs): (u32, u32)| Budget {
-        key,
-        limit,
-        window_secs,
-    };
-    let mut budgets = vec![
-        budget(format!("petition:{slug}"), b.per_petition),
-        budget(
-            format!("domain:{}:{slug}", email.domain),
-            if allowed_domain {
-                b.per_allowed_domain
-            } else {
-                b.per_domain
-            },
+    let name_hash = hasher.name(&form.name);
+    let flags = assess(&HeuristicInput {
+        name: &form.name,
+        email: &email.canonical,
+        email_domain: &email.domain,
+        website: &form.website,
+        fill_ms: form.fill_ms,
+        js: wants_json,
+        name_hash: &name_hash,
+        now,
+        disposable: &state.0.disposable,
+        burst: Some(&state.0.name_burst),
+    });
+    let policy = &loaded.budgets;
+    let budgets = match ip {
+        Some(ip) => policy.budgets_for(
+            slug,
+            ip,
+            |label| hasher.hash("budget", label),
+            &email.domain,
         ),
-    ];
-    if ip.is_some() {
-        budgets.push(budget(format!("ip:{ip_hash}:{slug}"), b.per_ip));
-        budgets.push(budget(format!("prefix:{prefix_hash}:{slug}"), b.per_prefix));
-    }
+        // No client address (should not happen behind a proxy we trust): the domain and
+        // petition budgets still apply.
+        None => policy
+            .budgets_for(
+                slug,
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+                |l| hasher.hash("budget", l),
+                &email.domain,
+            )
+            .into_iter()
+            .filter(|b| b.key.starts_with("dom:") || b.key.starts_with("pet:"))
+            .collect(),
+    };
     let personal = PersonalData {
         name: form.name.clone(),
         email: email.address.clone(),
@@ -269,7 +274,7 @@ async fn sign_inner(
         email_domain: email.domain.clone(),
         ip_hash,
         prefix_hash,
-        name_hash: hasher.name(&form.name),
+        name_hash,
         sealed,
         lang: lang.clone(),
         public: form.public,
@@ -284,6 +289,7 @@ async fn sign_inner(
         tracing::error!(error = format!("{e:#}"), "store.sign failed");
         Problem::unavailable().into_response()
     })?;
+    log_decision(&sig, &outcome);
     // 5. Mail, only when warranted and within the per-domain mail budget.
     let kind = match outcome {
         SignOutcome::Created {
@@ -323,21 +329,24 @@ async fn sign_inner(
         }
     };
     if let Some(kind) = kind {
-        let mail_budget = budget(
-            format!("mail:{}", email.domain),
-            if allowed_domain {
-                b.mail_per_allowed_domain
-            } else {
-                b.mail_per_domain
-            },
-        );
-        if state
+        let mail_budget = policy.mail_budget(&email.domain);
+        let within = state
             .0
             .store
             .take_budget(&mail_budget, now)
             .await
-            .unwrap_or(false)
-        {
+            .unwrap_or(false);
+        if !within {
+            tracing::info!(
+                target: "cahier::fraud",
+                decision = "mail_over_budget",
+                petition = slug,
+                budget = %mail_budget.key,
+                email = short(&email_hash),
+                "no mail: the per-domain mail budget is exhausted"
+            );
+        }
+        if within {
             send_mail(
                 state,
                 &loaded,
@@ -353,6 +362,45 @@ async fn sign_inner(
     }
     // 6. The identical answer.
     Ok(accepted())
+}
+
+/// The first 12 hex characters of a keyed hash: enough to correlate log lines, never an
+/// address or a name.
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// One structured, pseudonymous event per hold or budget decision (JSON under Lambda).
+fn log_decision(sig: &NewSignature, outcome: &SignOutcome) {
+    let flags = sig.flags.join(",");
+    match outcome {
+        SignOutcome::Created {
+            status: Status::Held,
+            over_budget,
+        } => tracing::info!(
+            target: "cahier::fraud",
+            decision = if over_budget.is_some() { "over_budget" } else { "held" },
+            petition = %sig.petition,
+            budget = over_budget.as_deref().unwrap_or(""),
+            hold_reason = sig.hold_reason.as_deref().unwrap_or(""),
+            email = short(&sig.email_hash),
+            prefix = short(&sig.prefix_hash),
+            domain = %sig.email_domain,
+            flags = %flags,
+            "signature held"
+        ),
+        SignOutcome::Created { .. } if !sig.flags.is_empty() => tracing::info!(
+            target: "cahier::fraud",
+            decision = "flagged",
+            petition = %sig.petition,
+            email = short(&sig.email_hash),
+            prefix = short(&sig.prefix_hash),
+            domain = %sig.email_domain,
+            flags = %flags,
+            "signature flagged"
+        ),
+        _ => {}
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

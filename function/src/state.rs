@@ -1,9 +1,11 @@
 //! Everything a request needs, built once at start: the manifest (reloadable by `cahier serve`),
 //! the store, mailer and captcha, the keys, the rate limiter and the budget policy.
 
+use crate::budgets::BudgetPolicy;
 use crate::captcha::Captcha;
 use crate::client_ip::TrustedProxies;
 use crate::crypto::{Hasher, Sealer};
+use crate::heuristics::{DisposableDomains, NameBurst};
 use crate::mailer::Mailer;
 use crate::manifest::Manifest;
 use crate::ratelimit::{RateLimiter, RateLimits};
@@ -13,42 +15,19 @@ use crate::token::TokenKey;
 use anyhow::Context;
 use std::sync::{Arc, RwLock};
 
-/// Durable windowed budgets taken in the sign write (over budget → stored held, not refused),
-/// and the per-domain mail budget. Limits per window; windows in seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BudgetPolicy {
-    pub per_ip: (u32, u32),
-    pub per_prefix: (u32, u32),
-    /// Per e-mail domain and petition, for domains not in the manifest's `allowed_domains`.
-    pub per_domain: (u32, u32),
-    /// Same for the large providers of `allowed_domains`.
-    pub per_allowed_domain: (u32, u32),
-    pub per_petition: (u32, u32),
-    /// Mails per recipient domain (all petitions).
-    pub mail_per_domain: (u32, u32),
-    pub mail_per_allowed_domain: (u32, u32),
-}
-
-impl Default for BudgetPolicy {
-    fn default() -> Self {
-        BudgetPolicy {
-            per_ip: (30, 86_400),
-            per_prefix: (200, 3_600),
-            per_domain: (200, 3_600),
-            per_allowed_domain: (50_000, 3_600),
-            per_petition: (500_000, 3_600),
-            mail_per_domain: (500, 3_600),
-            mail_per_allowed_domain: (100_000, 3_600),
-        }
-    }
-}
-
 /// Operational settings (not secrets, not the manifest).
 #[derive(Debug, Clone)]
 pub struct Options {
     pub rate_limits: RateLimits,
     pub trusted_proxies: TrustedProxies,
+    /// Durable budgets when the manifest carries none (`[budgets]` of `cahier.toml` wins).
     pub budgets: BudgetPolicy,
+    /// Networks (CIDR) that get the allow-list multiplier, besides the manifest's.
+    pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Kill switch from the environment (`CAHIER_SIGNING=paused`): sign answers 503.
+    pub signing_paused: bool,
+    /// The organizer's disposable-domain list; `None`: the bundled one.
+    pub disposable_domains: Option<std::path::PathBuf>,
     /// Origins accepted besides the manifest's (e.g. the dev server's own origin).
     pub extra_origins: Vec<String>,
     /// E-mail domains whose signatures are silently dropped (in-memory block list).
@@ -63,6 +42,9 @@ impl Default for Options {
             rate_limits: RateLimits::default(),
             trusted_proxies: TrustedProxies::default(),
             budgets: BudgetPolicy::default(),
+            allowed_networks: Vec::new(),
+            signing_paused: false,
+            disposable_domains: None,
             extra_origins: Vec::new(),
             blocked_domains: Vec::new(),
             pending_ttl_secs: crate::token::CONFIRM_TTL_SECS,
@@ -87,6 +69,11 @@ pub struct Loaded {
     pub sealer: Sealer,
     /// Normalised allowed origins (`scheme://host[:port]`, lower-case).
     pub origins: Vec<String>,
+    /// The effective budgets: the manifest's or the options', with the manifest's
+    /// `allowed_domains` as large providers and the options' allowed networks added.
+    pub budgets: BudgetPolicy,
+    /// `signing = "paused"` in the manifest.
+    pub paused: bool,
 }
 
 pub(crate) struct Inner {
@@ -99,6 +86,8 @@ pub(crate) struct Inner {
     pub tokens: TokenKey,
     pub hasher: Hasher,
     pub limiter: RateLimiter,
+    pub disposable: DisposableDomains,
+    pub name_burst: NameBurst,
     #[cfg(feature = "dev")]
     pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
 }
@@ -147,10 +136,30 @@ fn load(manifest: Manifest, secrets: &Secrets, options: &Options) -> anyhow::Res
         manifest.site.captcha_provider != "dev",
         "the manifest asks for the development captcha, which this build (without the `dev` feature) refuses"
     );
+    let mut budgets = manifest
+        .site
+        .budgets
+        .clone()
+        .unwrap_or_else(|| options.budgets.clone());
+    for d in &manifest.site.allowed_domains {
+        let d = d.to_ascii_lowercase();
+        if !budgets.large_providers.contains(&d) {
+            budgets.large_providers.push(d);
+        }
+    }
+    budgets
+        .allowed_networks
+        .extend(options.allowed_networks.iter().copied());
+    budgets
+        .validate()
+        .context("while reading the budgets of the manifest")?;
+    let paused = manifest.site.signing.as_deref() == Some("paused");
     Ok(Loaded {
         manifest,
         sealer,
         origins,
+        budgets,
+        paused,
     })
 }
 
@@ -166,6 +175,7 @@ impl AppState {
         let loaded = load(parts.manifest, &parts.secrets, &parts.options)?;
         let tokens = TokenKey::new(&parts.secrets.token_key)?;
         let hasher = Hasher::new(&parts.secrets.pepper)?;
+        let disposable = DisposableDomains::load(parts.options.disposable_domains.as_deref())?;
         Ok(AppState(Arc::new(Inner {
             loaded: RwLock::new(Arc::new(loaded)),
             store: parts.store,
@@ -174,6 +184,8 @@ impl AppState {
             tokens,
             hasher,
             limiter: RateLimiter::new(parts.options.rate_limits),
+            disposable,
+            name_burst: NameBurst::default(),
             secrets: parts.secrets,
             options: parts.options,
             #[cfg(feature = "dev")]
@@ -211,6 +223,11 @@ impl AppState {
         let loaded = load(manifest, &self.0.secrets, &self.0.options)?;
         *self.0.loaded.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
         Ok(())
+    }
+
+    /// The kill switch: the environment's or the manifest's `signing = "paused"`.
+    pub fn signing_paused(&self) -> bool {
+        self.0.options.signing_paused || self.loaded().paused
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -46,6 +46,22 @@ pub struct Config {
     /// Other origins allowed to post signatures (sites that embed the form).
     #[serde(default)]
     pub extra_origins: Vec<String>,
+    /// The kill switch: `"paused"` makes the function refuse signatures (503 with Retry-After)
+    /// while pages and counts stay up; carried in the petition manifest.
+    #[serde(default)]
+    pub signing: Signing,
+    /// Durable anti-fraud budgets (`[budgets]`); missing keys take the function's defaults.
+    #[serde(default)]
+    pub budgets: Option<cahier_function::budgets::BudgetPolicy>,
+}
+
+/// `signing = "open" | "paused"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signing {
+    #[default]
+    Open,
+    Paused,
 }
 
 /// Who runs the site: shown in the footer, the privacy notice and the e-mails.
@@ -222,6 +238,11 @@ impl Config {
         if self.title.trim().is_empty() {
             err("title", "`title` must not be empty".into());
         }
+        if let Some(b) = &self.budgets {
+            if let Err(e) = b.validate() {
+                err("budgets", format!("{e}"));
+            }
+        }
         errs
     }
 }
@@ -287,5 +308,27 @@ mod tests {
         .unwrap_err();
         assert_eq!(e[0].line, Some(3));
         assert_eq!(e[0].key.as_deref(), Some("colour"));
+    }
+
+    #[test]
+    fn kill_switch_and_budgets() {
+        let base = "base_url = \"https://x.org\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n";
+        let c = parse(Path::new("cahier.toml"), base).unwrap();
+        assert_eq!(c.signing, Signing::Open);
+        assert!(c.budgets.is_none());
+        let text = format!(
+            "signing = \"paused\"\n{base}[budgets]\nper_address = [{{ limit = 2, window_secs = 60 }}]\n"
+        );
+        let c = parse(Path::new("cahier.toml"), &text).unwrap();
+        assert_eq!(c.signing, Signing::Paused);
+        assert_eq!(c.budgets.unwrap().per_address[0].limit, 2);
+        let bad = format!("{base}[budgets]\nper_network = [{{ limit = 0, window_secs = 60 }}]\n");
+        let e = parse(Path::new("cahier.toml"), &bad).unwrap_err();
+        assert!(e[0].message.contains("per_network"), "{:?}", e[0]);
+        assert!(parse(
+            Path::new("cahier.toml"),
+            &format!("signing = \"off\"\n{base}")
+        )
+        .is_err());
     }
 }

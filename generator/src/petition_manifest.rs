@@ -1,7 +1,7 @@
 //! `public/api/manifest.json`: the generator's promise to the signing function about every
 //! petition (see `cahier_function::manifest`).
 
-use crate::config::Config;
+use crate::config::{Config, Signing};
 use crate::content::Content;
 use crate::integrity::sha256_hex;
 use crate::pages::{consent_text, petition_text, texts_by_lang};
@@ -22,6 +22,8 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
         allowed_domains: cfg.allowed_domains.clone(),
         retention_days: cfg.retention_days,
         age_recipient: cfg.age_recipient.clone(),
+        signing: (cfg.signing == Signing::Paused).then(|| "paused".to_string()),
+        budgets: cfg.budgets.clone(),
     };
     let petitions = content
         .petitions

@@ -43,6 +43,18 @@ fn petition(slug: &str, closes_at: Option<i64>) -> Petition {
     }
 }
 
+/// The functional tests sign many people from one loopback address: per-address and
+/// per-network budgets high enough not to hold them. The anti-fraud tests use the defaults
+/// (`site.budgets = None`) or their own.
+pub fn functional_budgets() -> cahier_function::budgets::BudgetPolicy {
+    use cahier_function::budgets::{BudgetPolicy, Rate};
+    BudgetPolicy {
+        per_address: vec![Rate::new(10_000, 60)],
+        per_network: vec![Rate::new(10_000, 60)],
+        ..BudgetPolicy::default()
+    }
+}
+
 /// A manifest whose site (and allowed origin) is `base_url`, with the dev captcha.
 pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
     Manifest {
@@ -63,6 +75,8 @@ pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
             allowed_domains: vec!["gmail.com".into()],
             retention_days: 365,
             age_recipient: Some(age_recipient.to_string()),
+            signing: None,
+            budgets: Some(functional_budgets()),
         },
         petitions: vec![petition(SLUG, None), petition(CLOSED, Some(1_000_000_000))],
     }

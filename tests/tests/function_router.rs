@@ -170,12 +170,15 @@ async fn sign_mail_confirm_count_erase() {
 #[tokio::test]
 async fn the_202_is_byte_identical_for_new_duplicate_and_held() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = Options {
+    let options = Options {
         blocked_domains: vec!["spam.example".into()],
         ..Options::default()
     };
-    options.budgets.per_domain = (1, 3600);
     let app = TestApp::new(dir.path(), options);
+    let mut manifest = app.state.manifest();
+    let budgets = manifest.site.budgets.as_mut().unwrap();
+    budgets.per_domain = vec![cahier_function::budgets::Rate::new(1, 3600)];
+    app.state.set_manifest(manifest).unwrap();
     let mut answers = Vec::new();
     for email in [
         "paul@example.org",

@@ -17,6 +17,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// `AdminStore` for this store (a child module: it shares the connections and helpers).
+#[path = "sqlite_admin.rs"]
+mod admin;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS signatures (
     petition TEXT NOT NULL,

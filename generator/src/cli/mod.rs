@@ -1,5 +1,6 @@
 //! Command-line interface. To add a subcommand: one variant in [`Command`], one module here.
 
+mod admin;
 mod build;
 mod check;
 mod new;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Check that the live site serves exactly what was built; non-zero exit on any mismatch.
     #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
+    /// Organizer tools on the signature store (SQLite or DynamoDB): stats, trending,
+    /// invalidate, approve/reject, recount, export, erase, purge, audit. Never an HTTP surface.
+    Admin(Box<admin::Args>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(&cli.root, a),
         Command::Serve(a) => serve::run(&cli.root, a),
         Command::Verify(a) => verify::run(&cli.root, a),
+        Command::Admin(a) => admin::run(&cli.root, *a),
     }
 }

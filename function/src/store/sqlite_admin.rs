@@ -1,0 +1,248 @@
+//! `AdminStore` for [`SqliteStore`]: the organizer's scans, bulk status changes, recount, purge
+//! and audit log. A child module of `sqlite` so that it shares its connections and helpers.
+//!
+//! Scans read through the reader connection (WAL: never blocks the sign path); every change is
+//! one immediate transaction per signature with its counter change and audit event, as in the
+//! sign path, so a crash mid-batch leaves counts equal to the confirmed records.
+
+use super::{audit, bump_counter, is_expired, status_from, SqliteStore};
+use crate::store::admin::{AdminStore, Criteria};
+use crate::store::{AuditEvent, Count, SignatureRecord, Status};
+use async_trait::async_trait;
+use rusqlite::{params, params_from_iter, types::Value, Connection, TransactionBehavior};
+
+const COLUMNS: &str = "petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed,
+    lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at";
+
+fn record_from(r: &rusqlite::Row<'_>) -> anyhow::Result<SignatureRecord> {
+    let status: String = r.get(10)?;
+    let flags: String = r.get(12)?;
+    Ok(SignatureRecord {
+        petition: r.get(0)?,
+        email_hash: r.get(1)?,
+        email_domain: r.get(2)?,
+        ip_hash: r.get(3)?,
+        prefix_hash: r.get(4)?,
+        name_hash: r.get(5)?,
+        sealed: r.get(6)?,
+        lang: r.get(7)?,
+        public: r.get(8)?,
+        newsletter: r.get(9)?,
+        status: status_from(&status)?,
+        hold_reason: r.get(11)?,
+        flags: serde_json::from_str(&flags).unwrap_or_default(),
+        created_at: r.get(13)?,
+        confirmed_at: r.get(14)?,
+        expires_at: r.get(15)?,
+    })
+}
+
+/// The indexable part of the criteria as SQL (petition, time window, statuses); the rest is
+/// checked with [`Criteria::matches`] on each row.
+fn where_clause(c: &Criteria) -> (String, Vec<Value>) {
+    let mut conds = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(p) = &c.petition {
+        args.push(Value::Text(p.clone()));
+        conds.push(format!("petition = ?{}", args.len()));
+    }
+    if let Some(f) = c.from {
+        args.push(Value::Integer(f));
+        conds.push(format!("created_at >= ?{}", args.len()));
+    }
+    if let Some(t) = c.to {
+        args.push(Value::Integer(t));
+        conds.push(format!("created_at < ?{}", args.len()));
+    }
+    if let Some(h) = &c.email_hash {
+        args.push(Value::Text(h.clone()));
+        conds.push(format!("email_hash = ?{}", args.len()));
+    }
+    if !c.statuses.is_empty() {
+        let mut list = Vec::new();
+        for s in &c.statuses {
+            args.push(Value::Text(s.as_str().to_string()));
+            list.push(format!("?{}", args.len()));
+        }
+        conds.push(format!("status IN ({})", list.join(", ")));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", conds.join(" AND ")), args)
+    }
+}
+
+/// One signature from a status in `from` to `to`, with its count and audit event.
+fn set_one(
+    conn: &mut Connection,
+    petition: &str,
+    email_hash: &str,
+    from: &[Status],
+    to: Status,
+    detail: &str,
+    now: i64,
+) -> anyhow::Result<u64> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some((status, expires)) = super::row_status(&tx, petition, email_hash)? else {
+        return Ok(0);
+    };
+    if is_expired(status, expires, now) || !from.contains(&status) || status == to {
+        return Ok(0);
+    }
+    // Approved back to pending or still held: it keeps expiring unless confirmed; any other
+    // state is kept as a record.
+    let sql = if matches!(to, Status::Pending | Status::Held) {
+        "UPDATE signatures SET status = ?3 WHERE petition = ?1 AND email_hash = ?2"
+    } else {
+        "UPDATE signatures SET status = ?3, expires_at = NULL WHERE petition = ?1 AND email_hash = ?2"
+    };
+    tx.execute(sql, params![petition, email_hash, to.as_str()])?;
+    let delta = i64::from(to == Status::Confirmed) - i64::from(status == Status::Confirmed);
+    if delta != 0 {
+        bump_counter(&tx, petition, delta, now)?;
+    }
+    audit(&tx, petition, email_hash, to.as_str(), now, detail)?;
+    tx.commit()?;
+    Ok(1)
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn scan(
+        &self,
+        criteria: &Criteria,
+        visit: &mut (dyn FnMut(SignatureRecord) + Send),
+    ) -> anyhow::Result<()> {
+        let (clause, args) = where_clause(criteria);
+        let sql = format!("SELECT {COLUMNS} FROM signatures{clause}");
+        let now = crate::now();
+        // Read in one go on the blocking pool, then visit here (the visitor is not 'static).
+        let records = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare(&sql)?;
+                let mut rows = stmt.query(params_from_iter(args))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let r = record_from(row)?;
+                    if !is_expired(r.status, r.expires_at, now) {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        for r in records {
+            if criteria.matches(&r) {
+                visit(r);
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_status(
+        &self,
+        petition: &str,
+        email_hashes: &[String],
+        from: &[Status],
+        to: Status,
+        audit_detail: &str,
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        anyhow::ensure!(
+            email_hashes.len() <= 500,
+            "at most 500 signatures per call, got {}",
+            email_hashes.len()
+        );
+        let petition = petition.to_string();
+        let hashes = email_hashes.to_vec();
+        let from = from.to_vec();
+        let detail = audit_detail.to_string();
+        self.write(move |conn| {
+            let mut changed = 0;
+            for h in &hashes {
+                changed += set_one(conn, &petition, h, &from, to, &detail, now)?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
+    async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
+        let petition = petition.to_string();
+        let now = crate::now();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed'",
+                params![petition],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO counters (petition, count, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (petition) DO UPDATE SET count = ?2, updated_at = ?3",
+                params![petition, n, now],
+            )?;
+            tx.commit()?;
+            Ok(Count {
+                count: n.max(0) as u64,
+                updated_at: now,
+            })
+        })
+        .await
+    }
+
+    async fn purge(&self, older_than: i64, now: i64) -> anyhow::Result<u64> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let targets: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT petition, email_hash FROM signatures WHERE created_at < ?1
+                     AND (length(sealed) > 0 OR ip_hash != '' OR prefix_hash != '' OR name_hash != '')",
+                )?;
+                let rows = stmt.query_map(params![older_than], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for (p, h) in &targets {
+                tx.execute(
+                    "UPDATE signatures SET sealed = x'', ip_hash = '', prefix_hash = '', name_hash = ''
+                     WHERE petition = ?1 AND email_hash = ?2",
+                    params![p, h],
+                )?;
+                audit(&tx, p, h, "purged", now, "retention")?;
+            }
+            tx.commit()?;
+            if !targets.is_empty() {
+                // Old page images still hold the data until the WAL is checkpointed and cut.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            Ok(targets.len() as u64)
+        })
+        .await
+    }
+
+    async fn audit_log(
+        &self,
+        petition: Option<&str>,
+        since: i64,
+    ) -> anyhow::Result<Vec<AuditEvent>> {
+        let petition = petition.map(str::to_string);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT petition, email_hash, event, at, detail FROM audit
+                 WHERE at >= ?1 AND (?2 IS NULL OR petition = ?2) ORDER BY at, id",
+            )?;
+            let rows = stmt.query_map(params![since, petition], |r| {
+                Ok(AuditEvent {
+                    petition: r.get(0)?,
+                    email_hash: r.get(1)?,
+                    event: r.get(2)?,
+                    at: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
