@@ -27,15 +27,20 @@ cahier="$root/target/release/cahier"
 command -v hugo >/dev/null || { echo "hugo is required (apt-get install hugo)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is required (apt-get install time)" >&2; exit 1; }
 
-python3 bench/gen-corpus.py --n "$N" --out "$corpus" --repo "$root" >&2
+[ -n "${KEEP_CORPUS:-}" ] && [ -d "$corpus/cahier/content" ] ||
+  python3 bench/gen-corpus.py --n "$N" --out "$corpus" --repo "$root" >&2
 
 results="$raw/results.tsv"
-: >"$results"
+[ -n "${KEEP_RESULTS:-}" ] || : >"$results"
+# Removing 140,000 files takes minutes on a busy disk: old outputs are moved aside (one
+# rename) before each build and deleted after the last measurement.
+trash="$out/trash"
+mkdir -p "$trash"
 
 # timed NAME ROUND DEST -- command...: one build, appends "name round wall rss_kb user sys pages".
 timed() {
   local name=$1 round=$2 dest=$3; shift 4
-  rm -rf "$dest"
+  [ -e "$dest" ] && mv "$dest" "$(mktemp -d "$trash/old.XXXXXX")/"
   local t="$raw/$name-$round.time"
   /usr/bin/time -f '%e %M %U %S' -o "$t" "$@" >"$raw/$name-$round.log" 2>&1 ||
     { echo "$name round $round failed:" >&2; cat "$raw/$name-$round.log" >&2; exit 1; }
@@ -50,14 +55,15 @@ cahier_build() { timed "$1" "$2" "$raw/cahier-public" -- "$cahier" build --root 
 hugo_build() { timed hugo "$1" "$raw/hugo-public" -- hugo --quiet --source "$corpus/hugo" --destination "$raw/hugo-public"; }
 
 for r in $(seq "$COLD_ROUNDS"); do
-  rm -rf "$corpus/cahier/.cahier/og-cache"
+  [ -e "$corpus/cahier/.cahier/og-cache" ] && mv "$corpus/cahier/.cahier/og-cache" "$(mktemp -d "$trash/og.XXXXXX")/"
   cahier_build cold "$r"
 done
 for r in $(seq "$ROUNDS"); do
   cahier_build warm "$r"
   hugo_build "$r"
 done
-grep -h '^Built' "$raw"/cold-1.log "$raw"/warm-1.log >"$raw/cahier-summary.txt" || true
+
+grep -h '^Built' "$raw"/cold-1.log "$raw"/warm-1.log 2>/dev/null >"$raw/cahier-summary.txt" || true
 
 python3 - "$results" "$N" <<'PY'
 import statistics, sys

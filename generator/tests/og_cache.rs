@@ -68,7 +68,11 @@ fn cache_entries_carry_hash_and_size_and_warm_builds_use_them() {
             .to_string_lossy()
             .replace('\\', "/");
         let entry = &manifest["files"][&rel];
-        assert_eq!(entry["sha256"], hex::encode(Sha256::digest(&bytes)), "{rel}");
+        assert_eq!(
+            entry["sha256"],
+            hex::encode(Sha256::digest(&bytes)),
+            "{rel}"
+        );
         assert_eq!(entry["bytes"], bytes.len() as u64, "{rel}");
         #[cfg(unix)]
         {
