@@ -1,33 +1,43 @@
 #!/usr/bin/env bash
-# Benchmark of the standalone signing server (release build) against a bare axum "hello",
-# measured with wrk from a second process over loopback. Prints a Markdown table.
+# Benchmark of the standalone signing server (release build, SQLite store, outbox mailer, dev
+# captcha) against a bare axum "hello" route, measured with wrk from a second process over
+# loopback. The scenarios run interleaved, ROUNDS times: hello, junk, valid, count, hello, ...
+# and every rate is also given as a ratio to hello's rate in the same round. Prints Markdown.
 #
-#   bench/function.sh            # 10 s per scenario
-#   DURATION=20s bench/function.sh
+#   bench/function.sh                       # ROUNDS=3, 10 s per scenario
+#   ROUNDS=5 DURATION=20s bench/function.sh
 #
 # Scenarios:
 #   hello  GET /hello on function/examples/hello.rs (the baseline)
-#   junk   POST sign with an invalid body: refused with 400 before the rate limiter and captcha
+#   junk   POST sign with a malformed body (bad e-mail, no consent, no captcha): refused with
+#          400 in step 1 of the sign path, before the rate limiter and the captcha
 #   valid  POST sign with a valid body: token buckets, captcha (the hcaptcha crate calling the
-#          server's own dev siteverify over loopback HTTP; tokens pre-issued by
-#          POST /api/__dev/captcha?n=10000 before the run, each used once), age encryption,
+#          server's own dev siteverify over loopback HTTP; tokens issued by
+#          POST /api/__dev/captcha?n=10000 just before the run, each used once), age encryption,
 #          one SQLite transaction, a mail written to the outbox folder, the audit event, 202.
 #          Every request carries its own client address (X-Forwarded-For from the trusted
-#          loopback proxy, random 10.x.y.z) and its own e-mail domain, like a real crowd.
+#          loopback proxy, random 10.x.y.z) and its own e-mail, like a real crowd.
 #   count  GET count (served from the counter)
-# Peak memory: VmHWM of the server process after all scenarios.
+# Peak memory: the server's VmHWM, reset (clear_refs 5) before each scenario and read after it;
+# "overall" is the VmHWM since start without reset, read before the first reset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-1}
 CONNS=${CONNS:-32}
+TOKENS=${TOKENS:-40000}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 
-cargo build --release --quiet -p cahier-function --bin cahier-function --example hello
+[ -x target/release/cahier-function ] && [ -x target/release/examples/hello ] ||
+  cargo build --release --quiet -p cahier-function --bin cahier-function --example hello
 bin="$root/target/release/cahier-function"
 hello="$root/target/release/examples/hello"
 
+raw="$root/bench/out/function"
+rm -rf "$raw"
+mkdir -p "$raw"
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -50,21 +60,14 @@ JSON
 
 RUST_LOG=error "$bin" --listen "127.0.0.1:$port" --manifest "$work/manifest.json" \
   --store "sqlite:$work/signatures.sqlite3" --mailer "outbox:$work/outbox" \
-  --dev-secrets "$work/secrets" --trusted-proxies 127.0.0.1 >"$work/server.log" 2>&1 &
+  --dev-secrets "$work/secrets" --trusted-proxies 127.0.0.1 >"$raw/server.log" 2>&1 &
 server=$!; pids+=("$server")
-"$hello" "127.0.0.1:$hport" & pids+=("$!")
+"$hello" "127.0.0.1:$hport" & hello_pid=$!; pids+=("$hello_pid")
 for _ in $(seq 100); do
   curl -sf "$base/api/health" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$hport/hello" >/dev/null 2>&1 && break
   sleep 0.1
 done
-
-# Captcha tokens for the valid run, issued before it (single use, 120 s lifetime).
-: >"$work/tokens.txt"
-for _ in $(seq ${TOKEN_BATCHES:-8}); do
-  curl -sf -X POST -H 'content-type: application/json' \
-    -d '{"sitekey":"10000000-ffff-ffff-ffff-000000000001"}' "$base/api/__dev/captcha?n=10000" |
-    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["tokens"]))' >>"$work/tokens.txt"
-done
+curl -sf "$base/api/health" >/dev/null || { echo "the server did not start:" >&2; cat "$raw/server.log" >&2; exit 1; }
 
 cat >"$work/junk.lua" <<'LUA'
 wrk.method = "POST"
@@ -72,7 +75,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name":"","email":"not-an-address","consent":"no","h-captcha-response":""}'
 LUA
 
-cat >"$work/valid.lua" <<LUA
+# valid.lua for round $1: e-mails unique across rounds, tokens from $work/tokens.txt.
+valid_lua() {
+  cat >"$work/valid.lua" <<LUA
 local tokens = {}
 local counter = 0
 local nthreads = $THREADS
@@ -82,7 +87,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
-  math.randomseed(id * 7919 + os.time())
+  math.randomseed(id * 7919 + $1 * 104729 + os.time())
   local i = 0
   for line in io.lines("$work/tokens.txt") do
     if i % nthreads == id then table.insert(tokens, line) end
@@ -95,37 +100,89 @@ function request()
   if t == nil then t = "exhausted" end
   local ip = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
   local body = string.format(
-    '{"name":"Banc %d %d","email":"b%dx%d@d%d.example","consent":"yes","h-captcha-response":"%s","lang":"fr","fill_ms":5000}',
+    '{"name":"Banc %d %d","email":"r$1t%dx%d@d%d-r$1.example","consent":"yes","h-captcha-response":"%s","lang":"fr","fill_ms":5000}',
     id, counter, id, counter, counter % 5000, t)
   return wrk.format("POST", "/api/petitions/bench/sign",
     {["Content-Type"] = "application/json", ["X-Forwarded-For"] = ip}, body)
 end
 LUA
+}
 
-run() { # name url [script]
-  local name=$1 url=$2 script=${3:-}
+issue_tokens() {
+  : >"$work/tokens.txt"
+  local left=$TOKENS
+  while [ "$left" -gt 0 ]; do
+    local n=$((left > 10000 ? 10000 : left))
+    curl -sf -X POST -H 'content-type: application/json' \
+      -d '{"sitekey":"10000000-ffff-ffff-ffff-000000000001"}' "$base/api/__dev/captcha?n=$n" |
+      python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["tokens"]))' >>"$work/tokens.txt"
+    left=$((left - n))
+  done
+}
+
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+reset_hwm() { echo 5 >"/proc/$1/clear_refs"; }
+
+overall_server=$(hwm "$server")
+results="$raw/results.tsv"
+: >"$results"
+# run NAME ROUND PID URL [SCRIPT]: appends "name round rps p99 non2xx hwm_kb requests".
+run() {
+  local name=$1 round=$2 pid=$3 url=$4 script=${5:-}
   local args=(-t"$THREADS" -c"$CONNS" -d"$DURATION" --latency)
   [ -n "$script" ] && args+=(-s "$script")
+  reset_hwm "$pid"
   local out; out=$(wrk "${args[@]}" "$url")
-  echo "$out" >"$work/$name.txt"
-  local rps p99 non2xx
+  echo "$out" >"$raw/$name-$round.txt"
+  local rps p99 non2xx reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  printf '| %s | %s | %s | %s |\n' "$name" "$rps" "$p99" "${non2xx:-0}"
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" "$p99" "${non2xx:-0}" "$(hwm "$pid")" "$reqs" >>"$results"
+  echo "  $name round $round: $rps req/s, p99 $p99, non-2xx ${non2xx:-0}" >&2
 }
 
-echo "Cahier signing function benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "wrk -t$THREADS -c$CONNS -d$DURATION over loopback; release build"
-echo
-echo "| scenario | requests/s | p99 | non-2xx responses |"
-echo "|---|---|---|---|"
-run hello "http://127.0.0.1:$hport/hello"
-run junk "$base/api/petitions/bench/sign" "$work/junk.lua"
-run valid "$base/api/petitions/bench/sign" "$work/valid.lua"
-run count "$base/api/petitions/bench/count"
-echo
+for r in $(seq "$ROUNDS"); do
+  run hello "$r" "$hello_pid" "http://127.0.0.1:$hport/hello"
+  run junk "$r" "$server" "$base/api/petitions/bench/sign" "$work/junk.lua"
+  issue_tokens
+  valid_lua "$r"
+  run valid "$r" "$server" "$base/api/petitions/bench/sign" "$work/valid.lua"
+  run count "$r" "$server" "$base/api/petitions/bench/count"
+done
+final_server=$(hwm "$server")
+
 stored=$(python3 -c "import sqlite3; c=sqlite3.connect('$work/signatures.sqlite3'); print(c.execute('select count(*) from signatures').fetchone()[0], c.execute(\"select count(*) from signatures where status='pending'\").fetchone()[0])")
 mails=$(find "$work/outbox" -name '*.eml' | wc -l)
-echo "valid run: signatures stored (all, pending) = $stored; mails written = $mails"
-echo "server peak RSS (VmHWM): $(awk '/VmHWM/ {print $2, $3}' "/proc/$server/status")"
+
+python3 - "$results" <<PY
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+def ms(s):
+    for suf, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if s.endswith(suf):
+            return float(s[: -len(suf)]) * f
+    return float(s)
+by = {}
+for name, rnd, rps, p99, non2xx, hwm, reqs in rows:
+    by.setdefault(name, {})[int(rnd)] = (float(rps), ms(p99), int(non2xx), int(hwm), int(reqs))
+print("wrk -t$THREADS -c$CONNS -d$DURATION --latency over loopback, release build; $ROUNDS interleaved rounds")
+print("(hello, junk, valid, count, hello, ...); medians, and each round's rate divided by hello's in the same round.\n")
+print("| scenario | requests/s (median) | ÷ hello (median of rounds) | p99 ms (median) | non-2xx (all rounds) | server peak RSS (MB, max) |")
+print("|---|---|---|---|---|---|")
+for name in ("hello", "junk", "valid", "count"):
+    rs = by[name]
+    ratios = [rs[r][0] / by["hello"][r][0] for r in rs]
+    print(f"| {name} | {statistics.median(v[0] for v in rs.values()):,.0f} | {statistics.median(ratios):.2f} | "
+          f"{statistics.median(v[1] for v in rs.values()):.2f} | {sum(v[2] for v in rs.values())} | "
+          f"{max(v[3] for v in rs.values()) / 1024:.1f} |")
+print("\nEvery round (requests/s, p99 ms, non-2xx, VmHWM KB during the scenario):\n")
+for name, rnd, rps, p99, non2xx, hwm, reqs in rows:
+    print(f"- {name} #{rnd}: {rps} req/s ({reqs} requests), p99 {p99}, non-2xx {non2xx}, {hwm} KB")
+PY
+echo
+echo "Valid runs: signatures stored (all, pending) = $stored; mails written = $mails."
+echo "Server peak RSS at start, before any load: $((overall_server / 1024)) MB; at the end, since the last reset: $((final_server / 1024)) MB."
+echo "The peak-RSS column of hello is the hello process's; the others are the signing server's."
+echo "Note: the valid scenario's RSS includes the $TOKENS pre-issued dev captcha tokens held in memory."

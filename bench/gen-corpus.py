@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Synthetic corpus for bench/generator.sh: N petitions x 2 languages, written twice from
 the same texts — once as a Cahier site, once as an equivalent Hugo site (same pages: the
-petition page with its form and five sub-pages, per language; home, feeds, sitemap)."""
+petition page with its form and five sub-pages, per language; home, privacy, 404, feeds,
+sitemap, robots.txt)."""
 import argparse, os, random, shutil, textwrap
 
 WORDS = ("commune quartier bibliothèque vélo école marché jardin arbre rue place budget conseil "
@@ -44,6 +45,12 @@ def main():
     shutil.copy(os.path.join(a.repo, "bench", "hugo", "config.toml"), os.path.join(hugo, "config.toml"))
     shutil.rmtree(os.path.join(hugo, "assets"), ignore_errors=True)
     shutil.copytree(os.path.join(a.repo, "themes", "default", "static"), os.path.join(hugo, "assets"))
+    # The privacy page (Cahier renders it from the theme; Hugo needs a content file per language).
+    for lang in ("fr", "en"):
+        d = os.path.join(hugo, "content", "privacy")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"index.{lang}.md"), "w") as f:
+            f.write('+++\ntitle = "privacy"\nlayout = "privacy"\noutputs = ["HTML"]\nslug = "privacy"\n+++\n')
     for i in range(a.n):
         slug = f"petition-{i:05d}"
         goal = rng.choice([500, 1000, 5000, 10000, 50000])

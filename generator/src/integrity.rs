@@ -84,6 +84,29 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Puts an existing file whose SHA-256 and size are known at `rel`: a hard link when the
+    /// file system allows (no bytes copied; the source must never be modified in place), a
+    /// copy otherwise.
+    pub fn link(&self, rel: &str, src: &Path, sha256: &str, bytes: u64) -> anyhow::Result<OutFile> {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("while creating {}", parent.display()))?;
+        }
+        if std::fs::hard_link(src, &path).is_err() {
+            std::fs::copy(src, &path).with_context(|| {
+                format!("while copying {} to {}", src.display(), path.display())
+            })?;
+        }
+        Ok(OutFile {
+            path: rel.to_string(),
+            sha256: sha256.to_string(),
+            bytes,
+        })
+    }
+}
+
 /// `integrity.json`: SHA-256 and size of every other output file, keys sorted.
 pub fn manifest(files: &[OutFile]) -> Vec<u8> {
     let m = IntegrityManifest {

@@ -1,6 +1,7 @@
 //! Open Graph cards: the theme's `og.svg` template rendered to a 1200×630 PNG with resvg,
 //! using the fonts bundled in the theme (not the system's) so the bytes are reproducible.
-//! PNGs are cached by content hash in `.cahier/og-cache/`, so a warm build renders none.
+//! PNGs are cached by content hash in `.cahier/og-cache/` (`<key>.png` and `<key>.sha256`,
+//! its hash and size), so a warm build renders none and links the cached files into the output.
 
 use anyhow::Context;
 use resvg::usvg::{self, fontdb};
@@ -12,6 +13,25 @@ pub const WIDTH: u32 = 1200;
 pub const HEIGHT: u32 = 630;
 /// Bump when the rendering pipeline changes in a way the SVG text does not show.
 const CACHE_VERSION: &[u8] = b"cahier-og-1";
+
+/// A rendered card in the cache.
+#[derive(Debug, Clone)]
+pub struct Card {
+    /// The PNG in the cache folder.
+    pub path: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Rendered by this call (false: taken from the cache).
+    pub rendered: bool,
+}
+
+/// `<sha256 hex> <bytes>`, the content of a cache entry's `.sha256` sidecar.
+fn parse_sidecar(s: &str) -> Option<(String, u64)> {
+    let (sha, n) = s.trim().split_once(' ')?;
+    (sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| Some((sha.to_string(), n.parse().ok()?)))
+        .flatten()
+}
 
 pub struct OgRenderer {
     fontdb: Arc<fontdb::Database>,
@@ -66,23 +86,67 @@ impl OgRenderer {
         hex::encode(h.finalize())
     }
 
-    /// The PNG for `svg`: from the cache when present, else rendered and cached.
-    /// Returns the bytes and whether they were rendered now.
-    pub fn png(&self, svg: &str) -> anyhow::Result<(Vec<u8>, bool)> {
-        let path = self.cache_dir.join(format!("{}.png", self.key(svg)));
-        if let Ok(bytes) = std::fs::read(&path) {
-            return Ok((bytes, false));
+    /// The card for `svg`: from the cache when present, else rendered and cached. A warm
+    /// build neither reads nor hashes the PNG: its SHA-256 and size are kept beside it.
+    pub fn card(&self, svg: &str) -> anyhow::Result<Card> {
+        let key = self.key(svg);
+        let path = self.cache_dir.join(format!("{key}.png"));
+        let side = self.cache_dir.join(format!("{key}.sha256"));
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if let Some((sha256, bytes)) = std::fs::read_to_string(&side)
+                .ok()
+                .and_then(|s| parse_sidecar(&s))
+                .filter(|(_, n)| *n == meta.len())
+            {
+                return Ok(Card {
+                    path,
+                    sha256,
+                    bytes,
+                    rendered: false,
+                });
+            }
+            // A cache entry without its sidecar (older cache): hash it once.
+            if let Ok(png) = std::fs::read(&path) {
+                let sha256 = crate::integrity::sha256_hex(&png);
+                self.persist(&side, format!("{sha256} {}\n", png.len()).as_bytes())?;
+                return Ok(Card {
+                    path,
+                    sha256,
+                    bytes: png.len() as u64,
+                    rendered: false,
+                });
+            }
         }
         let png = self.render(svg)?;
+        let sha256 = crate::integrity::sha256_hex(&png);
         std::fs::create_dir_all(&self.cache_dir)
             .with_context(|| format!("while creating {}", self.cache_dir.display()))?;
-        // Write beside, then rename: a concurrent or interrupted build never sees half a file.
-        let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)?;
-        std::fs::write(tmp.path(), &png)?;
-        tmp.persist(&path)
+        // The PNG first, then its sidecar: a reader that finds the sidecar finds the PNG.
+        self.persist(&path, &png)?;
+        self.persist(&side, format!("{sha256} {}\n", png.len()).as_bytes())?;
+        Ok(Card {
+            path,
+            sha256,
+            bytes: png.len() as u64,
+            rendered: true,
+        })
+    }
+
+    /// Writes beside, then renames: a concurrent or interrupted build never sees half a file.
+    /// World-readable, since the build output links to the cached PNGs.
+    fn persist(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)
+            .with_context(|| format!("while caching in {}", self.cache_dir.display()))?;
+        std::fs::write(tmp.path(), bytes)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+        }
+        tmp.persist(path)
             .map_err(|e| e.error)
             .with_context(|| format!("while caching {}", path.display()))?;
-        Ok((png, true))
+        Ok(())
     }
 
     pub fn render(&self, svg: &str) -> anyhow::Result<Vec<u8>> {

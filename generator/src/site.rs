@@ -297,9 +297,19 @@ fn render_petition(
     let svg = theme
         .templates
         .render("og.svg", &pages::og_context(site, &pctx), root)?;
-    let (png, rendered) = theme.og.png(&svg)?;
-    if rendered { og_rendered } else { og_cached }.fetch_add(1, Ordering::Relaxed);
-    files.push(output.write(&format!("{dir}og.png"), &png)?);
+    let card = theme.og.card(&svg)?;
+    if card.rendered {
+        og_rendered
+    } else {
+        og_cached
+    }
+    .fetch_add(1, Ordering::Relaxed);
+    files.push(output.link(
+        &format!("{dir}og.png"),
+        &card.path,
+        &card.sha256,
+        card.bytes,
+    )?);
 
     // Images and other files beside the petition, copied beside each language's page.
     for a in &p.assets {
