@@ -16,7 +16,9 @@
 #          POST /api/__dev/captcha?n=10000 just before the run, each used once), age encryption,
 #          one SQLite transaction, a mail written to the outbox folder, the audit event, 202.
 #          Every request carries its own client address (X-Forwarded-For from the trusted
-#          loopback proxy, random 10.x.y.z) and its own e-mail, like a real crowd.
+#          loopback proxy, random 10.x.y.z) and its own e-mail, like a real crowd. The site's
+#          per-petition surge budget is raised (a viral petition's setting), so every signature
+#          takes the full pending + mail path; the budgets are still taken in the same write.
 #   count  GET count (served from the counter)
 # Peak memory: the server's VmHWM, reset (clear_refs 5) before each scenario and read after it;
 # "overall" is the VmHWM since start without reset, read before the first reset.
@@ -52,7 +54,8 @@ cat >"$work/manifest.json" <<JSON
 {"version":1,"site":{"base_url":"$base","api_url":"$base/api","origins":["$base"],
  "default_language":"fr","languages":["fr","en"],"organization":"Bench","captcha_provider":"dev",
  "captcha_sitekey":"10000000-ffff-ffff-ffff-000000000001","protected_domains":["senat.fr"],
- "allowed_domains":["gmail.com"],"retention_days":365,"age_recipient":null},
+ "allowed_domains":["gmail.com"],"retention_days":365,"age_recipient":null,
+ "budgets":{"per_petition":[{"limit":50000000,"window_secs":3600}]}},
  "petitions":[{"slug":"bench","languages":["fr","en"],"titles":{"fr":"Banc d'essai"},"opens_at":null,
  "closes_at":null,"goal":1000,"fields":[],"public_signers":false,"newsletter":false,
  "text_sha256":{},"consent_sha256":{}}]}
