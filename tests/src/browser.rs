@@ -35,9 +35,23 @@ fn program(var: &str, default: &str) -> String {
 }
 
 impl ChromeDriver {
-    /// Starts chromedriver and waits (bounded) until it accepts connections.
+    /// Starts chromedriver and waits (bounded) until it accepts connections. A port taken between
+    /// the check and chromedriver's bind (another program can always win that race) costs a
+    /// retry on another port, not the test.
     pub fn start(log_dir: &Path) -> anyhow::Result<ChromeDriver> {
-        let port = crate::free_port();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_on(log_dir, crate::free_port()) {
+                Err(e) if attempt < 3 && format!("{e}").contains("Address already in use") => {
+                    continue
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_on(log_dir: &Path, port: u16) -> anyhow::Result<ChromeDriver> {
         let log = log_dir.join("chromedriver.log");
         let exe = program("CHROMEDRIVER", "/usr/bin/chromedriver");
         let child = Command::new(&exe)

@@ -16,11 +16,30 @@ pub mod site;
 pub mod smtp;
 
 /// A free TCP port on 127.0.0.1 (bound then released; the caller binds it right after).
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on Linux), so that the
+/// window between this check and the caller's bind cannot be taken by a client socket or by a
+/// program asking the kernel for port 0 (Chromium does, for DevTools). A counter shared by the
+/// process never hands the same port out twice, and the start depends on the process id, so two
+/// test binaries in a row do not reuse each other's ports either.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 /// The workspace root (parent of this crate).
