@@ -39,3 +39,16 @@ pub fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// Threads tokio may start for blocking work (store reads, outbox files). Its default, 512,
+/// lets a burst of count reads queued on one SQLite reader start a hundred threads, each with
+/// its own stack and allocator arena; a few are as fast and keep the memory flat.
+pub const MAX_BLOCKING_THREADS: usize = 8;
+
+/// The async runtime of the server binaries (`cahier-function`, `cahier serve`).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build()
+}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const SHARDS: usize = 16;
 
@@ -42,15 +42,31 @@ impl Default for RateLimits {
     }
 }
 
+/// 8 bytes: a crowd of new addresses costs two of these per request until swept.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    tokens: f64,
-    at: Instant,
+    tokens: f32,
+    /// Milliseconds since the limiter started, wrapping (49 days, far beyond any refill).
+    at_ms: u32,
+}
+
+impl Bucket {
+    fn idle_secs(&self, now_ms: u32) -> f64 {
+        f64::from(now_ms.wrapping_sub(self.at_ms)) / 1000.0
+    }
 }
 
 pub struct RateLimiter {
     limits: RateLimits,
-    shards: Vec<Mutex<HashMap<u128, Bucket>>>,
+    epoch: Instant,
+    shards: Vec<Mutex<Shard>>,
+}
+
+struct Shard {
+    buckets: HashMap<u128, Bucket>,
+    /// Last time full buckets were dropped: a crowd of new addresses keeps the map at about one
+    /// refill period of traffic instead of growing to the cap.
+    swept: Instant,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -83,7 +99,15 @@ impl RateLimiter {
     pub fn new(limits: RateLimits) -> Self {
         RateLimiter {
             limits,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            epoch: Instant::now(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        buckets: HashMap::new(),
+                        swept: Instant::now(),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -100,21 +124,25 @@ impl RateLimiter {
     pub fn check_at(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
         let [ip_key, prefix_key] = keys(ip);
         let rates = [self.limits.per_ip, self.limits.per_prefix];
+        let now_ms = self.ms(now);
         let mut wait = 0.0f64;
         let mut states = [None, None];
         for (i, key) in [ip_key, prefix_key].into_iter().enumerate() {
             let rate = rates[i];
             let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-            let mut b = shard.get(&key).copied().unwrap_or(Bucket {
-                tokens: rate.burst,
-                at: now,
+            let b = shard.buckets.get(&key).copied().unwrap_or(Bucket {
+                tokens: rate.burst as f32,
+                at_ms: now_ms,
             });
-            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-            b.tokens = (b.tokens + elapsed * rate.per_minute / 60.0).min(rate.burst);
-            b.at = now;
-            if b.tokens < 1.0 {
+            let tokens = (f64::from(b.tokens) + b.idle_secs(now_ms) * rate.per_minute / 60.0)
+                .min(rate.burst);
+            let b = Bucket {
+                tokens: tokens as f32,
+                at_ms: now_ms,
+            };
+            if tokens < 1.0 {
                 let per_sec = (rate.per_minute / 60.0).max(1e-9);
-                wait = wait.max((1.0 - b.tokens) / per_sec);
+                wait = wait.max((1.0 - tokens) / per_sec);
             }
             states[i] = Some(b);
         }
@@ -125,35 +153,61 @@ impl RateLimiter {
             let mut b = states[i].expect("set above");
             b.tokens -= 1.0;
             let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-            if shard.len() >= self.limits.max_buckets / SHARDS && !shard.contains_key(&key) {
-                self.evict(&mut shard, now, rates[i]);
+            let full = shard.buckets.len() >= self.limits.max_buckets / SHARDS
+                && !shard.buckets.contains_key(&key);
+            if full || now.saturating_duration_since(shard.swept) >= self.refill_period() {
+                self.evict(&mut shard, now);
             }
-            shard.insert(key, b);
+            shard.buckets.insert(key, b);
         }
         Ok(())
     }
 
-    fn shard(&self, key: u128) -> &Mutex<HashMap<u128, Bucket>> {
+    fn shard(&self, key: u128) -> &Mutex<Shard> {
         let h = (key as u64) ^ ((key >> 64) as u64);
         let h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         &self.shards[(h >> 60) as usize % SHARDS]
     }
 
+    fn ms(&self, at: Instant) -> u32 {
+        at.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    /// The rate of a key's bucket (its tag says address or prefix).
+    fn rate_of(&self, key: u128) -> Rate {
+        match key >> 120 {
+            1 | 3 => self.limits.per_ip,
+            _ => self.limits.per_prefix,
+        }
+    }
+
+    /// Time for an empty bucket of either kind to be full again.
+    fn refill_period(&self) -> Duration {
+        let full_after = |r: Rate| r.burst / (r.per_minute / 60.0).max(1e-9);
+        let secs = full_after(self.limits.per_ip).max(full_after(self.limits.per_prefix));
+        Duration::from_secs_f64(secs.clamp(1.0, 86_400.0))
+    }
+
     /// Drops buckets that have refilled completely (they carry no information); if that is not
     /// enough, drops everything in the shard (bounded memory beats perfect memory).
-    fn evict(&self, shard: &mut HashMap<u128, Bucket>, now: Instant, rate: Rate) {
-        let full_after = rate.burst / (rate.per_minute / 60.0).max(1e-9);
-        shard.retain(|_, b| now.saturating_duration_since(b.at).as_secs_f64() < full_after);
-        if shard.len() >= self.limits.max_buckets / SHARDS {
-            shard.clear();
+    fn evict(&self, shard: &mut Shard, now: Instant) {
+        let now_ms = self.ms(now);
+        shard.buckets.retain(|&key, b| {
+            let rate = self.rate_of(key);
+            let full_after = rate.burst / (rate.per_minute / 60.0).max(1e-9);
+            b.idle_secs(now_ms) < full_after
+        });
+        if shard.buckets.len() >= self.limits.max_buckets / SHARDS {
+            shard.buckets.clear();
         }
+        shard.swept = now;
     }
 
     /// Buckets currently held (for tests and metrics).
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .map(|s| s.lock().map(|m| m.buckets.len()).unwrap_or(0))
             .sum()
     }
 
@@ -165,7 +219,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn limiter() -> RateLimiter {
         RateLimiter::new(RateLimits {
@@ -228,5 +281,28 @@ mod tests {
             let _ = l.check_at(IpAddr::V4((i << 8).into()), t);
         }
         assert!(l.len() <= 64 + 2 * SHARDS, "{} buckets", l.len());
+    }
+
+    #[test]
+    fn full_buckets_are_swept_without_waiting_for_the_cap() {
+        let l = RateLimiter::new(RateLimits::default());
+        let t = Instant::now();
+        // One address per /24: an address bucket and a prefix bucket each.
+        for i in 0..5_000u32 {
+            l.check_at(IpAddr::V4((i << 8).into()), t).unwrap();
+        }
+        assert_eq!(l.len(), 10_000);
+        // Two minutes later, a new crowd: the first crowd's refilled buckets go.
+        let later = t + Duration::from_secs(120);
+        for i in 5_000..10_000u32 {
+            l.check_at(IpAddr::V4((i << 8).into()), later).unwrap();
+        }
+        assert_eq!(l.len(), 10_000);
+        // And an address seen within the period keeps its bucket (and its limit).
+        let ip = IpAddr::V4((9_999u32 << 8).into());
+        for _ in 0..9 {
+            l.check_at(ip, later).unwrap();
+        }
+        assert!(l.check_at(ip, later + Duration::from_secs(1)).is_err());
     }
 }

@@ -54,11 +54,7 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
     let (manifest, ms) = rebuild(&build_opts).context("while building the site")?;
     println!("Built {} in {ms} ms", root.display());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("while starting the async runtime")?;
+    let runtime = cahier_function::runtime().context("while starting the async runtime")?;
     runtime.block_on(async move {
         let mut dev = DevServerOptions::new(build_opts.out.clone(), state_dir.clone(), manifest);
         dev.listen = listen;

@@ -1,5 +1,6 @@
 //! The development captcha: a local widget and a local siteverify endpoint with hCaptcha's
-//! semantics (tokens are single use and expire after 120 s). Compiled only with the `dev`
+//! semantics (tokens are single use and expire after 120 s, and are checked against the sitekey
+//! they were issued for). Compiled only with the `dev`
 //! feature and mounted only when the manifest says `captcha_provider = "dev"`.
 //!
 //! The function verifies dev tokens with the same [`super::hcaptcha::HCaptcha`] client pointed at
@@ -12,32 +13,49 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use sha2::Sha256;
+use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// hCaptcha tokens expire after 120 s.
 pub const TOKEN_TTL: Duration = Duration::from_secs(120);
-/// Outstanding tokens kept at most (memory bound).
-pub const MAX_OUTSTANDING: usize = 200_000;
+/// Redeemed tokens remembered at most (memory bound, about 30 bytes each); past it, redemptions
+/// fail closed until older ones expire.
+pub const MAX_REDEEMED: usize = 500_000;
 /// hCaptcha's documented test sitekey, a valid UUID for the crate's checks.
 pub const DEV_SITEKEY: &str = "10000000-ffff-ffff-ffff-000000000001";
 
-#[derive(Debug, Clone)]
-struct Issued {
-    at: Instant,
-    sitekey: String,
-    hostname: String,
-}
+const NONCE: usize = 16;
+const TAG: usize = 16;
 
-/// Issued, not yet redeemed tokens.
+/// Issues and redeems development tokens.
+///
+/// A token carries what it was issued for (time, a random nonce, sitekey, hostname) and a MAC
+/// under a key drawn at start, so issuing stores nothing: a benchmark or a script can take
+/// thousands of tokens without growing the server. Single use is enforced by remembering the
+/// nonces of redeemed tokens until those tokens would have expired anyway.
 #[derive(Debug)]
 pub struct DevTokens {
     secret: String,
-    issued: Mutex<HashMap<String, Issued>>,
+    key: [u8; 32],
+    epoch: Instant,
+    redeemed: Mutex<Redeemed>,
+}
+
+/// Nonces of redeemed, not yet expired tokens; the queue is in redemption order, for pruning.
+/// A nonce is kept as its first 8 bytes: a collision among the few hundred thousand tokens of
+/// two minutes is about one in a billion and would only refuse a token (fail closed).
+#[derive(Debug, Default)]
+struct Redeemed {
+    nonces: HashSet<u64>,
+    expiries: VecDeque<(u64, u64)>,
 }
 
 /// Why a redemption failed, as hCaptcha's `error-codes`.
@@ -60,12 +78,24 @@ impl DevError {
     }
 }
 
+/// The parts of a token whose MAC checked out.
+struct Claims {
+    issued_ms: u64,
+    nonce: [u8; NONCE],
+    sitekey: String,
+    hostname: String,
+}
+
 impl DevTokens {
     /// `secret`: what siteverify callers must present (the function's `HCAPTCHA_SECRET`).
     pub fn new(secret: &str) -> Arc<Self> {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
         Arc::new(DevTokens {
             secret: secret.to_string(),
-            issued: Mutex::new(HashMap::new()),
+            key,
+            epoch: Instant::now(),
+            redeemed: Mutex::new(Redeemed::default()),
         })
     }
 
@@ -73,31 +103,63 @@ impl DevTokens {
         &self.secret
     }
 
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn tag(&self, payload: &[u8]) -> [u8; TAG] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(payload);
+        let mut tag = [0u8; TAG];
+        tag.copy_from_slice(&mac.finalize().into_bytes()[..TAG]);
+        tag
+    }
+
     /// A fresh single-use token for `sitekey` solved on `hostname`.
     pub fn issue(&self, sitekey: &str, hostname: &str) -> Option<String> {
         self.issue_at(sitekey, hostname, Instant::now())
     }
 
+    /// `None` when the sitekey is too long to carry (over 255 bytes).
     pub fn issue_at(&self, sitekey: &str, hostname: &str, now: Instant) -> Option<String> {
-        let mut bytes = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let token = format!("dev-{}", hex::encode(bytes));
-        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
-        if issued.len() >= MAX_OUTSTANDING {
-            issued.retain(|_, t| now.saturating_duration_since(t.at) < TOKEN_TTL);
-            if issued.len() >= MAX_OUTSTANDING {
-                return None;
-            }
+        let sitekey_len = u8::try_from(sitekey.len()).ok()?;
+        let mut nonce = [0u8; NONCE];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let mut payload = Vec::with_capacity(8 + NONCE + 1 + sitekey.len() + hostname.len());
+        payload.extend_from_slice(&self.ms(now).to_be_bytes());
+        payload.extend_from_slice(&nonce);
+        payload.push(sitekey_len);
+        payload.extend_from_slice(sitekey.as_bytes());
+        payload.extend_from_slice(hostname.as_bytes());
+        let tag = self.tag(&payload);
+        Some(format!(
+            "dev-{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        ))
+    }
+
+    /// The claims of a token this instance issued, or `None` (forged, altered, malformed).
+    fn open(&self, token: &str) -> Option<Claims> {
+        use subtle::ConstantTimeEq;
+        let (payload, tag) = token.strip_prefix("dev-")?.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        if tag.len() != TAG || !bool::from(self.tag(&payload).ct_eq(&tag)) {
+            return None;
         }
-        issued.insert(
-            token.clone(),
-            Issued {
-                at: now,
-                sitekey: sitekey.to_string(),
-                hostname: hostname.to_string(),
-            },
-        );
-        Some(token)
+        let issued_ms = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
+        let nonce: [u8; NONCE] = payload.get(8..8 + NONCE)?.try_into().ok()?;
+        let rest = payload.get(8 + NONCE..)?;
+        let (&len, rest) = rest.split_first()?;
+        let sitekey = std::str::from_utf8(rest.get(..len as usize)?).ok()?;
+        let hostname = std::str::from_utf8(rest.get(len as usize..)?).ok()?;
+        Some(Claims {
+            issued_ms,
+            nonce,
+            sitekey: sitekey.to_string(),
+            hostname: hostname.to_string(),
+        })
     }
 
     /// Redeems a token once: returns the hostname it was solved on.
@@ -124,21 +186,31 @@ impl DevTokens {
         if response.trim().is_empty() {
             return Err(DevError::MissingResponse);
         }
-        let issued = self
-            .issued
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(response);
-        let issued = issued.ok_or(DevError::InvalidOrAlreadySeen)?;
-        if now.saturating_duration_since(issued.at) >= TOKEN_TTL {
+        let claims = self.open(response).ok_or(DevError::InvalidOrAlreadySeen)?;
+        let now_ms = self.ms(now);
+        let expires_ms = claims.issued_ms + TOKEN_TTL.as_millis() as u64;
+        if now_ms >= expires_ms || claims.issued_ms > now_ms {
             return Err(DevError::InvalidOrAlreadySeen);
         }
         if let Some(key) = sitekey.filter(|k| !k.is_empty()) {
-            if key != issued.sitekey {
+            if key != claims.sitekey {
                 return Err(DevError::SitekeyMismatch);
             }
         }
-        Ok(issued.hostname)
+        let mut redeemed = self.redeemed.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(expiry, nonce)) = redeemed.expiries.front() {
+            if expiry > now_ms {
+                break;
+            }
+            redeemed.expiries.pop_front();
+            redeemed.nonces.remove(&nonce);
+        }
+        let nonce = u64::from_be_bytes(claims.nonce[..8].try_into().expect("8 of 16 bytes"));
+        if redeemed.nonces.len() >= MAX_REDEEMED || !redeemed.nonces.insert(nonce) {
+            return Err(DevError::InvalidOrAlreadySeen);
+        }
+        redeemed.expiries.push_back((expires_ms, nonce));
+        Ok(claims.hostname)
     }
 }
 
@@ -255,7 +327,12 @@ pub async fn issue(
     for _ in 0..n {
         match tokens.issue(&sitekey, &hostname) {
             Some(t) => out.push(t),
-            None => return crate::problem::Problem::unavailable().into_response(),
+            None => {
+                return crate::problem::Problem::invalid_fields(vec![
+                    crate::problem::FieldError::new("sitekey", "At most 255 bytes."),
+                ])
+                .into_response()
+            }
         }
     }
     let mut res = if query.n.is_some() {
@@ -354,5 +431,56 @@ mod tests {
             t.redeem_at("s3cret", "", None, now),
             Err(DevError::MissingResponse)
         );
+    }
+
+    #[test]
+    fn forged_altered_or_foreign_tokens_are_refused_and_issuing_stores_nothing() {
+        let t = DevTokens::new("s3cret");
+        let now = Instant::now();
+        let a = t.issue_at(DEV_SITEKEY, "localhost", now).unwrap();
+        // Any one character changed, anywhere after the prefix.
+        for i in 4..a.len() {
+            let mut bytes = a.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).unwrap();
+            if altered != a {
+                assert_eq!(
+                    t.redeem_at("s3cret", &altered, None, now),
+                    Err(DevError::InvalidOrAlreadySeen),
+                    "{altered}"
+                );
+            }
+        }
+        // Issued by another instance (another key).
+        let other = DevTokens::new("s3cret");
+        let b = other.issue_at(DEV_SITEKEY, "localhost", now).unwrap();
+        assert_eq!(
+            t.redeem_at("s3cret", &b, None, now),
+            Err(DevError::InvalidOrAlreadySeen)
+        );
+        for _ in 0..10_000 {
+            t.issue_at(DEV_SITEKEY, "localhost", now).unwrap();
+        }
+        let state = t.redeemed.lock().unwrap();
+        assert!(state.nonces.is_empty() && state.expiries.is_empty());
+        drop(state);
+        assert_eq!(t.redeem_at("s3cret", &a, None, now).unwrap(), "localhost");
+    }
+
+    #[test]
+    fn redeemed_nonces_are_forgotten_once_their_tokens_expire() {
+        let t = DevTokens::new("s3cret");
+        let start = Instant::now();
+        for i in 0..100u64 {
+            let at = start + Duration::from_secs(i);
+            let token = t.issue_at(DEV_SITEKEY, "h", at).unwrap();
+            t.redeem_at("s3cret", &token, None, at).unwrap();
+        }
+        // 100 s later than the last issue, only the tokens of the last 120 s are remembered.
+        let later = start + Duration::from_secs(200);
+        let token = t.issue_at(DEV_SITEKEY, "h", later).unwrap();
+        t.redeem_at("s3cret", &token, None, later).unwrap();
+        let remembered = t.redeemed.lock().unwrap().nonces.len();
+        assert_eq!(remembered, 1 + (81..100).count());
     }
 }

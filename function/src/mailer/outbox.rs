@@ -57,12 +57,15 @@ impl Mailer for OutboxMailer {
         let name = format!("{nanos:020}-{}", hex::encode(rnd));
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(format!("{name}.eml"));
-        tokio::fs::write(&tmp, &bytes)
-            .await
-            .with_context(|| format!("while writing {}", tmp.display()))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .with_context(|| format!("while renaming {}", tmp.display()))?;
+        // One trip to the blocking pool for both steps.
+        tokio::task::spawn_blocking(move || {
+            std::fs::write(&tmp, &bytes)
+                .with_context(|| format!("while writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("while renaming {}", tmp.display()))
+        })
+        .await
+        .context("the outbox task panicked")??;
         Ok(())
     }
 }

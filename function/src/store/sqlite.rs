@@ -5,7 +5,8 @@
 //! kill -9 or a power cut; new pending signatures commit with `NORMAL` (they survive a
 //! process crash, and the signer can simply sign again after a power cut). Erased data is
 //! overwritten (`secure_delete`) and the WAL truncated, so it is gone from the files' bytes.
-//! All blocking work runs on tokio's blocking pool.
+//! Writes run on one writer thread that commits queued changes together (`sqlite_writer.rs`);
+//! reads run on tokio's blocking pool.
 
 use super::{
     AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome,
@@ -13,13 +14,17 @@ use super::{
 };
 use anyhow::Context;
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// `AdminStore` for this store (a child module: it shares the connections and helpers).
 #[path = "sqlite_admin.rs"]
 mod admin;
+#[path = "sqlite_writer.rs"]
+mod writer;
+
+use writer::{Durability, Writer};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS signatures (
@@ -64,8 +69,9 @@ CREATE TABLE IF NOT EXISTS audit (
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// One writer (SQLite serialises writes anyway) and one reader (WAL readers never block).
-    writer: Arc<Mutex<Connection>>,
+    /// One writer thread (SQLite serialises writes anyway; it commits in groups) and one reader
+    /// (WAL readers never block).
+    writer: Writer,
     reader: Arc<Mutex<Connection>>,
 }
 
@@ -113,19 +119,19 @@ fn audit(
     at: i64,
     detail: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (petition, email_hash, event, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![petition, email_hash, event, at, detail],
-    )?;
+    )?
+    .execute(params![petition, email_hash, event, at, detail])?;
     Ok(())
 }
 
 fn bump_counter(tx: &Connection, petition: &str, delta: i64, now: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO counters (petition, count, updated_at) VALUES (?1, MAX(?2, 0), ?3)
          ON CONFLICT (petition) DO UPDATE SET count = MAX(count + ?2, 0), updated_at = ?3",
-        params![petition, delta, now],
-    )?;
+    )?
+    .execute(params![petition, delta, now])?;
     Ok(())
 }
 
@@ -134,11 +140,8 @@ fn budget_used(tx: &Connection, budget: &Budget, now: i64) -> rusqlite::Result<(
     let window = budget.window_secs.max(1) as i64;
     let start = now.div_euclid(window) * window;
     let row: Option<(i64, u32)> = tx
-        .query_row(
-            "SELECT window_start, used FROM budgets WHERE key = ?1",
-            params![budget.key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT window_start, used FROM budgets WHERE key = ?1")?
+        .query_row(params![budget.key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok((
         start,
@@ -149,11 +152,11 @@ fn budget_used(tx: &Connection, budget: &Budget, now: i64) -> rusqlite::Result<(
 }
 
 fn budget_take(tx: &Connection, key: &str, start: i64, used: u32) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO budgets (key, window_start, used) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET window_start = ?2, used = ?3",
-        params![key, start, used + 1],
-    )?;
+    )?
+    .execute(params![key, start, used + 1])?;
     Ok(())
 }
 
@@ -163,11 +166,12 @@ fn row_status(
     email_hash: &str,
 ) -> anyhow::Result<Option<(Status, Option<i64>)>> {
     let row: Option<(String, Option<i64>)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT status, expires_at FROM signatures WHERE petition = ?1 AND email_hash = ?2",
-            params![petition, email_hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![petition, email_hash], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     row.map(|(s, e)| Ok((status_from(&s)?, e))).transpose()
 }
@@ -186,7 +190,7 @@ impl SqliteStore {
         let reader = connect(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Writer::start(writer, &path.display().to_string())?,
             reader: Arc::new(Mutex::new(reader)),
         })
     }
@@ -195,17 +199,20 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Write transactions committed (or failed) so far; fewer than the writes under load, as
+    /// the writer commits queued changes together.
+    pub fn write_transactions(&self) -> u64 {
+        self.writer.batches()
+    }
+
+    /// Runs `f` in a transaction of the writer thread (see `sqlite_writer.rs`): all of it or
+    /// nothing, and answered only once committed with `durability`.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+        durability: Durability,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let conn = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .context("SQLite task panicked")?
+        self.writer.write(durability, f).await
     }
 
     async fn read<T: Send + 'static>(
@@ -224,16 +231,14 @@ impl SqliteStore {
     /// Deletes pending and held signatures past their expiry; returns how many. Called by the
     /// server periodically and by `cahier admin`.
     pub async fn purge_expired_at(&self, now: i64) -> anyhow::Result<u64> {
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write(Durability::Normal, move |tx| {
             let n = tx.execute(
                 "DELETE FROM signatures WHERE status IN ('pending', 'held') AND expires_at IS NOT NULL AND expires_at <= ?1",
                 params![now],
             )?;
             if n > 0 {
-                audit(&tx, "*", "*", "purged", now, &format!("{n} expired unconfirmed signatures"))?;
+                audit(tx, "*", "*", "purged", now, &format!("{n} expired unconfirmed signatures"))?;
             }
-            tx.commit()?;
             Ok(n as u64)
         })
         .await
@@ -260,15 +265,15 @@ impl Store for SqliteStore {
     }
 
     async fn init(&self) -> anyhow::Result<()> {
-        self.write(|conn| Ok(conn.execute_batch(SCHEMA)?)).await
+        self.write(Durability::Full, |conn| Ok(conn.execute_batch(SCHEMA)?))
+            .await
     }
 
     async fn sign(&self, sig: &NewSignature) -> anyhow::Result<SignOutcome> {
         let sig = sig.clone();
-        self.write(move |conn| {
+        self.write(Durability::Normal, move |tx| {
             let now = sig.created_at;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some((status, expires)) = row_status(&tx, &sig.petition, &sig.email_hash)? {
+            if let Some((status, expires)) = row_status(tx, &sig.petition, &sig.email_hash)? {
                 if !is_expired(status, expires, now) {
                     return Ok(SignOutcome::Duplicate { status });
                 }
@@ -276,15 +281,15 @@ impl Store for SqliteStore {
                     "DELETE FROM signatures WHERE petition = ?1 AND email_hash = ?2",
                     params![sig.petition, sig.email_hash],
                 )?;
-                audit(&tx, &sig.petition, &sig.email_hash, "expired", now, "")?;
+                audit(tx, &sig.petition, &sig.email_hash, "expired", now, "")?;
             }
             let mut over_budget = None;
             for budget in &sig.budgets {
-                let (start, used) = budget_used(&tx, budget, now)?;
+                let (start, used) = budget_used(tx, budget, now)?;
                 if used >= budget.limit && over_budget.is_none() {
                     over_budget = Some(budget.key.clone());
                 }
-                budget_take(&tx, &budget.key, start, used)?;
+                budget_take(tx, &budget.key, start, used)?;
             }
             let status = if sig.hold_reason.is_some() || over_budget.is_some() {
                 Status::Held
@@ -295,21 +300,22 @@ impl Store for SqliteStore {
                 .hold_reason
                 .clone()
                 .or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO signatures (petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash,
                     sealed, lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15)",
+            )?
+            .execute(
                 params![
                     sig.petition, sig.email_hash, sig.email_domain, sig.ip_hash, sig.prefix_hash,
                     sig.name_hash, sig.sealed, sig.lang, sig.public, sig.newsletter, status.as_str(),
                     hold_reason, serde_json::to_string(&sig.flags)?, now, sig.expires_at,
                 ],
             )?;
-            audit(&tx, &sig.petition, &sig.email_hash, "created", now, &sig.flags.join(","))?;
+            audit(tx, &sig.petition, &sig.email_hash, "created", now, &sig.flags.join(","))?;
             if status == Status::Held {
-                audit(&tx, &sig.petition, &sig.email_hash, "held", now, hold_reason.as_deref().unwrap_or(""))?;
+                audit(tx, &sig.petition, &sig.email_hash, "held", now, hold_reason.as_deref().unwrap_or(""))?;
             }
-            tx.commit()?;
             Ok(SignOutcome::Created { status, over_budget })
         })
         .await
@@ -318,14 +324,12 @@ impl Store for SqliteStore {
 
     async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool> {
         let budget = budget.clone();
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (start, used) = budget_used(&tx, &budget, now)?;
+        self.write(Durability::Normal, move |tx| {
+            let (start, used) = budget_used(tx, &budget, now)?;
             if used >= budget.limit {
                 return Ok(false);
             }
-            budget_take(&tx, &budget.key, start, used)?;
-            tx.commit()?;
+            budget_take(tx, &budget.key, start, used)?;
             Ok(true)
         })
         .await
@@ -338,38 +342,32 @@ impl Store for SqliteStore {
         now: i64,
     ) -> anyhow::Result<ConfirmOutcome> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
-        self.write(move |conn| {
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            let result = (|| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some((status, expires)) = row_status(&tx, &petition, &email_hash)? else {
-                    return Ok(ConfirmOutcome::NotFound);
-                };
-                if is_expired(status, expires, now) {
-                    return Ok(ConfirmOutcome::NotFound);
+        // Durable: the signer is told the signature counts only once it is fsynced.
+        self.write(Durability::Full, move |tx| {
+            let Some((status, expires)) = row_status(tx, &petition, &email_hash)? else {
+                return Ok(ConfirmOutcome::NotFound);
+            };
+            if is_expired(status, expires, now) {
+                return Ok(ConfirmOutcome::NotFound);
+            }
+            let next = match status {
+                Status::Pending => Status::Confirmed,
+                Status::Held => Status::ConfirmedHeld,
+                Status::Confirmed | Status::ConfirmedHeld => {
+                    return Ok(ConfirmOutcome::AlreadyConfirmed { status })
                 }
-                let next = match status {
-                    Status::Pending => Status::Confirmed,
-                    Status::Held => Status::ConfirmedHeld,
-                    Status::Confirmed | Status::ConfirmedHeld => {
-                        return Ok(ConfirmOutcome::AlreadyConfirmed { status })
-                    }
-                    Status::Invalidated | Status::Erased => return Ok(ConfirmOutcome::NotFound),
-                };
-                tx.execute(
-                    "UPDATE signatures SET status = ?3, confirmed_at = ?4, expires_at = NULL
-                     WHERE petition = ?1 AND email_hash = ?2",
-                    params![petition, email_hash, next.as_str(), now],
-                )?;
-                if next == Status::Confirmed {
-                    bump_counter(&tx, &petition, 1, now)?;
-                }
-                audit(&tx, &petition, &email_hash, "confirmed", now, next.as_str())?;
-                tx.commit()?;
-                Ok(ConfirmOutcome::Confirmed { status: next })
-            })();
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            result
+                Status::Invalidated | Status::Erased => return Ok(ConfirmOutcome::NotFound),
+            };
+            tx.execute(
+                "UPDATE signatures SET status = ?3, confirmed_at = ?4, expires_at = NULL
+                 WHERE petition = ?1 AND email_hash = ?2",
+                params![petition, email_hash, next.as_str(), now],
+            )?;
+            if next == Status::Confirmed {
+                bump_counter(tx, &petition, 1, now)?;
+            }
+            audit(tx, &petition, &email_hash, "confirmed", now, next.as_str())?;
+            Ok(ConfirmOutcome::Confirmed { status: next })
         })
         .await
         .context("while confirming a signature")
@@ -382,39 +380,29 @@ impl Store for SqliteStore {
         now: i64,
     ) -> anyhow::Result<EraseOutcome> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
-        self.write(move |conn| {
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            let result = (|| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let Some((status, _)) = row_status(&tx, &petition, &email_hash)? else {
-                    return Ok(EraseOutcome::NotFound);
-                };
-                if status == Status::Erased {
-                    return Ok(EraseOutcome::NotFound);
-                }
-                let was_counted = status == Status::Confirmed;
-                // The row stays (pseudonymous hash only) so the same address cannot be re-used
-                // by whoever abused it; everything personal is overwritten.
-                tx.execute(
-                    "UPDATE signatures SET status = 'erased', sealed = x'', ip_hash = '', prefix_hash = '',
-                        name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
-                        newsletter = 0, expires_at = NULL
-                     WHERE petition = ?1 AND email_hash = ?2",
-                    params![petition, email_hash],
-                )?;
-                if was_counted {
-                    bump_counter(&tx, &petition, -1, now)?;
-                }
-                audit(&tx, &petition, &email_hash, "erased", now, status.as_str())?;
-                tx.commit()?;
-                Ok(EraseOutcome::Erased { was_counted })
-            })();
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            if matches!(result, Ok(EraseOutcome::Erased { .. })) {
-                // Old page images still hold the data until the WAL is checkpointed and cut.
-                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        // The wipe: old page images still hold the data until the WAL is checkpointed and cut.
+        self.write(Durability::FullAndWipe, move |tx| {
+            let Some((status, _)) = row_status(tx, &petition, &email_hash)? else {
+                return Ok(EraseOutcome::NotFound);
+            };
+            if status == Status::Erased {
+                return Ok(EraseOutcome::NotFound);
             }
-            result
+            let was_counted = status == Status::Confirmed;
+            // The row stays (pseudonymous hash only) so the same address cannot be re-used
+            // by whoever abused it; everything personal is overwritten.
+            tx.execute(
+                "UPDATE signatures SET status = 'erased', sealed = x'', ip_hash = '', prefix_hash = '',
+                    name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
+                    newsletter = 0, expires_at = NULL
+                 WHERE petition = ?1 AND email_hash = ?2",
+                params![petition, email_hash],
+            )?;
+            if was_counted {
+                bump_counter(tx, &petition, -1, now)?;
+            }
+            audit(tx, &petition, &email_hash, "erased", now, status.as_str())?;
+            Ok(EraseOutcome::Erased { was_counted })
         })
         .await
         .context("while erasing a signature")
@@ -441,7 +429,7 @@ impl Store for SqliteStore {
 
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
         let e = event.clone();
-        self.write(move |conn| {
+        self.write(Durability::Normal, move |conn| {
             Ok(audit(
                 conn,
                 &e.petition,

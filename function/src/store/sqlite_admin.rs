@@ -1,15 +1,16 @@
 //! `AdminStore` for [`SqliteStore`]: the organizer's scans, bulk status changes, recount, purge
 //! and audit log. A child module of `sqlite` so that it shares its connections and helpers.
 //!
-//! Scans read through the reader connection (WAL: never blocks the sign path); every change is
-//! one immediate transaction per signature with its counter change and audit event, as in the
-//! sign path, so a crash mid-batch leaves counts equal to the confirmed records.
+//! Scans read through the reader connection (WAL: never blocks the sign path); every change goes
+//! through the writer thread, each call in one transaction (all of it or nothing) with its
+//! counter changes and audit events, committed with `synchronous=FULL`, so a crash mid-batch
+//! leaves counts equal to the confirmed records.
 
-use super::{audit, bump_counter, is_expired, status_from, SqliteStore};
+use super::{audit, bump_counter, is_expired, status_from, Durability, SqliteStore};
 use crate::store::admin::{AdminStore, Criteria};
 use crate::store::{AuditEvent, Count, SignatureRecord, Status};
 use async_trait::async_trait;
-use rusqlite::{params, params_from_iter, types::Value, Connection, TransactionBehavior};
+use rusqlite::{params, params_from_iter, types::Value, Connection};
 
 const COLUMNS: &str = "petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed,
     lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at";
@@ -75,7 +76,7 @@ fn where_clause(c: &Criteria) -> (String, Vec<Value>) {
 
 /// One signature from a status in `from` to `to`, with its count and audit event.
 fn set_one(
-    conn: &mut Connection,
+    tx: &Connection,
     petition: &str,
     email_hash: &str,
     from: &[Status],
@@ -83,8 +84,7 @@ fn set_one(
     detail: &str,
     now: i64,
 ) -> anyhow::Result<u64> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let Some((status, expires)) = super::row_status(&tx, petition, email_hash)? else {
+    let Some((status, expires)) = super::row_status(tx, petition, email_hash)? else {
         return Ok(0);
     };
     if is_expired(status, expires, now) || !from.contains(&status) || status == to {
@@ -100,10 +100,9 @@ fn set_one(
     tx.execute(sql, params![petition, email_hash, to.as_str()])?;
     let delta = i64::from(to == Status::Confirmed) - i64::from(status == Status::Confirmed);
     if delta != 0 {
-        bump_counter(&tx, petition, delta, now)?;
+        bump_counter(tx, petition, delta, now)?;
     }
-    audit(&tx, petition, email_hash, to.as_str(), now, detail)?;
-    tx.commit()?;
+    audit(tx, petition, email_hash, to.as_str(), now, detail)?;
     Ok(1)
 }
 
@@ -158,7 +157,7 @@ impl AdminStore for SqliteStore {
         let hashes = email_hashes.to_vec();
         let from = from.to_vec();
         let detail = audit_detail.to_string();
-        self.write(move |conn| {
+        self.write(Durability::Full, move |conn| {
             let mut changed = 0;
             for h in &hashes {
                 changed += set_one(conn, &petition, h, &from, to, &detail, now)?;
@@ -171,8 +170,7 @@ impl AdminStore for SqliteStore {
     async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
         let petition = petition.to_string();
         let now = crate::now();
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write(Durability::Full, move |tx| {
             let n: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed'",
                 params![petition],
@@ -183,7 +181,6 @@ impl AdminStore for SqliteStore {
                  ON CONFLICT (petition) DO UPDATE SET count = ?2, updated_at = ?3",
                 params![petition, n, now],
             )?;
-            tx.commit()?;
             Ok(Count {
                 count: n.max(0) as u64,
                 updated_at: now,
@@ -193,8 +190,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn purge(&self, older_than: i64, now: i64) -> anyhow::Result<u64> {
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The wipe: old page images still hold the data until the WAL is checkpointed and cut.
+        self.write(Durability::FullAndWipe, move |tx| {
             let targets: Vec<(String, String)> = {
                 let mut stmt = tx.prepare(
                     "SELECT petition, email_hash FROM signatures WHERE created_at < ?1
@@ -209,12 +206,7 @@ impl AdminStore for SqliteStore {
                      WHERE petition = ?1 AND email_hash = ?2",
                     params![p, h],
                 )?;
-                audit(&tx, p, h, "purged", now, "retention")?;
-            }
-            tx.commit()?;
-            if !targets.is_empty() {
-                // Old page images still hold the data until the WAL is checkpointed and cut.
-                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                audit(tx, p, h, "purged", now, "retention")?;
             }
             Ok(targets.len() as u64)
         })
