@@ -121,14 +121,24 @@ pub async fn health() -> Response {
 }
 
 /// `POST /api/petitions/{slug}/sign`.
+///
+/// Runs as its own task: a client that hangs up drops this handler, but not the work once the
+/// signature is written, so the confirmation mail still goes out (under Lambda the response
+/// still waits for it).
 pub async fn sign(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     req: Request<Body>,
 ) -> Response {
-    match sign_inner(&state, &slug, req).await {
-        Ok(res) | Err(res) => res,
-    }
+    let task = tokio::spawn(async move {
+        match sign_inner(&state, &slug, req).await {
+            Ok(res) | Err(res) => res,
+        }
+    });
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the sign task failed");
+        Problem::unavailable().into_response()
+    })
 }
 
 async fn sign_inner(

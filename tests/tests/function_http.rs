@@ -191,3 +191,40 @@ async fn erase_corrects_the_count_and_wipes_the_bytes() {
         200
     );
 }
+
+/// A signer whose connection drops right after the request was sent (a phone going into a
+/// tunnel, a proxy timing out): the request is carried through, signature and mail included,
+/// so nothing is left half done (stored without the confirmation mail, or lost).
+#[tokio::test]
+async fn a_client_that_hangs_up_still_gets_its_signature_and_mail() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = Fixture::start(dir.path(), None, &[]);
+    let c = Api::new(&f.server.base);
+    let body = serde_json::json!({
+        "name": "Alix Tunnel", "email": "alix@example.org", "consent": true,
+        "h-captcha-response": c.captcha().await, "lang": "fr", "fill_ms": 6000,
+    })
+    .to_string();
+    let addr = f.server.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /api/petitions/{SLUG}/sign HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        f.server.base,
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // Hang up at once: the server sees the end of the connection while it verifies the captcha.
+    socket.shutdown().await.unwrap();
+    drop(socket);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while read_dir(&f.outbox).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mails = read_dir(&f.outbox);
+    assert_eq!(mails.len(), 1, "{}", f.server.log());
+    let confirm = token(&mails[0].text, "confirm").expect("confirm link");
+    assert_eq!(c.post_token("/api/confirm", &confirm).await.status(), 200);
+    assert_eq!(c.count().await, 1);
+}
