@@ -15,9 +15,10 @@ pub struct Config {
     pub base_url: String,
     /// Name of the site, shown in the header and in feeds.
     pub title: String,
-    /// One sentence shown on the home page and in feeds.
+    /// One sentence shown on the home page and in feeds: a string, or one per language
+    /// (`description = { fr = "...", en = "..." }`; a missing language falls back to the first).
     #[serde(default)]
-    pub description: String,
+    pub description: Localized,
     /// Public URL of the signing API; default `<base_url>/api`.
     #[serde(default)]
     pub api_url: Option<String>,
@@ -53,6 +54,37 @@ pub struct Config {
     /// Durable anti-fraud budgets (`[budgets]`); missing keys take the function's defaults.
     #[serde(default)]
     pub budgets: Option<cahier_function::budgets::BudgetPolicy>,
+}
+
+/// A text in one language for all, or one per language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a string, or a table of strings by language code"
+)]
+pub enum Localized {
+    One(String),
+    PerLanguage(std::collections::BTreeMap<String, String>),
+}
+
+impl Default for Localized {
+    fn default() -> Self {
+        Localized::One(String::new())
+    }
+}
+
+impl Localized {
+    /// The text for `lang`, else for `default_lang`, else empty.
+    pub fn get<'a>(&'a self, lang: &str, default_lang: &str) -> &'a str {
+        match self {
+            Localized::One(s) => s,
+            Localized::PerLanguage(m) => m
+                .get(lang)
+                .or_else(|| m.get(default_lang))
+                .map(String::as_str)
+                .unwrap_or(""),
+        }
+    }
 }
 
 /// `signing = "open" | "paused"`.
@@ -235,6 +267,14 @@ impl Config {
                 );
             }
         }
+        if let Localized::PerLanguage(m) = &self.description {
+            for l in m.keys().filter(|l| !self.languages.contains(l)) {
+                err(
+                    "description",
+                    format!("`description` has a text for {l:?}, which is not in `languages`"),
+                );
+            }
+        }
         if self.title.trim().is_empty() {
             err("title", "`title` must not be empty".into());
         }
@@ -297,6 +337,36 @@ mod tests {
         assert_eq!(c.languages, ["fr"]);
         assert_eq!(c.api_url(), "https://x.org/api");
         assert_eq!(c.origins(), ["https://x.org"]);
+    }
+
+    #[test]
+    fn description_per_language() {
+        let with = |description: &str| {
+            parse(
+                Path::new("cahier.toml"),
+                &format!(
+                    "base_url = \"https://x.org\"\ntitle = \"X\"\nlanguages = [\"fr\", \"en\"]\n\
+                     description = {description}\n[captcha]\nsitekey = \"k\"\n"
+                ),
+            )
+        };
+        let c = with(r#"{ fr = "Bonjour", en = "Hello" }"#).unwrap();
+        assert_eq!(c.description.get("en", "fr"), "Hello");
+        assert_eq!(c.description.get("fr", "fr"), "Bonjour");
+        let c = with(r#"{ fr = "Bonjour" }"#).unwrap();
+        assert_eq!(c.description.get("en", "fr"), "Bonjour");
+        let c = with(r#""Un""#).unwrap();
+        assert_eq!(c.description.get("en", "fr"), "Un");
+        let e = with(r#"{ de = "Hallo" }"#).unwrap_err();
+        assert_eq!(e[0].key.as_deref(), Some("description"));
+        assert_eq!(e[0].line, Some(4));
+        assert!(e[0].message.contains("\"de\""), "{:?}", e[0]);
+        let e = with("3").unwrap_err();
+        assert!(
+            e[0].message.contains("table of strings by language"),
+            "{:?}",
+            e[0]
+        );
     }
 
     #[test]

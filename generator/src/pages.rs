@@ -89,7 +89,7 @@ impl LangSite {
             .collect();
         let site = SiteCtx {
             title: &cfg.title,
-            description: &cfg.description,
+            description: cfg.description.get(lang, cfg.default_language()),
             base_url: &cfg.base_url,
             base_path: bp.clone(),
             api_url: cfg.api_url(),

@@ -321,6 +321,20 @@ fn assets_are_fingerprinted_with_valid_sri() {
 }
 
 #[test]
+fn home_pages_carry_their_language_s_description() {
+    for (page, expected) in [
+        ("index.html", "sans traceur et sans plateforme"),
+        ("en/index.html", "with no trackers and no platform"),
+    ] {
+        let doc = html(page);
+        let meta = attr(&doc, "meta[name=description]", "content").unwrap();
+        assert!(meta.contains(expected), "{page}: {meta}");
+        let lede: String = doc.select(&sel(".lede")).next().unwrap().text().collect();
+        assert!(lede.contains(expected), "{page}: {lede}");
+    }
+}
+
+#[test]
 fn hreflang_alternates_and_language_switch() {
     for (page, lang, canonical) in [
         (
