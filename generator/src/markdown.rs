@@ -84,9 +84,97 @@ pub fn render(source: &str) -> Rendered {
         }
         e => e,
     });
+    let events = footnotes(events.collect());
     out.html.reserve(source.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut out.html, events);
+    pulldown_cmark::html::push_html(&mut out.html, events.into_iter());
     out
+}
+
+/// Footnotes as a numbered list at the end of the body (`doc-endnotes`), numbered in the order
+/// they are first referenced, each with a link back to where it is referenced; pulldown-cmark
+/// alone leaves each definition where it was written, with its raw label as the `id`.
+fn footnotes(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
+    let mut body = Vec::with_capacity(events.len());
+    let mut defs: Vec<(String, Vec<Event>)> = Vec::new();
+    let mut current: Option<(String, Vec<Event>)> = None;
+    let mut order: Vec<String> = Vec::new();
+    let mut refs_seen: Vec<String> = Vec::new();
+    for event in events {
+        match event {
+            Event::Start(Tag::FootnoteDefinition(label)) => {
+                current = Some((label.to_string(), Vec::new()));
+            }
+            Event::End(TagEnd::FootnoteDefinition) => defs.extend(current.take()),
+            Event::FootnoteReference(label) => {
+                let label = label.to_string();
+                if !order.contains(&label) {
+                    order.push(label.clone());
+                }
+                let n = order.iter().position(|l| *l == label).unwrap_or(0) + 1;
+                let id = note_id(&label, n);
+                let seen = refs_seen.iter().filter(|l| **l == label).count();
+                refs_seen.push(label);
+                let ref_id = if seen == 0 {
+                    format!("fnref-{id}")
+                } else {
+                    format!("fnref-{id}-{}", seen + 1)
+                };
+                let html = format!(
+                    "<sup class=\"footnote-ref\"><a href=\"#fn-{id}\" id=\"{ref_id}\" role=\"doc-noteref\">{n}</a></sup>"
+                );
+                let target = current.as_mut().map_or(&mut body, |(_, evs)| evs);
+                target.push(Event::InlineHtml(html.into()));
+            }
+            e => match current.as_mut() {
+                Some((_, evs)) => evs.push(e),
+                None => body.push(e),
+            },
+        }
+    }
+    if defs.is_empty() {
+        return body;
+    }
+    // Referenced notes in reference order, then any never referenced, in source order.
+    for (label, _) in &defs {
+        if !order.contains(label) {
+            order.push(label.clone());
+        }
+    }
+    body.push(Event::Html(
+        "<section class=\"footnotes\" role=\"doc-endnotes\">\n<ol>\n".into(),
+    ));
+    for (i, label) in order.iter().enumerate() {
+        let Some(pos) = defs.iter().position(|(l, _)| l == label) else {
+            continue;
+        };
+        let (_, evs) = defs.swap_remove(pos);
+        let id = note_id(label, i + 1);
+        body.push(Event::Html(
+            format!("<li id=\"fn-{id}\" value=\"{}\">\n", i + 1).into(),
+        ));
+        body.extend(evs);
+        if refs_seen.contains(label) {
+            body.push(Event::Html(
+                format!(
+                    "<a href=\"#fnref-{id}\" class=\"footnote-back\" role=\"doc-backlink\">↩</a>\n"
+                )
+                .into(),
+            ));
+        }
+        body.push(Event::Html("</li>\n".into()));
+    }
+    body.push(Event::Html("</ol>\n</section>\n".into()));
+    body
+}
+
+/// An `id` for note `n` from its label (`[^source]` gives `source`); `n` when nothing is left.
+fn note_id(label: &str, n: usize) -> String {
+    let slug = slugify(label);
+    if slug.is_empty() {
+        n.to_string()
+    } else {
+        slug
+    }
 }
 
 /// Lowercase ASCII id from heading text; common Latin accents folded.
@@ -140,5 +228,39 @@ mod tests {
         assert!(r.html.contains("footnote"));
         assert_eq!(r.links[0].0, "/autre/");
         assert_eq!(r.images[0].0, "photo.png");
+    }
+
+    #[test]
+    fn footnotes_are_numbered_at_the_end_with_links_both_ways() {
+        let r = render(
+            "Avant[^source] puis[^2] et encore[^source].\n\n[^2]: Deuxième.\n[^source]: La *source*.\n\n## Suite\n\nTexte.\n",
+        );
+        let html = &r.html;
+        // Numbered in the order of first reference, whatever the order of definitions.
+        assert!(
+            html.contains(r##"<a href="#fn-source" id="fnref-source" role="doc-noteref">1</a>"##),
+            "{html}"
+        );
+        assert!(
+            html.contains(r##"<a href="#fn-2" id="fnref-2" role="doc-noteref">2</a>"##),
+            "{html}"
+        );
+        assert!(
+            html.contains(r##"<a href="#fn-source" id="fnref-source-2" role="doc-noteref">1</a>"##),
+            "{html}"
+        );
+        // The notes come after the rest of the body, in that order, each with its way back.
+        let notes = html.find("role=\"doc-endnotes\"").expect("notes section");
+        assert!(html.find("Texte.").unwrap() < notes, "{html}");
+        let first = html.find("<li id=\"fn-source\" value=\"1\">").unwrap();
+        let second = html.find("<li id=\"fn-2\" value=\"2\">").unwrap();
+        assert!(notes < first && first < second, "{html}");
+        assert!(html[first..second].contains("<em>source</em>"));
+        assert!(html[first..second].contains(r##"href="#fnref-source""##));
+        // Nothing of pulldown-cmark's own footnote markup is left.
+        assert!(!html.contains("footnote-definition"), "{html}");
+        // Labels are turned into safe ids.
+        let r = render("X[^a \"b\"<c>]\n\n[^a \"b\"<c>]: n\n");
+        assert!(r.html.contains("id=\"fn-a-b-c\""), "{}", r.html);
     }
 }
