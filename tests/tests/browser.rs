@@ -28,6 +28,8 @@ struct Texts {
     /// French counts zero in the singular ("0 signature"), English in the plural.
     no_signature: &'static str,
     one_signature: &'static str,
+    /// The dev captcha widget, once solved.
+    captcha_done: &'static str,
 }
 
 fn texts(lang: &str) -> Texts {
@@ -37,6 +39,7 @@ fn texts(lang: &str) -> Texts {
             thanks: "Merci",
             no_signature: "0 signature",
             one_signature: "1 signature",
+            captcha_done: "Vérifié (captcha de développement)",
         }
     } else {
         Texts {
@@ -44,6 +47,7 @@ fn texts(lang: &str) -> Texts {
             thanks: "Thank you",
             no_signature: "0 signatures",
             one_signature: "1 signature",
+            captcha_done: "Verified (development captcha)",
         }
     }
 }
@@ -164,6 +168,16 @@ async fn sign_and_confirm(lang: &str) -> anyhow::Result<()> {
     tick(&b, "#f-public").await?;
     tick(&b, "#f-consent").await?;
     solve_captcha(&b).await?;
+    let widget = b
+        .js(
+            "return document.querySelector('button.dev-captcha').textContent;",
+            vec![],
+        )
+        .await?;
+    assert!(
+        widget.as_str().unwrap_or("").ends_with(t.captcha_done),
+        "the captcha widget speaks {lang}: {widget}"
+    );
     human_fill_time(&b).await?;
     b.shot("filled").await?;
     b.find("form[data-sign-form] button[type=submit]")

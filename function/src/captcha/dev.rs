@@ -228,11 +228,22 @@ impl Captcha for DevCaptcha {
 }
 
 /// The widget: turns each `.h-captcha` div into a checkbox-like button that fetches a token
-/// from `/api/__dev/captcha` and fills the form's `h-captcha-response` textarea.
+/// from `/api/__dev/captcha` and fills the form's `h-captcha-response` textarea. It speaks the
+/// page's language (French or English).
 pub const WIDGET_JS: &str = r#"(function () {
   "use strict";
   var me = document.currentScript;
   var api = me && me.src ? me.src.replace(/\/__dev\/captcha\.js.*$/, "") : "/api";
+  var fr = /^fr\b/i.test(document.documentElement.lang || "");
+  var say = fr ? {
+    ask: "\u2610 Je ne suis pas un robot (captcha de d\u00e9veloppement)",
+    done: "\u2611 V\u00e9rifi\u00e9 (captcha de d\u00e9veloppement)",
+    expired: "\u2610 Expir\u00e9 : cliquez \u00e0 nouveau (captcha de d\u00e9veloppement)"
+  } : {
+    ask: "\u2610 I am human (development captcha)",
+    done: "\u2611 Verified (development captcha)",
+    expired: "\u2610 Expired: click again (development captcha)"
+  };
   function mount(div) {
     if (div.getAttribute("data-dev-mounted")) return;
     div.setAttribute("data-dev-mounted", "1");
@@ -249,7 +260,7 @@ pub const WIDGET_JS: &str = r#"(function () {
     button.className = "dev-captcha";
     button.setAttribute("role", "checkbox");
     button.setAttribute("aria-checked", "false");
-    button.textContent = "\u2610 I am human (development captcha)";
+    button.textContent = say.ask;
     button.addEventListener("click", function () {
       if (button.getAttribute("aria-checked") === "true") return;
       fetch(api + "/__dev/captcha", {
@@ -259,11 +270,11 @@ pub const WIDGET_JS: &str = r#"(function () {
       }).then(function (r) { return r.json(); }).then(function (j) {
         area.value = j.token;
         button.setAttribute("aria-checked", "true");
-        button.textContent = "\u2611 Verified (development captcha)";
+        button.textContent = say.done;
         setTimeout(function () {
           area.value = "";
           button.setAttribute("aria-checked", "false");
-          button.textContent = "\u2610 Expired: click again (development captcha)";
+          button.textContent = say.expired;
         }, 115000);
       });
     });
