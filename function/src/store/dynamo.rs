@@ -721,13 +721,9 @@ impl Store for DynamoStore {
             }
             let status =
                 status_from(get_s(&item, "status").context("signature item without status")?)?;
-            let next = match status {
-                Status::Pending => Status::Confirmed,
-                Status::Held => Status::ConfirmedHeld,
-                Status::Confirmed | Status::ConfirmedHeld => {
-                    return Ok(ConfirmOutcome::AlreadyConfirmed { status })
-                }
-                Status::Invalidated | Status::Erased => return Ok(ConfirmOutcome::NotFound),
+            let next = match status.on_confirm() {
+                Ok(next) => next,
+                Err(answer) => return Ok(answer),
             };
             let delta = i64::from(next == Status::Confirmed);
             let done = self

@@ -29,6 +29,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// What a confirmation moves this status to, or the answer when it moves nothing.
+    pub fn on_confirm(self) -> Result<Status, ConfirmOutcome> {
+        match self {
+            Status::Pending => Ok(Status::Confirmed),
+            Status::Held => Ok(Status::ConfirmedHeld),
+            Status::Confirmed | Status::ConfirmedHeld => {
+                Err(ConfirmOutcome::AlreadyConfirmed { status: self })
+            }
+            Status::Invalidated | Status::Erased => Err(ConfirmOutcome::NotFound),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",

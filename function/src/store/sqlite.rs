@@ -350,13 +350,9 @@ impl Store for SqliteStore {
             if is_expired(status, expires, now) {
                 return Ok(ConfirmOutcome::NotFound);
             }
-            let next = match status {
-                Status::Pending => Status::Confirmed,
-                Status::Held => Status::ConfirmedHeld,
-                Status::Confirmed | Status::ConfirmedHeld => {
-                    return Ok(ConfirmOutcome::AlreadyConfirmed { status })
-                }
-                Status::Invalidated | Status::Erased => return Ok(ConfirmOutcome::NotFound),
+            let next = match status.on_confirm() {
+                Ok(next) => next,
+                Err(answer) => return Ok(answer),
             };
             tx.execute(
                 "UPDATE signatures SET status = ?3, confirmed_at = ?4, expires_at = NULL
