@@ -99,6 +99,7 @@ fn footnotes(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
     let mut current: Option<(String, Vec<Event>)> = None;
     let mut order: Vec<String> = Vec::new();
     let mut refs_seen: Vec<String> = Vec::new();
+    let mut ids = NoteIds::default();
     for event in events {
         match event {
             Event::Start(Tag::FootnoteDefinition(label)) => {
@@ -111,7 +112,7 @@ fn footnotes(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
                     order.push(label.clone());
                 }
                 let n = order.iter().position(|l| *l == label).unwrap_or(0) + 1;
-                let id = note_id(&label, n);
+                let id = ids.get(&label, n);
                 let seen = refs_seen.iter().filter(|l| **l == label).count();
                 refs_seen.push(label);
                 let ref_id = if seen == 0 {
@@ -148,7 +149,7 @@ fn footnotes(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
             continue;
         };
         let (_, evs) = defs.swap_remove(pos);
-        let id = note_id(label, i + 1);
+        let id = ids.get(label, i + 1);
         body.push(Event::Html(
             format!("<li id=\"fn-{id}\" value=\"{}\">\n", i + 1).into(),
         ));
@@ -167,13 +168,34 @@ fn footnotes(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
     body
 }
 
-/// An `id` for note `n` from its label (`[^source]` gives `source`); `n` when nothing is left.
-fn note_id(label: &str, n: usize) -> String {
-    let slug = slugify(label);
-    if slug.is_empty() {
-        n.to_string()
-    } else {
-        slug
+/// The `id` of each note, from its label (`[^source]` gives `source`), or its number when the
+/// label has no letter or digit. Two labels that slugify alike (`[^a b]`, `[^a-b]`) must not
+/// share an id, or the second note's links would land on the first: the later one gets `-n`.
+#[derive(Default)]
+struct NoteIds(Vec<(String, String)>);
+
+impl NoteIds {
+    fn get(&mut self, label: &str, n: usize) -> String {
+        if let Some((_, id)) = self.0.iter().find(|(l, _)| l == label) {
+            return id.clone();
+        }
+        let slug = slugify(label);
+        let mut id = if slug.is_empty() {
+            n.to_string()
+        } else {
+            slug.clone()
+        };
+        let mut k = n;
+        while self.0.iter().any(|(_, taken)| *taken == id) {
+            id = if slug.is_empty() {
+                format!("{k}-{n}")
+            } else {
+                format!("{slug}-{k}")
+            };
+            k += 1;
+        }
+        self.0.push((label.to_string(), id.clone()));
+        id
     }
 }
 
@@ -262,5 +284,28 @@ mod tests {
         // Labels are turned into safe ids.
         let r = render("X[^a \"b\"<c>]\n\n[^a \"b\"<c>]: n\n");
         assert!(r.html.contains("id=\"fn-a-b-c\""), "{}", r.html);
+        // Labels that slugify alike still get distinct ids, and each link finds its own note.
+        let r = render(
+            "X[^a b] Y[^a-b] Z[^1] W[^!]\n\n[^a b]: un\n[^a-b]: deux\n[^1]: trois\n[^!]: quatre\n",
+        );
+        let html = &r.html;
+        for (id, text) in [
+            ("a-b", "un"),
+            ("a-b-2", "deux"),
+            ("1", "trois"),
+            ("4", "quatre"),
+        ] {
+            let li = html
+                .find(&format!("<li id=\"fn-{id}\""))
+                .unwrap_or_else(|| panic!("{id}: {html}"));
+            assert!(
+                html[li..].split("</li>").next().unwrap().contains(text),
+                "{id}: {html}"
+            );
+            assert!(
+                html.contains(&format!("href=\"#fn-{id}\" id=\"fnref-{id}\"")),
+                "{id}: {html}"
+            );
+        }
     }
 }
