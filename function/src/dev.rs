@@ -140,11 +140,7 @@ impl DevServer {
         let (reload_tx, _) = broadcast::channel(16);
         let router = router(state.clone(), opts.public_dir.clone(), reload_tx.clone());
         let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
+            crate::http_server::serve(listener, router, std::future::pending()).await
         });
         Ok(DevServer {
             addr,

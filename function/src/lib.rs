@@ -18,6 +18,7 @@ pub mod decode;
 pub mod dev;
 pub mod email;
 pub mod heuristics;
+pub mod http_server;
 pub mod mail_text;
 pub mod mailer;
 pub mod manifest;

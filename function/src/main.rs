@@ -8,7 +8,6 @@ use cahier_function::secrets::Secrets;
 use cahier_function::state::{build_captcha, AppParts, AppState};
 use cahier_function::{app, mailer, store};
 use clap::Parser;
-use std::net::SocketAddr;
 
 fn main() -> anyhow::Result<()> {
     cahier_function::runtime()
@@ -99,13 +98,30 @@ async fn run() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("while listening on {}", config.listen))?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    cahier_function::http_server::serve(listener, router, shutdown_signal()).await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from systemd or `docker stop`: stop taking connections and let the
+/// signatures in flight be written and mailed before exiting.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

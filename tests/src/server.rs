@@ -143,6 +143,24 @@ impl FunctionServer {
         }
     }
 
+    /// SIGTERM, as systemd or `docker stop` send it; the exit status, if it exits within 15 s.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Starts again with the same configuration (after `kill9`).
     pub fn restart(&mut self) {
         self.kill9();

@@ -228,3 +228,19 @@ async fn a_client_that_hangs_up_still_gets_its_signature_and_mail() {
     assert_eq!(c.post_token("/api/confirm", &confirm).await.status(), 200);
     assert_eq!(c.count().await, 1);
 }
+
+/// SIGTERM (systemd, `docker stop`) is a clean stop, not a kill: the server exits with success
+/// after its requests in flight, and the confirmed signature is there after a restart.
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_keeps_what_was_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = Fixture::start(dir.path(), None, &[]);
+    let c = Api::new(&f.server.base);
+    assert_eq!(c.sign("sacha@example.org").await.status(), 202);
+    let confirm = token(&read_dir(&f.outbox)[0].text, "confirm").expect("confirm link");
+    assert_eq!(c.post_token("/api/confirm", &confirm).await.status(), 200);
+    let status = f.server.terminate().expect("exits within 15 s of SIGTERM");
+    assert!(status.success(), "{status}; log:\n{}", f.server.log());
+    f.server.restart();
+    assert_eq!(Api::new(&f.server.base).count().await, 1);
+}
