@@ -6,6 +6,7 @@
 #
 #   bench/function.sh                       # ROUNDS=3, 10 s per scenario
 #   ROUNDS=5 DURATION=20s bench/function.sh
+#   BIN=/tmp/other/cahier-function bench/function.sh   # another build of the server, to compare
 #
 # Scenarios:
 #   hello  GET /hello on function/examples/hello.rs (the baseline)
@@ -32,9 +33,9 @@ CONNS=${CONNS:-32}
 TOKENS=${TOKENS:-40000}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 
-[ -x target/release/cahier-function ] && [ -x target/release/examples/hello ] ||
-  cargo build --release --quiet -p cahier-function --bin cahier-function --example hello
-bin="$root/target/release/cahier-function"
+# Always (re)built: a stale release binary would measure old code.
+cargo build --release --quiet -p cahier-function --bin cahier-function --example hello
+bin="${BIN:-$root/target/release/cahier-function}"
 hello="$root/target/release/examples/hello"
 
 raw="$root/bench/out/function"
