@@ -122,9 +122,10 @@ pub async fn health() -> Response {
 
 /// `POST /api/petitions/{slug}/sign`.
 ///
-/// Runs as its own task: a client that hangs up drops this handler, but not the work once the
-/// signature is written, so the confirmation mail still goes out (under Lambda the response
-/// still waits for it).
+/// Runs as its own task: a half-closed connection is served to the end anyway
+/// ([`crate::http_server`]), but a reset one drops this handler, and that must not drop the
+/// work once the signature is written, so the confirmation mail still goes out (under Lambda
+/// the response still waits for it).
 pub async fn sign(
     State(state): State<AppState>,
     Path(slug): Path<String>,

@@ -170,7 +170,7 @@ fn footnotes(events: Vec<Event<'_>>) -> Vec<Event<'_>> {
 
 /// The `id` of each note, from its label (`[^source]` gives `source`), or its number when the
 /// label has no letter or digit. Two labels that slugify alike (`[^a b]`, `[^a-b]`) must not
-/// share an id, or the second note's links would land on the first: the later one gets `-n`.
+/// share an id, or the second note's links would land on the first: the later one gets `-2`, `-3`…
 #[derive(Default)]
 struct NoteIds(Vec<(String, String)>);
 
@@ -180,18 +180,11 @@ impl NoteIds {
             return id.clone();
         }
         let slug = slugify(label);
-        let mut id = if slug.is_empty() {
-            n.to_string()
-        } else {
-            slug.clone()
-        };
-        let mut k = n;
+        let base = if slug.is_empty() { n.to_string() } else { slug };
+        let mut id = base.clone();
+        let mut k = 2;
         while self.0.iter().any(|(_, taken)| *taken == id) {
-            id = if slug.is_empty() {
-                format!("{k}-{n}")
-            } else {
-                format!("{slug}-{k}")
-            };
+            id = format!("{base}-{k}");
             k += 1;
         }
         self.0.push((label.to_string(), id.clone()));
