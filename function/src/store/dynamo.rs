@@ -5,7 +5,7 @@
 //! `docs/dynamodb.md`. In short:
 //! - a signature is its own item (`sig#<petition>#<email_hash>`), created with
 //!   `attribute_not_exists` so that a second sign of the same e-mail is a duplicate, not a write;
-//! - the confirmed count is the sum of [`COUNT_SHARDS`] counter items, changed in the same
+//! - the confirmed count is the sum of [`COUNT_SHARDS`](super::dynamo_keys::COUNT_SHARDS) counter items, changed in the same
 //!   transaction as the signature's state;
 //! - budgets are counters per key and window, split into shards when large, taken in the sign
 //!   transaction with a `used < limit` condition;
