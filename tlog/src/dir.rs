@@ -19,10 +19,13 @@ pub type WriteHook = Box<dyn FnMut(&str) + Send>;
 
 pub struct LogDir {
     root: PathBuf,
-    /// fsync files and folders, so that a power cut cannot leave a checkpoint without its tiles.
+    /// fsync each file before its rename, and the folders before and after the checkpoint's,
+    /// so that a power cut cannot leave a checkpoint without its tiles.
     durable: bool,
     hook: Option<WriteHook>,
     writes: u64,
+    /// Folders with renames not yet fsynced (synced once each, before the checkpoint).
+    dirty: std::collections::BTreeSet<PathBuf>,
 }
 
 impl std::fmt::Debug for LogDir {
@@ -49,6 +52,7 @@ impl LogDir {
             durable: true,
             hook: None,
             writes: 0,
+            dirty: Default::default(),
         })
     }
 
@@ -101,7 +105,7 @@ impl LogDir {
                 r => r,
             }?;
             if self.durable {
-                fs::File::open(parent)?.sync_all()?;
+                self.dirty.insert(parent.to_path_buf());
             }
             Ok(())
         })()
@@ -118,6 +122,18 @@ impl LogDir {
             "the checkpoint of {} changed under the sequencer: refusing to sign a fork",
             self.root.display()
         );
-        self.write(CHECKPOINT, new)
+        // Every tile's rename reaches the disk before the checkpoint that covers it.
+        self.sync_folders()?;
+        self.write(CHECKPOINT, new)?;
+        self.sync_folders()
+    }
+
+    fn sync_folders(&mut self) -> anyhow::Result<()> {
+        for d in std::mem::take(&mut self.dirty) {
+            fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("while syncing {}", d.display()))?;
+        }
+        Ok(())
     }
 }

@@ -156,12 +156,13 @@ fn killed_with_sigkill_anywhere_it_resumes_without_gap_or_duplicate() {
 }
 
 #[test]
-fn the_same_events_give_byte_identical_tiles_whatever_the_batches() {
+fn the_same_events_give_byte_identical_tiles_whatever_the_batches_and_fsync() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let mut sa = sequencer(a.path());
     sa.integrate(&events()).unwrap();
     let mut sb = sequencer(b.path());
+    sb.dir_mut().set_durable(true);
     sb.max_batch = 7;
     for chunk in events().chunks(133) {
         sb.integrate(chunk).unwrap();
