@@ -279,3 +279,30 @@ fn a_count_endpoint_that_disagrees_is_caught() {
         &format!("says {}, the log counts {COUNT}", COUNT + 7),
     );
 }
+
+#[test]
+fn watch_exits_non_zero_at_the_first_mismatch() {
+    use std::io::{BufRead, BufReader};
+    let site = Site::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cahier"))
+        .args(["log", "verify", &site.url, "--watch", "200ms", "--state"])
+        .arg(&site.state)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first_ok = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("] OK: 1 log(s)"));
+    assert!(first_ok.is_some());
+    // Rounds keep passing until the count endpoint disagrees.
+    set_count(&site.root, COUNT - 1);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("FAILED: 1 of 1 log(s)")),
+        "{rest:?}"
+    );
+}
