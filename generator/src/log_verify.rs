@@ -115,9 +115,13 @@ fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .context("while creating the HTTP client")
 }
 
+/// Largest body accepted: a hostile site cannot exhaust the monitor's memory. Tiles are at
+/// most 8 KiB and bundles 12 KiB; the manifest and checkpoint are small.
+const MAX_BODY: usize = 4 << 20;
+
 /// The body of `url`; None on 404.
 async fn get(client: &reqwest::Client, url: Url) -> anyhow::Result<Option<Vec<u8>>> {
-    let resp = client
+    let mut resp = client
         .get(url.clone())
         .send()
         .await
@@ -128,12 +132,14 @@ async fn get(client: &reqwest::Client, url: Url) -> anyhow::Result<Option<Vec<u8
     if !resp.status().is_success() {
         bail!("GET {url}: status {}", resp.status());
     }
-    Ok(Some(
-        resp.bytes()
-            .await
-            .with_context(|| format!("GET {url}"))?
-            .to_vec(),
-    ))
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.with_context(|| format!("GET {url}"))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY {
+            bail!("GET {url}: more than {MAX_BODY} bytes");
+        }
+    }
+    Ok(Some(body))
 }
 
 /// What the monitor takes from the manifest.
@@ -190,6 +196,9 @@ async fn site(client: &reqwest::Client, opts: &Options) -> anyhow::Result<Site> 
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let client = client(opts.timeout)?;
     let site = site(&client, opts).await?;
+    if site.petitions.is_empty() {
+        bail!("the manifest lists no petition: nothing to verify");
+    }
     let mut logs = Vec::new();
     for slug in &site.petitions {
         logs.push(verify_log(&client, opts, &site, slug).await);

@@ -306,3 +306,10 @@ fn watch_exits_non_zero_at_the_first_mismatch() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn an_oversized_file_is_cut_off() {
+    let site = Site::new();
+    std::fs::write(site.log().join("tile/0/000"), vec![0u8; 5 << 20]).unwrap();
+    fails_with(&site.verify(&[]), "more than 4194304 bytes");
+}
