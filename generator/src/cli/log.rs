@@ -71,7 +71,7 @@ pub fn run(_root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         Cmd::Keygen => {
             let k = cahier_tlog::LogKey::generate();
             println!(
-                "secret (CAHIER_LOG_KEY, keep it with the function's secrets): {}",
+                "secret (with the function's secrets; never in public/ or an environment variable): {}",
                 k.seed_base64()
             );
             println!("public (log_public_key): {}", k.public_base64());
