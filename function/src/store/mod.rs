@@ -1,8 +1,9 @@
 //! Where signatures live. One trait, one conformance suite (`tests/`), several implementations,
 //! each in its own file: SQLite (embedded default) and DynamoDB (production).
 //!
-//! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes and an
-//! age-encrypted blob of the personal data, so a leaked table reveals neither.
+//! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes, the
+//! network prefix (/24, /48) and an age-encrypted blob of the personal data, so a leaked table
+//! reveals neither an address nor a mailbox.
 
 pub mod admin;
 pub mod report;

@@ -51,7 +51,7 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 24)]
         hours: u32,
     },
-    /// IP prefixes and e-mail domains with the most signatures per hour.
+    /// Networks (/24, /48) and e-mail domains with the most signatures per hour.
     Trending {
         #[arg(long)]
         petition: Option<String>,
@@ -61,8 +61,8 @@ pub enum AdminCommand {
         /// Rows per table.
         #[arg(long, default_value_t = 20)]
         top: usize,
-        /// Networks to name in the report instead of their hash (prefixes are stored hashed).
-        /// Repeatable.
+        /// Names for networks in the report (records keep their /24 or /48 in clear; older
+        /// ones only as a hash, which a label names). Repeatable.
         #[arg(long = "label", value_name = "CIDR")]
         labels: Vec<IpNet>,
     },
