@@ -22,6 +22,7 @@ pub mod http_server;
 pub mod mail_text;
 pub mod mailer;
 pub mod manifest;
+pub mod network;
 pub mod problem;
 pub mod ratelimit;
 pub mod secrets;

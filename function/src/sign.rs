@@ -285,6 +285,7 @@ async fn sign_inner(
         email_domain: email.domain.clone(),
         ip_hash,
         prefix_hash,
+        network: ip.map(crate::network::network_of).unwrap_or_default(),
         name_hash,
         sealed,
         lang: lang.clone(),

@@ -259,6 +259,7 @@ pub fn build_captcha(
     verify_url: Option<&str>,
     self_url: &str,
 ) -> anyhow::Result<(Arc<dyn Captcha>, Option<DevTokensHandle>)> {
+    crate::captcha::public_site::refuse_open_captcha(manifest, secrets, verify_url)?;
     let mut hostnames: Vec<String> = manifest
         .site
         .origins

@@ -17,6 +17,7 @@ pub mod new;
 pub mod og;
 pub mod pages;
 pub mod petition_manifest;
+pub mod sanitize;
 pub mod serve;
 pub mod site;
 pub mod templates;
