@@ -251,7 +251,11 @@ async fn sign_inner(
         email_domain: email.domain.clone(),
         ip_hash,
         prefix_hash,
-        network: ip.map(crate::network::network_of).unwrap_or_default(),
+        network: if ip == UNKNOWN_CLIENT {
+            String::new()
+        } else {
+            crate::network::network_of(ip)
+        },
         name_hash,
         sealed,
         lang: lang.clone(),

@@ -797,9 +797,12 @@ impl Store for DynamoStore {
             .collect();
         let (mut count, mut updated_at) = (0i64, 0i64);
         for attempt in 0..MAX_TX_ATTEMPTS {
+            // Eventually consistent: half the read units, and the public count may lag a
+            // confirmation by a second anyway (it is cached for seconds at the edge and in
+            // each instance).
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(pending))
-                .consistent_read(true)
+                .consistent_read(false)
                 .build()?;
             let out = self
                 .client
