@@ -42,9 +42,12 @@ pub fn app(state: AppState) -> Router {
         .allow_methods([Method::GET])
         .vary(Vec::<HeaderName>::new())
         .max_age(Duration::from_secs(600));
+    // Each group's 405 fallback is set before its CORS layer, so the layer also wraps it and
+    // answers preflight requests (a fallback set afterwards would replace the layered one).
     let public = Router::new()
         .route("/api/health", get(sign::health))
         .route("/api/petitions/{slug}/count", get(sign::count))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(public_cors);
     // Same-origin only (the smoke test calls it with curl): no CORS.
     let public = public.route("/api/whoami", get(crate::whoami::whoami));
@@ -54,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/petitions/{slug}/sign", post(sign::sign))
         .route("/api/confirm", post(sign::confirm).get(sign::confirm_get))
         .route("/api/erase", post(sign::erase))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
         .merge(public)
         .with_state(state.clone());
@@ -72,11 +76,13 @@ pub fn app(state: AppState) -> Router {
 
     router
         .fallback(|| async { Problem::not_found("No such resource.").into_response() })
-        .method_not_allowed_fallback(|| async {
-            Problem::method_not_allowed_here().into_response()
-        })
+        .method_not_allowed_fallback(method_not_allowed)
         // Outermost: without the origin secret (when one is configured) nothing else runs.
         .layer(axum::middleware::from_fn(move |req, next| {
             crate::edge::require_origin_secret(edge.clone(), req, next)
         }))
+}
+
+async fn method_not_allowed() -> axum::response::Response {
+    Problem::method_not_allowed_here().into_response()
 }
