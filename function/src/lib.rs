@@ -14,6 +14,7 @@ pub mod client_ip;
 pub mod config;
 pub mod crypto;
 pub mod decode;
+pub mod deferred;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod email;
