@@ -257,9 +257,27 @@ impl BudgetPolicy {
         push("dom", Some(&domain), domain_rates, 1, domain_over);
         if let Some(ip) = ip {
             let defer = OverBudget::Defer;
-            push("addr", Some(&ip_hash_of(&address_label(ip))), &self.per_address, multiplier, defer);
-            push("net", Some(&ip_hash_of(&prefix_label(ip))), &self.per_network, multiplier, defer);
-            push("wide", Some(&ip_hash_of(&wide_label(ip))), &self.per_wide_network, multiplier, defer);
+            push(
+                "addr",
+                Some(&ip_hash_of(&address_label(ip))),
+                &self.per_address,
+                multiplier,
+                defer,
+            );
+            push(
+                "net",
+                Some(&ip_hash_of(&prefix_label(ip))),
+                &self.per_network,
+                multiplier,
+                defer,
+            );
+            push(
+                "wide",
+                Some(&ip_hash_of(&wide_label(ip))),
+                &self.per_wide_network,
+                multiplier,
+                defer,
+            );
         }
         push("pet", None, &self.per_petition, 1, OverBudget::Alarm);
         out
@@ -308,7 +326,12 @@ mod tests {
         let p = BudgetPolicy::default();
         p.validate().unwrap();
         assert_eq!(p.per_address, vec![Rate::new(1, 60), Rate::new(5, 300)]);
-        let b = p.budgets_for("noel", Some("203.0.113.7".parse().unwrap()), h, "example.org");
+        let b = p.budgets_for(
+            "noel",
+            Some("203.0.113.7".parse().unwrap()),
+            h,
+            "example.org",
+        );
         assert_eq!(b.len(), 6, "{b:?}");
         assert!(b.contains(&Budget::new("pet:3600:noel", 20_000, 3600).with(OverBudget::Alarm)));
         assert_eq!(b[0], Budget::new("dom:3600:example.org:noel", 50, 3600));
@@ -356,7 +379,12 @@ mod tests {
         let p = BudgetPolicy::default();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let a = p.budgets_for("p", Some(ip("2001:db8:1:2::1")), h, "x.org");
-        let same64 = p.budgets_for("p", Some(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")), h, "x.org");
+        let same64 = p.budgets_for(
+            "p",
+            Some(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            h,
+            "x.org",
+        );
         let same48 = p.budgets_for("p", Some(ip("2001:db8:1:ffff::1")), h, "x.org");
         let other48 = p.budgets_for("p", Some(ip("2001:db8:2:2::1")), h, "x.org");
         assert_eq!(
@@ -389,7 +417,10 @@ mod tests {
             p.mail_budget("mx7.attacker.example.com").key,
             "mail:3600:example.com"
         );
-        assert_eq!(p.mail_budget("x.example.co.uk").key, "mail:3600:example.co.uk");
+        assert_eq!(
+            p.mail_budget("x.example.co.uk").key,
+            "mail:3600:example.co.uk"
+        );
     }
 
     #[test]
@@ -413,10 +444,17 @@ mod tests {
             per_wide_network: vec![Rate::new(0, 60)],
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("per_wide_network"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("per_wide_network"));
         // No address: only the domain and the petition budgets.
         let none = p.budgets_for("p", None, h, "x.org");
-        let scopes: Vec<&str> = none.iter().map(|b| b.key.split(':').next().unwrap()).collect();
+        let scopes: Vec<&str> = none
+            .iter()
+            .map(|b| b.key.split(':').next().unwrap())
+            .collect();
         assert_eq!(scopes, ["dom", "pet"]);
     }
 

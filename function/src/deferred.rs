@@ -89,7 +89,11 @@ mod tests {
         };
         let sealed = seal.seal(&letter).unwrap();
         assert!(!String::from_utf8_lossy(&sealed).contains("ana@"));
-        assert_ne!(sealed, seal.seal(&letter).unwrap(), "a fresh nonce each time");
+        assert_ne!(
+            sealed,
+            seal.seal(&letter).unwrap(),
+            "a fresh nonce each time"
+        );
         assert_eq!(seal.open(&sealed).unwrap(), letter);
         assert!(LetterSeal::new(&[8; 32]).open(&sealed).is_err());
         let mut tampered = sealed.clone();

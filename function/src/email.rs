@@ -34,7 +34,9 @@ pub struct CanonicalEmail {
 /// full-width letters, ligatures or `ſ` meet their plain spelling); `None` if not ASCII then.
 fn fold_local(local: &str) -> Option<String> {
     let nfkc = ComposingNormalizerBorrowed::new_nfkc();
-    let folded = nfkc.normalize(&nfkc.normalize(local).to_lowercase()).into_owned();
+    let folded = nfkc
+        .normalize(&nfkc.normalize(local).to_lowercase())
+        .into_owned();
     folded.is_ascii().then_some(folded)
 }
 
@@ -225,9 +227,15 @@ mod tests {
     #[test]
     fn registrable_domains_by_the_public_suffix_list() {
         assert_eq!(registrable_domain("gmail.com"), "gmail.com");
-        assert_eq!(registrable_domain("mx7.attacker.example.com"), "example.com");
+        assert_eq!(
+            registrable_domain("mx7.attacker.example.com"),
+            "example.com"
+        );
         assert_eq!(registrable_domain("a.b.example.co.uk"), "example.co.uk");
-        assert_eq!(registrable_domain("x.assemblee-nationale.fr"), "assemblee-nationale.fr");
+        assert_eq!(
+            registrable_domain("x.assemblee-nationale.fr"),
+            "assemblee-nationale.fr"
+        );
         assert_eq!(registrable_domain("Sub.Gouv.FR"), "sub.gouv.fr");
     }
 

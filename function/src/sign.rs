@@ -189,7 +189,12 @@ pub async fn confirm(State(state): State<AppState>, req: Request<Body>) -> Respo
 /// A confirmation proves a mailbox behind its network: the mails queued behind that network's
 /// budget go out ([`crate::deferred`]).
 async fn release_for(state: &AppState, claims: &TokenClaims, now: i64) {
-    let queue = match state.0.store.get(&claims.petition, &claims.email_hash).await {
+    let queue = match state
+        .0
+        .store
+        .get(&claims.petition, &claims.email_hash)
+        .await
+    {
         Ok(Some(rec)) => rec.prefix_hash,
         Ok(None) => return,
         Err(e) => {

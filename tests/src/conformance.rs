@@ -645,13 +645,21 @@ pub async fn an_exhausted_budget_takes_no_other(store: Arc<dyn Store>) -> anyhow
         sig.budgets = budgets;
         sig
     };
-    let first = store.sign(&sign(0, vec![tight.clone(), shared.clone()])).await?;
+    let first = store
+        .sign(&sign(0, vec![tight.clone(), shared.clone()]))
+        .await?;
     ensure!(
-        first == SignOutcome::Created { status: Status::Pending, over_budget: None },
+        first
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
         "{first:?}"
     );
     for i in 1..4 {
-        let over = store.sign(&sign(i, vec![tight.clone(), shared.clone()])).await?;
+        let over = store
+            .sign(&sign(i, vec![tight.clone(), shared.clone()]))
+            .await?;
         ensure!(
             over == SignOutcome::Created {
                 status: Status::Held,
@@ -664,13 +672,19 @@ pub async fn an_exhausted_budget_takes_no_other(store: Arc<dyn Store>) -> anyhow
     for i in 4..6 {
         let ok = store.sign(&sign(i, vec![shared.clone()])).await?;
         ensure!(
-            ok == SignOutcome::Created { status: Status::Pending, over_budget: None },
+            ok == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
             "shared unit {i}: {ok:?} (an exhausted budget took units of another)"
         );
     }
     let full = store.sign(&sign(6, vec![shared.clone()])).await?;
     ensure!(
-        full == SignOutcome::Created { status: Status::Held, over_budget: Some(shared.key.clone()) },
+        full == SignOutcome::Created {
+            status: Status::Held,
+            over_budget: Some(shared.key.clone())
+        },
         "{full:?}"
     );
     check_counts(&*store, &p, &[]).await
@@ -693,12 +707,18 @@ pub async fn alarm_budgets_never_stop_the_others(store: Arc<dyn Store>) -> anyho
     ensure!(
         outcomes
             == [
-                SignOutcome::Created { status: Status::Pending, over_budget: None },
+                SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: None
+                },
                 SignOutcome::Created {
                     status: Status::Pending,
                     over_budget: Some(surge.key.clone())
                 },
-                SignOutcome::Created { status: Status::Pending, over_budget: Some(net.key.clone()) },
+                SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: Some(net.key.clone())
+                },
             ],
         "{outcomes:?}"
     );
@@ -724,19 +744,29 @@ pub async fn network_budgets_queue_mails_and_confirmations_earn_them_back(
     };
     let first = store.sign(&sig(0, t)).await?;
     ensure!(
-        first == SignOutcome::Created { status: Status::Pending, over_budget: None },
+        first
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
         "{first:?}"
     );
     for i in 1..4 {
         let queued = store.sign(&sig(i, t + i as i64)).await?;
         ensure!(
             queued
-                == SignOutcome::Created { status: Status::Pending, over_budget: Some(net.key.clone()) },
+                == SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: Some(net.key.clone())
+                },
             "signer {i}: {queued:?}"
         );
     }
     ensure!(
-        store.release_queued(&p, "another-prefix", 5, t).await?.is_empty(),
+        store
+            .release_queued(&p, "another-prefix", 5, t)
+            .await?
+            .is_empty(),
         "another network's queue is empty"
     );
     // Signer 2 erased: its queued mail (its address) goes with it.
@@ -754,7 +784,10 @@ pub async fn network_budgets_queue_mails_and_confirmations_earn_them_back(
         "the erased one is not handed out: {rest:?}"
     );
     ensure!(
-        store.release_queued(&p, "cgnat-prefix", 5, t + 8).await?.is_empty(),
+        store
+            .release_queued(&p, "cgnat-prefix", 5, t + 8)
+            .await?
+            .is_empty(),
         "each is handed out once"
     );
     // Queued signatures confirm and count like any other.
@@ -763,7 +796,11 @@ pub async fn network_budgets_queue_mails_and_confirmations_earn_them_back(
     store.confirm(&p, &hashes[0], t + 10).await?;
     let after = store.sign(&sig(4, t + 11)).await?;
     ensure!(
-        after == SignOutcome::Created { status: Status::Pending, over_budget: None },
+        after
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
         "a confirmation earns the network's unit back: {after:?}"
     );
     ensure!(store.count(&p).await?.count == 2, "two confirmed");

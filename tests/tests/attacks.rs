@@ -1007,7 +1007,13 @@ async fn a_realistic_crowd_with_shared_addresses_is_counted() {
     let site = Arc::new(Site::start_with(dir.path(), port, Vec::new()));
     let base = site.server.base.clone();
     let tokens = reqwest::Client::new();
-    let large = ["gmail.com", "orange.fr", "free.fr", "laposte.net", "outlook.fr"];
+    let large = [
+        "gmail.com",
+        "orange.fr",
+        "free.fr",
+        "laposte.net",
+        "outlook.fr",
+    ];
     let email_of = move |i: usize| match i % 4 {
         3 => format!("personne{i}@asso{}.example", i % 40),
         k => format!("personne{i}@{}", large[(i / 4 + k) % large.len()]),
@@ -1018,7 +1024,9 @@ async fn a_realistic_crowd_with_shared_addresses_is_counted() {
         } else if i < ALONE + CGNAT {
             format!("127.70.7.{}", 1 + (i - ALONE) % 6).parse().unwrap()
         } else {
-            format!("127.71.3.{}", 1 + (i - ALONE - CGNAT) % 4).parse().unwrap()
+            format!("127.71.3.{}", 1 + (i - ALONE - CGNAT) % 4)
+                .parse()
+                .unwrap()
         }
     };
     let report = {
@@ -1026,9 +1034,15 @@ async fn a_realistic_crowd_with_shared_addresses_is_counted() {
         run_paced(PEOPLE, 16, Some(200.0), Duration::from_secs(60), move |i| {
             let (tokens, base, email) = (tokens.clone(), base.clone(), email_of(i));
             async move {
-                let status =
-                    raw_sign(&tokens, &base, port, source_of(i), &format!("Personne {i}"), &email)
-                        .await?;
+                let status = raw_sign(
+                    &tokens,
+                    &base,
+                    port,
+                    source_of(i),
+                    &format!("Personne {i}"),
+                    &email,
+                )
+                .await?;
                 anyhow::ensure!(status == 202, "{email}: {status}");
                 Ok(())
             }
@@ -1049,8 +1063,12 @@ async fn a_realistic_crowd_with_shared_addresses_is_counted() {
     let shared_counted = site.sql(
         "SELECT COUNT(*) FROM signatures WHERE status = 'confirmed' AND prefix_hash IN (?1, ?2)",
         &[
-            &site.hasher().prefix("127.70.7.1".parse::<IpAddr>().unwrap()),
-            &site.hasher().prefix("127.71.3.1".parse::<IpAddr>().unwrap()),
+            &site
+                .hasher()
+                .prefix("127.70.7.1".parse::<IpAddr>().unwrap()),
+            &site
+                .hasher()
+                .prefix("127.71.3.1".parse::<IpAddr>().unwrap()),
         ],
     );
     let pct = 100.0 * counted as f64 / PEOPLE as f64;
@@ -1083,9 +1101,16 @@ async fn aliases_of_one_mailbox_and_of_protected_domains() {
         "ＪＡＮＥＤＯＥ@Gmail.com",
     ];
     for (i, email) in one.iter().enumerate() {
-        let status = raw_sign(&tokens, &base, port, spread_address(70_000 + i), "Jane Doe", email)
-            .await
-            .unwrap();
+        let status = raw_sign(
+            &tokens,
+            &base,
+            port,
+            spread_address(70_000 + i),
+            "Jane Doe",
+            email,
+        )
+        .await
+        .unwrap();
         assert_eq!(status, 202, "{email}");
     }
     let protected = [
@@ -1097,13 +1122,23 @@ async fn aliases_of_one_mailbox_and_of_protected_domains() {
         "senateur3@senat\u{3002}fr",
     ];
     for (i, email) in protected.iter().enumerate() {
-        let status = raw_sign(&tokens, &base, port, spread_address(71_000 + i), "Élu", email)
-            .await
-            .unwrap();
+        let status = raw_sign(
+            &tokens,
+            &base,
+            port,
+            spread_address(71_000 + i),
+            "Élu",
+            email,
+        )
+        .await
+        .unwrap();
         assert_eq!(status, 202, "{email}");
     }
     let jane = site.hasher().email("janedoe@gmail.com");
-    let rows_jane = site.sql("SELECT COUNT(*) FROM signatures WHERE email_hash = ?1", &[&jane]);
+    let rows_jane = site.sql(
+        "SELECT COUNT(*) FROM signatures WHERE email_hash = ?1",
+        &[&jane],
+    );
     let mails = cahier_tests::outbox::read_dir(&site.outbox);
     let to_jane: Vec<&str> = mails
         .iter()

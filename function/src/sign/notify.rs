@@ -182,7 +182,10 @@ pub(crate) async fn release_queued(ctx: &Ctx<'_>, queue: &str) {
         let letter = match ctx.state.0.letters.open(&queued.sealed) {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "a queued mail could not be opened");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "a queued mail could not be opened"
+                );
                 continue;
             }
         };

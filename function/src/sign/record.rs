@@ -68,9 +68,12 @@ pub(super) async fn record(
         disposable: &state.0.disposable,
         burst: Some(&state.0.name_burst),
     });
-    let budgets = loaded
-        .budgets
-        .budgets_for(slug, ip, |label| hasher.hash("budget", label), &email.domain);
+    let budgets = loaded.budgets.budgets_for(
+        slug,
+        ip,
+        |label| hasher.hash("budget", label),
+        &email.domain,
+    );
     let personal = PersonalData {
         name: d.form.name.clone(),
         email: email.address.clone(),
@@ -160,10 +163,20 @@ fn log_decision(sig: &NewSignature, r: &Recorded) {
     let budget = r.over.as_ref().map(|(k, _)| k.as_str()).unwrap_or("");
     let decision = match (&r.outcome, r.over.as_ref().map(|(_, o)| *o)) {
         (SignOutcome::Duplicate { .. }, _) => return,
-        (SignOutcome::Created { status: Status::Held, .. }, Some(OverBudget::Hold)) => {
-            "over_budget"
-        }
-        (SignOutcome::Created { status: Status::Held, .. }, _) => "held",
+        (
+            SignOutcome::Created {
+                status: Status::Held,
+                ..
+            },
+            Some(OverBudget::Hold),
+        ) => "over_budget",
+        (
+            SignOutcome::Created {
+                status: Status::Held,
+                ..
+            },
+            _,
+        ) => "held",
         (_, Some(OverBudget::Defer)) => "mail_queued",
         (_, Some(OverBudget::Alarm)) => "surge",
         _ if !sig.flags.is_empty() => "flagged",

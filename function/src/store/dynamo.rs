@@ -21,8 +21,8 @@ use super::dynamo_keys::{
     signature_pk, spread_of, BudgetSlot, BUDGET_SK, COUNT_SK, SIG_SK,
 };
 use crate::store::{
-    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome,
-    NewSignature, OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
+    OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -461,8 +461,14 @@ impl DynamoStore {
             );
         }
         if queued {
-            item.insert("queue_pk".into(), s(queue_pk(&sig.petition, &sig.prefix_hash)));
-            item.insert("queue_sk".into(), s(queue_sk(sig.created_at, &sig.email_hash)));
+            item.insert(
+                "queue_pk".into(),
+                s(queue_pk(&sig.petition, &sig.prefix_hash)),
+            );
+            item.insert(
+                "queue_sk".into(),
+                s(queue_sk(sig.created_at, &sig.email_hash)),
+            );
         }
         // New, or replacing an expired pending/held one that TTL has not deleted yet.
         let put = Put::builder()
@@ -688,13 +694,8 @@ impl Store for DynamoStore {
                 .filter(|&&i| sig.budgets[i].over == OverBudget::Defer)
                 .map(|&i| slots[i].pk.clone())
                 .collect();
-            let mut items = vec![self.signature_put(
-                sig,
-                status,
-                hold_reason.as_deref(),
-                &refunds,
-                queued,
-            )?];
+            let mut items =
+                vec![self.signature_put(sig, status, hold_reason.as_deref(), &refunds, queued)?];
             for &i in &taken {
                 items.push(self.budget_update(&slots[i])?);
             }

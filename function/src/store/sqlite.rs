@@ -9,8 +9,8 @@
 //! reads run on tokio's blocking pool.
 
 use super::{
-    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome,
-    NewSignature, OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
+    OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -192,7 +192,11 @@ fn give_back(tx: &Connection, petition: &str, email_hash: &str) -> rusqlite::Res
 }
 
 /// Drops a signature's queued mail (its sealed address) and its refunds.
-fn forget_queue_and_refunds(tx: &Connection, petition: &str, email_hash: &str) -> rusqlite::Result<()> {
+fn forget_queue_and_refunds(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM mail_queue WHERE petition = ?1 AND email_hash = ?2")?
         .execute(params![petition, email_hash])?;
     tx.prepare_cached("DELETE FROM refunds WHERE petition = ?1 AND email_hash = ?2")?
