@@ -106,7 +106,7 @@ async fn sign_inner(
     // 2. In-memory token buckets.
     let opts = state.options();
     let ip = client_ip(peer, lambda_ip, &headers, &opts.trusted_proxies);
-    screen::screen(state, ip)?;
+    screen::screen(state, ip).map_err(IntoResponse::into_response)?;
     // 3. Captcha, then the block lists.
     if captcha::captcha_then_block_lists(state, &d, ip).await? == captcha::Screened::Blocked {
         return Ok(accepted());
