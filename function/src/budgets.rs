@@ -1,31 +1,49 @@
 //! The durable windowed budgets the sign path takes in its one conditional write.
 //!
-//! Over budget is not an error for the client: the store keeps the signature as held and never
-//! counts it (see `Store::sign`). Limits follow the spirit of the most trusted petition site:
-//! about one signature a minute and five per five minutes from one address, more for a shared
-//! network (/24, /48) and for the large mail providers everyone uses, and a petition-wide surge
-//! ceiling. Campus or workplace NATs can be allow-listed with a multiplier.
+//! Over budget is not an error for the client, and not a silent drop of a real person either:
+//! confirmation proves a mailbox and decides what counts; budgets bound what a mailbox-less
+//! attacker can make the function mail and what one owner of a domain can confirm. Each budget
+//! says what exceeding it does ([`OverBudget`]):
+//! - **network budgets** (one address, its /24 or /48, its /16 or /32 — one owner of many
+//!   networks) `Defer`: the signature is stored pending, its mail queued; each confirmation
+//!   from the network gives its unit back and releases queued mails ([`crate::deferred`]), so
+//!   the people behind one carrier-grade NAT are all mailed and counted, while a farm of fake
+//!   mailboxes gets at most the budget's mails;
+//! - **per registrable domain** (eTLD+1, [`crate::email::registrable_domain`]) `Hold`: one
+//!   owner of a domain (a wildcard MX makes endless mailboxes, one per subdomain too) confirms
+//!   at most that many; the rest wait for the organizer;
+//! - **petition-wide and large providers** `Alarm`: logged (`cahier::fraud`, `surge`), never
+//!   holding, so an attacker cannot drain them for every honest signer; the suspicious share
+//!   is the traffic already over its own network or domain budget, which those shed.
+//!
+//! Limits follow the spirit of the most trusted petition site: about one signature a minute
+//! and five per five minutes from one address, more for a shared network and for the large
+//! mail providers everyone uses. Campus or workplace NATs can be allow-listed with a
+//! multiplier.
 //!
 //! # Budget keys
 //!
 //! Keys never contain a raw IP: addresses and prefixes appear only as `hash(label)`, where the
 //! caller's keyed hash (HMAC with the pepper) is applied to the canonical CIDR label of the
-//! network (`203.0.113.7/32`, `203.0.113.0/24`, `2001:db8:1:2::/64`, `2001:db8:1::/48`;
-//! IPv4-mapped IPv6 addresses are treated as IPv4). The window length is part of the key so that
-//! two rates of one scope never share a counter; the petition slug comes last.
+//! network (`203.0.113.7/32`, `203.0.113.0/24`, `203.0.0.0/16`, `2001:db8:1:2::/64`,
+//! `2001:db8:1::/48`, `2001:db8::/32`; IPv4-mapped IPv6 addresses are treated as IPv4). The
+//! window length is part of the key so that two rates of one scope never share a counter; the
+//! petition slug comes last.
 //!
-//! | scope | key |
-//! |---|---|
-//! | one address (/32, /64), per petition | `addr:<window>:<hash>:<petition>` |
-//! | network (/24, /48), per petition | `net:<window>:<hash>:<petition>` |
-//! | e-mail domain, per petition | `dom:<window>:<domain>:<petition>` |
-//! | petition overall (surge) | `pet:<window>:<petition>` |
-//! | mails per e-mail domain (all petitions) | `mail:<window>:<domain>` |
+//! | scope | key | exceeded |
+//! |---|---|---|
+//! | registrable e-mail domain, per petition | `dom:<window>:<domain>:<petition>` | hold (alarm for large providers) |
+//! | one address (/32, /64), per petition | `addr:<window>:<hash>:<petition>` | defer |
+//! | network (/24, /48), per petition | `net:<window>:<hash>:<petition>` | defer |
+//! | wide network (/16, /32), per petition | `wide:<window>:<hash>:<petition>` | defer |
+//! | petition overall (surge) | `pet:<window>:<petition>` | alarm |
+//! | mails per registrable domain (all petitions) | `mail:<window>:<domain>` | no mail (alarm for large providers) |
 //!
-//! The e-mail domain is stored in clear (lower-cased), as in `NewSignature::email_domain`: it is
-//! what `cahier admin trending` reports.
+//! The e-mail domain is stored in clear (lower-case A-label), as in
+//! `NewSignature::email_domain`: it is what `cahier admin trending` reports.
 
-use crate::store::Budget;
+use crate::email::registrable_domain;
+use crate::store::{Budget, OverBudget};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -53,6 +71,9 @@ pub struct BudgetPolicy {
     pub per_address: Vec<Rate>,
     /// Per network (IPv4 /24, IPv6 /48), per petition.
     pub per_network: Vec<Rate>,
+    /// Per wide network (IPv4 /16, IPv6 /32): one owner of many networks, such as the 218
+    /// servers of the seed attack; large, since a carrier's /16 holds many people.
+    pub per_wide_network: Vec<Rate>,
     /// Per e-mail domain, per petition.
     pub per_domain: Vec<Rate>,
     /// Per e-mail domain of a large provider (`large_providers`), per petition.
@@ -75,6 +96,7 @@ impl Default for BudgetPolicy {
         BudgetPolicy {
             per_address: vec![Rate::new(1, 60), Rate::new(5, 300)],
             per_network: vec![Rate::new(20, 3600)],
+            per_wide_network: vec![Rate::new(1_000, 3600)],
             per_domain: vec![Rate::new(50, 3600)],
             per_large_provider: vec![Rate::new(5_000, 3600)],
             large_providers: [
@@ -138,12 +160,18 @@ pub fn prefix_label(ip: IpAddr) -> String {
     network_label(ip, 24, 48)
 }
 
+/// The label of the wide network: /16 for IPv4, /32 for IPv6 (one owner's allocation).
+pub fn wide_label(ip: IpAddr) -> String {
+    network_label(ip, 16, 32)
+}
+
 impl BudgetPolicy {
     /// Refuses limits that would make every signature held or windows that make no sense.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let groups: [(&str, &[Rate]); 5] = [
+        let groups: [(&str, &[Rate]); 6] = [
             ("per_address", &self.per_address),
             ("per_network", &self.per_network),
+            ("per_wide_network", &self.per_wide_network),
             ("per_domain", &self.per_domain),
             ("per_large_provider", &self.per_large_provider),
             ("per_petition", &self.per_petition),
@@ -171,11 +199,13 @@ impl BudgetPolicy {
         Ok(())
     }
 
-    /// Whether `domain` (canonical, lower-case) is one of the large providers.
+    /// Whether `domain` (canonical, lower-case) is one of the large providers, matched on the
+    /// exact name or its registrable domain.
     pub fn is_large_provider(&self, domain: &str) -> bool {
+        let registrable = registrable_domain(domain);
         self.large_providers
             .iter()
-            .any(|p| p.eq_ignore_ascii_case(domain))
+            .any(|p| p.eq_ignore_ascii_case(domain) || p.eq_ignore_ascii_case(&registrable))
     }
 
     /// Whether `ip` is in an allow-listed network.
@@ -184,64 +214,89 @@ impl BudgetPolicy {
         self.allowed_networks.iter().any(|n| n.contains(&ip))
     }
 
-    /// The budgets one signature takes: per address, per network, per e-mail domain and per
-    /// petition. `ip_hash_of` is the keyed hash applied to the CIDR labels (see the module doc);
-    /// no raw address reaches a key.
+    /// The budgets one signature takes, in the order the store checks them (see
+    /// [`OverBudget`]): per registrable e-mail domain, per address, network and wide network,
+    /// per petition. `ip_hash_of` is the keyed hash applied to the CIDR labels (see the module
+    /// doc); no raw address reaches a key. Without a client address (should not happen behind
+    /// a proxy we trust) only the domain and petition budgets apply.
     pub fn budgets_for(
         &self,
         petition: &str,
-        ip: IpAddr,
+        ip: Option<IpAddr>,
         ip_hash_of: impl Fn(&str) -> String,
         email_domain: &str,
     ) -> Vec<Budget> {
-        let domain = email_domain.to_ascii_lowercase();
-        let multiplier = if self.is_allowed_network(ip) {
-            self.allowed_multiplier
-        } else {
-            1
+        let domain = registrable_domain(email_domain);
+        let large = self.is_large_provider(email_domain);
+        let multiplier = match ip {
+            Some(ip) if self.is_allowed_network(ip) => self.allowed_multiplier,
+            _ => 1,
         };
-        let addr = ip_hash_of(&address_label(ip));
-        let net = ip_hash_of(&prefix_label(ip));
-        let domain_rates = if self.is_large_provider(&domain) {
-            &self.per_large_provider
+        let (domain_rates, domain_over) = if large {
+            (&self.per_large_provider, OverBudget::Alarm)
         } else {
-            &self.per_domain
+            (&self.per_domain, OverBudget::Hold)
         };
 
         let mut out = Vec::new();
-        let mut push = |scope: &str, middle: Option<&str>, rates: &[Rate], mult: u32| {
-            for r in rates {
-                let key = match middle {
-                    Some(m) => format!("{scope}:{}:{m}:{petition}", r.window_secs),
-                    None => format!("{scope}:{}:{petition}", r.window_secs),
-                };
-                out.push(Budget {
-                    key,
-                    limit: r.limit.saturating_mul(mult),
-                    window_secs: r.window_secs,
-                });
-            }
-        };
-        push("addr", Some(&addr), &self.per_address, multiplier);
-        push("net", Some(&net), &self.per_network, multiplier);
-        push("dom", Some(&domain), domain_rates, 1);
-        push("pet", None, &self.per_petition, 1);
+        let mut push =
+            |scope: &str, middle: Option<&str>, rates: &[Rate], mult: u32, over: OverBudget| {
+                for r in rates {
+                    let key = match middle {
+                        Some(m) => format!("{scope}:{}:{m}:{petition}", r.window_secs),
+                        None => format!("{scope}:{}:{petition}", r.window_secs),
+                    };
+                    out.push(Budget {
+                        key,
+                        limit: r.limit.saturating_mul(mult),
+                        window_secs: r.window_secs,
+                        over,
+                    });
+                }
+            };
+        push("dom", Some(&domain), domain_rates, 1, domain_over);
+        if let Some(ip) = ip {
+            let defer = OverBudget::Defer;
+            push(
+                "addr",
+                Some(&ip_hash_of(&address_label(ip))),
+                &self.per_address,
+                multiplier,
+                defer,
+            );
+            push(
+                "net",
+                Some(&ip_hash_of(&prefix_label(ip))),
+                &self.per_network,
+                multiplier,
+                defer,
+            );
+            push(
+                "wide",
+                Some(&ip_hash_of(&wide_label(ip))),
+                &self.per_wide_network,
+                multiplier,
+                defer,
+            );
+        }
+        push("pet", None, &self.per_petition, 1, OverBudget::Alarm);
         out
     }
 
-    /// The per-domain mail budget, taken (`Store::take_budget`) before sending a confirmation.
+    /// The per-domain mail budget, taken (`Store::take_budget`) before sending a confirmation;
+    /// counted on the registrable domain, so that subdomains of one domain share it.
     pub fn mail_budget(&self, email_domain: &str) -> Budget {
-        let domain = email_domain.to_ascii_lowercase();
-        let rate = if self.is_large_provider(&domain) {
+        let domain = registrable_domain(email_domain);
+        let rate = if self.is_large_provider(email_domain) {
             self.mail_per_large_provider
         } else {
             self.mail_per_domain
         };
-        Budget {
-            key: format!("mail:{}:{domain}", rate.window_secs),
-            limit: rate.limit,
-            window_secs: rate.window_secs,
-        }
+        Budget::new(
+            format!("mail:{}:{domain}", rate.window_secs),
+            rate.limit,
+            rate.window_secs,
+        )
     }
 }
 
@@ -271,18 +326,21 @@ mod tests {
         let p = BudgetPolicy::default();
         p.validate().unwrap();
         assert_eq!(p.per_address, vec![Rate::new(1, 60), Rate::new(5, 300)]);
-        let b = p.budgets_for("noel", "203.0.113.7".parse().unwrap(), h, "example.org");
-        assert_eq!(b.len(), 5, "{b:?}");
-        assert!(b.contains(&Budget {
-            key: "pet:3600:noel".into(),
-            limit: 20_000,
-            window_secs: 3600
-        }));
-        assert!(b.contains(&Budget {
-            key: "dom:3600:example.org:noel".into(),
-            limit: 50,
-            window_secs: 3600
-        }));
+        let b = p.budgets_for(
+            "noel",
+            Some("203.0.113.7".parse().unwrap()),
+            h,
+            "example.org",
+        );
+        assert_eq!(b.len(), 6, "{b:?}");
+        assert!(b.contains(&Budget::new("pet:3600:noel", 20_000, 3600).with(OverBudget::Alarm)));
+        assert_eq!(b[0], Budget::new("dom:3600:example.org:noel", 50, 3600));
+        let defer: Vec<&str> = b
+            .iter()
+            .filter(|b| b.over == OverBudget::Defer)
+            .map(|b| b.key.split(':').next().unwrap())
+            .collect();
+        assert_eq!(defer, ["addr", "addr", "net", "wide"]);
     }
 
     #[test]
@@ -300,9 +358,9 @@ mod tests {
     #[test]
     fn ipv4_groups_by_slash_24() {
         let p = BudgetPolicy::default();
-        let a = p.budgets_for("p", "198.51.100.1".parse().unwrap(), h, "x.org");
-        let b = p.budgets_for("p", "198.51.100.254".parse().unwrap(), h, "x.org");
-        let c = p.budgets_for("p", "198.51.101.1".parse().unwrap(), h, "x.org");
+        let a = p.budgets_for("p", Some("198.51.100.1".parse().unwrap()), h, "x.org");
+        let b = p.budgets_for("p", Some("198.51.100.254".parse().unwrap()), h, "x.org");
+        let c = p.budgets_for("p", Some("198.51.101.1".parse().unwrap()), h, "x.org");
         assert_eq!(
             key_of(&a, "net:"),
             key_of(&b, "net:"),
@@ -320,10 +378,15 @@ mod tests {
     fn ipv6_groups_by_slash_64_and_slash_48() {
         let p = BudgetPolicy::default();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let a = p.budgets_for("p", ip("2001:db8:1:2::1"), h, "x.org");
-        let same64 = p.budgets_for("p", ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), h, "x.org");
-        let same48 = p.budgets_for("p", ip("2001:db8:1:ffff::1"), h, "x.org");
-        let other48 = p.budgets_for("p", ip("2001:db8:2:2::1"), h, "x.org");
+        let a = p.budgets_for("p", Some(ip("2001:db8:1:2::1")), h, "x.org");
+        let same64 = p.budgets_for(
+            "p",
+            Some(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            h,
+            "x.org",
+        );
+        let same48 = p.budgets_for("p", Some(ip("2001:db8:1:ffff::1")), h, "x.org");
+        let other48 = p.budgets_for("p", Some(ip("2001:db8:2:2::1")), h, "x.org");
         assert_eq!(
             key_of(&a, "addr:"),
             key_of(&same64, "addr:"),
@@ -339,11 +402,68 @@ mod tests {
     }
 
     #[test]
+    fn subdomains_share_their_registrable_domain_budgets() {
+        let p = BudgetPolicy::default();
+        let ip = Some("192.0.2.1".parse().unwrap());
+        let keys: std::collections::HashSet<String> = (0..120)
+            .map(|i| {
+                let b = p.budgets_for("p", ip, h, &format!("mx{i}.attacker.example.com"));
+                key_of(&b, "dom:")[0].key.clone()
+            })
+            .collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(keys.contains("dom:3600:example.com:p"));
+        assert_eq!(
+            p.mail_budget("mx7.attacker.example.com").key,
+            "mail:3600:example.com"
+        );
+        assert_eq!(
+            p.mail_budget("x.example.co.uk").key,
+            "mail:3600:example.co.uk"
+        );
+    }
+
+    #[test]
+    fn wide_networks_are_slash_16_and_slash_32() {
+        let p = BudgetPolicy::default();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let wide = |s: &str| key_of(&p.budgets_for("p", ip(s), h, "x.org"), "wide:")[0].clone();
+        assert_eq!(wide("198.51.1.1"), wide("198.51.200.9"));
+        assert_ne!(wide("198.51.1.1"), wide("198.52.1.1"));
+        assert_eq!(wide("2001:db8:1::1"), wide("2001:db8:ffff::1"));
+        assert_ne!(wide("2001:db8:1::1"), wide("2001:db9:1::1"));
+        assert_eq!(wide("198.51.1.1").limit, 1_000);
+        assert_eq!(wide_label(ip("2001:db8:1::1").unwrap()), "2001:db8::/32");
+        let site: BudgetPolicy =
+            toml::from_str("per_wide_network = [{ limit = 5000, window_secs = 3600 }]").unwrap();
+        assert_eq!(
+            key_of(&site.budgets_for("p", ip("10.0.0.1"), h, "x.org"), "wide:")[0].limit,
+            5000
+        );
+        let bad = BudgetPolicy {
+            per_wide_network: vec![Rate::new(0, 60)],
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("per_wide_network"));
+        // No address: only the domain and the petition budgets.
+        let none = p.budgets_for("p", None, h, "x.org");
+        let scopes: Vec<&str> = none
+            .iter()
+            .map(|b| b.key.split(':').next().unwrap())
+            .collect();
+        assert_eq!(scopes, ["dom", "pet"]);
+    }
+
+    #[test]
     fn budgets_are_per_petition() {
         let p = BudgetPolicy::default();
         let ip = "192.0.2.1".parse().unwrap();
-        let a = p.budgets_for("one", ip, h, "x.org");
-        let b = p.budgets_for("two", ip, h, "x.org");
+        let a = p.budgets_for("one", Some(ip), h, "x.org");
+        let b = p.budgets_for("two", Some(ip), h, "x.org");
         for (x, y) in a.iter().zip(&b) {
             assert_ne!(x.key, y.key);
             assert!(x.key.ends_with(":one") && y.key.ends_with(":two"));
@@ -354,19 +474,18 @@ mod tests {
     fn large_providers_get_a_higher_domain_and_mail_budget() {
         let p = BudgetPolicy::default();
         let ip = "192.0.2.1".parse().unwrap();
-        let small = p.budgets_for("p", ip, h, "example.org");
-        let large = p.budgets_for("p", ip, h, "Gmail.com");
+        let small = p.budgets_for("p", Some(ip), h, "example.org");
+        let large = p.budgets_for("p", Some(ip), h, "Gmail.com");
         assert_eq!(key_of(&small, "dom:")[0].limit, 50);
         assert_eq!(key_of(&large, "dom:")[0].limit, 5_000);
         assert_eq!(key_of(&large, "dom:")[0].key, "dom:3600:gmail.com:p");
         assert_eq!(
             p.mail_budget("example.org"),
-            Budget {
-                key: "mail:3600:example.org".into(),
-                limit: 30,
-                window_secs: 3600
-            }
+            Budget::new("mail:3600:example.org", 30, 3600)
         );
+        // A large provider's domain budget is an alarm, a small domain's holds.
+        assert_eq!(key_of(&large, "dom:")[0].over, OverBudget::Alarm);
+        assert_eq!(key_of(&small, "dom:")[0].over, OverBudget::Hold);
         assert_eq!(p.mail_budget("ORANGE.fr").limit, 10_000);
         assert_eq!(p.mail_budget("ORANGE.fr").key, "mail:3600:orange.fr");
     }
@@ -380,12 +499,13 @@ mod tests {
             "#,
         )
         .unwrap();
-        let inside = p.budgets_for("p", "10.20.3.4".parse().unwrap(), h, "x.org");
-        let outside = p.budgets_for("p", "10.21.3.4".parse().unwrap(), h, "x.org");
-        let v6 = p.budgets_for("p", "2001:db8:cafe:1::9".parse().unwrap(), h, "x.org");
+        let inside = p.budgets_for("p", Some("10.20.3.4".parse().unwrap()), h, "x.org");
+        let outside = p.budgets_for("p", Some("10.21.3.4".parse().unwrap()), h, "x.org");
+        let v6 = p.budgets_for("p", Some("2001:db8:cafe:1::9".parse().unwrap()), h, "x.org");
         let limits = |b: &[Budget], s| key_of(b, s).iter().map(|b| b.limit).collect::<Vec<_>>();
         assert_eq!(limits(&inside, "addr:"), vec![50, 250]);
         assert_eq!(limits(&inside, "net:"), vec![1000]);
+        assert_eq!(limits(&inside, "wide:"), vec![50_000]);
         assert_eq!(limits(&outside, "addr:"), vec![1, 5]);
         assert_eq!(limits(&v6, "net:"), vec![1000]);
         // Domain and petition budgets are not raised by a network allow-list.
@@ -470,7 +590,7 @@ mod tests {
         #[test]
         fn keys_never_contain_the_raw_address(ip in any_ip(), petition in "[a-z0-9-]{1,20}") {
             let p = BudgetPolicy::default();
-            let budgets = p.budgets_for(&petition, ip, h, "example.org");
+            let budgets = p.budgets_for(&petition, Some(ip), h, "example.org");
             let canonical = ip.to_canonical();
             let mut forms = vec![ip.to_string(), canonical.to_string(), address_label(ip), prefix_label(ip)];
             if let IpAddr::V4(v4) = canonical {
@@ -491,8 +611,8 @@ mod tests {
             let p = BudgetPolicy::default();
             let ip1 = IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], x));
             let ip2 = IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], y));
-            let k1 = p.budgets_for("p", ip1, h, "d.org");
-            let k2 = p.budgets_for("p", ip2, h, "d.org");
+            let k1 = p.budgets_for("p", Some(ip1), h, "d.org");
+            let k2 = p.budgets_for("p", Some(ip2), h, "d.org");
             prop_assert_eq!(key_of(&k1, "net:"), key_of(&k2, "net:"));
             prop_assert_eq!(x == y, key_of(&k1, "addr:") == key_of(&k2, "addr:"));
         }

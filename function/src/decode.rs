@@ -68,9 +68,10 @@ fn raw_pairs(kind: BodyKind, body: &[u8]) -> Result<Vec<(String, Raw)>, FieldErr
             Ok(pairs.into_iter().map(|(k, v)| (k, Raw::Text(v))).collect())
         }
         BodyKind::Json => {
-            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            let JsonPairs(pairs) = serde_json::from_slice(body)
                 .map_err(|_| FieldError::new("body", "The body must be a JSON object."))?;
-            map.into_iter()
+            pairs
+                .into_iter()
                 .map(|(k, v)| {
                     let raw = match v {
                         serde_json::Value::String(s) => Raw::Text(s),
@@ -84,6 +85,33 @@ fn raw_pairs(kind: BodyKind, body: &[u8]) -> Result<Vec<(String, Raw)>, FieldErr
                 })
                 .collect()
         }
+    }
+}
+
+/// A JSON object's members in order, repeated keys kept: `serde_json::Map` would keep only the
+/// last of `{"email": "a@x", "email": "b@y"}`, so a repeated key is refused like in a form body.
+struct JsonPairs(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for JsonPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = JsonPairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<JsonPairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, serde_json::Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(JsonPairs(pairs))
+            }
+        }
+        d.deserialize_map(Visitor)
     }
 }
 
@@ -325,6 +353,17 @@ mod tests {
         assert!(decode_sign(BodyKind::Json, br#"{"name":{"a":1}}"#, &petition()).is_err());
         assert!(decode_token(br#"{"token":"a","x":1}"#).is_err());
         assert_eq!(decode_token(br#"{"token":" abc "}"#).unwrap(), "abc");
+    }
+
+    #[test]
+    fn repeated_json_keys_are_refused_naming_the_key() {
+        // Last-wins would let `email` be checked as one address and stored as another.
+        let json = r#"{"name":"Jane","email":"jane@example.org","consent":true,"h-captcha-response":"t","postcode":"1","email":"other@example.org"}"#;
+        let errors = decode_sign(BodyKind::Json, json.as_bytes(), &petition()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "email");
+        assert_eq!(errors[0].detail, "Given more than once.");
+        assert!(decode_token(br#"{"token":"a","token":"b"}"#).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod count_cache;
 pub mod crypto;
 pub mod decode;
+pub mod deferred;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod edge;

@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     pub options: Options,
     pub tokens: TokenKey,
     pub hasher: Hasher,
+    /// Seals the mails queued behind a network budget ([`crate::deferred`]).
+    pub letters: crate::deferred::LetterSeal,
     pub limiter: RateLimiter,
     pub disposable: DisposableDomains,
     pub name_burst: NameBurst,
@@ -188,6 +190,7 @@ impl AppState {
             store: parts.store,
             mailer: parts.mailer,
             captcha: parts.captcha,
+            letters: crate::deferred::LetterSeal::new(&parts.secrets.token_key),
             tokens,
             hasher,
             limiter: RateLimiter::new(parts.options.rate_limits),

@@ -145,7 +145,7 @@ fn simulate(policy: &BudgetPolicy) {
             address(0, rng.below(20_000), rng.below(256))
         };
         let email_hash = format!("{:016x}{:016x}", rng.next(), rng.next());
-        let budgets = policy.budgets_for(&petition, ip, keyed, &domain);
+        let budgets = policy.budgets_for(&petition, Some(ip), keyed, &domain);
 
         // The sign transaction, as `DynamoStore::sign` writes it.
         let keys = sign_write_keys(&petition, &email_hash, &budgets, now);
@@ -276,6 +276,7 @@ fn an_unsharded_petition_counter_would_be_hot() {
                 key: "pet:3600:noel".into(),
                 limit: 500_000,
                 window_secs: 3_600,
+                over: Default::default(),
             };
             budget_slot(&b, T0, spread_of(&format!("{i:064x}"))).pk
         })

@@ -6,7 +6,8 @@
 
 use anyhow::{ensure, Context};
 use cahier_function::store::{
-    AuditEvent, Budget, ConfirmOutcome, EraseOutcome, NewSignature, SignOutcome, Status, Store,
+    AuditEvent, Budget, ConfirmOutcome, EraseOutcome, NewSignature, OverBudget, SignOutcome,
+    Status, Store,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,15 @@ pub async fn run_all(store: Arc<dyn Store>) -> anyhow::Result<()> {
     take_budget_windows(store.clone())
         .await
         .context("scenario take_budget_windows")?;
+    an_exhausted_budget_takes_no_other(store.clone())
+        .await
+        .context("scenario an_exhausted_budget_takes_no_other")?;
+    alarm_budgets_never_stop_the_others(store.clone())
+        .await
+        .context("scenario alarm_budgets_never_stop_the_others")?;
+    network_budgets_queue_mails_and_confirmations_earn_them_back(store.clone())
+        .await
+        .context("scenario network_budgets_queue_mails_and_confirmations_earn_them_back")?;
     Ok(())
 }
 
@@ -78,6 +88,7 @@ pub fn signature(petition: &str, email_hash: &str, now: i64) -> NewSignature {
         created_at: now,
         expires_at: now + 3_600,
         budgets: Vec::new(),
+        deferred_mail: None,
     }
 }
 
@@ -513,11 +524,13 @@ pub async fn budgets_hold(store: Arc<dyn Store>) -> anyhow::Result<()> {
         key: format!("prefix:abc:{p}"),
         limit: 2,
         window_secs: 3_600,
+        over: Default::default(),
     };
     let domain = Budget {
         key: format!("domain:example.org:{p}"),
         limit: 1_000,
         window_secs: 3_600,
+        over: Default::default(),
     };
     let hashes: Vec<String> = (60..64).map(hash).collect();
     let mut outcomes = Vec::new();
@@ -584,6 +597,7 @@ pub async fn take_budget_windows(store: Arc<dyn Store>) -> anyhow::Result<()> {
         key: format!("mail:example.org:{p}"),
         limit: 3,
         window_secs: 60,
+        over: Default::default(),
     };
     for i in 0..3 {
         ensure!(store.take_budget(&mail, t + i).await?, "unit {i} of 3");
@@ -601,6 +615,7 @@ pub async fn take_budget_windows(store: Arc<dyn Store>) -> anyhow::Result<()> {
         key: format!("mail:example.net:{p}"),
         limit: 1,
         window_secs: 60,
+        over: Default::default(),
     };
     ensure!(
         store.take_budget(&other, t).await?,
@@ -611,10 +626,186 @@ pub async fn take_budget_windows(store: Arc<dyn Store>) -> anyhow::Result<()> {
         key: format!("remind:x:{p}"),
         limit: 0,
         window_secs: 86_400,
+        over: Default::default(),
     };
     ensure!(
         !store.take_budget(&none, t).await?,
         "a zero budget gives nothing"
     );
     check_counts(&*store, &p, &[]).await
+}
+
+/// Once one budget of a signature is exhausted, the write takes no other: traffic already over
+/// its own budget must not drain anyone else's (a network's over-budget signatures used to eat
+/// the budget of every domain they named, on SQLite only).
+pub async fn an_exhausted_budget_takes_no_other(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("stop");
+    let t = now();
+    let tight = Budget::new(format!("addr:60:tight:{p}"), 1, 3_600);
+    let shared = Budget::new(format!("dom:3600:shared.example:{p}"), 3, 3_600);
+    let sign = |i: u32, budgets: Vec<Budget>| {
+        let mut sig = signature(&p, &hash(700 + i), t);
+        sig.budgets = budgets;
+        sig
+    };
+    let first = store
+        .sign(&sign(0, vec![tight.clone(), shared.clone()]))
+        .await?;
+    ensure!(
+        first
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
+        "{first:?}"
+    );
+    for i in 1..4 {
+        let over = store
+            .sign(&sign(i, vec![tight.clone(), shared.clone()]))
+            .await?;
+        ensure!(
+            over == SignOutcome::Created {
+                status: Status::Held,
+                over_budget: Some(tight.key.clone())
+            },
+            "sign {i}: {over:?}"
+        );
+    }
+    // `shared` gave one unit to the first signature only: two are left.
+    for i in 4..6 {
+        let ok = store.sign(&sign(i, vec![shared.clone()])).await?;
+        ensure!(
+            ok == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
+            "shared unit {i}: {ok:?} (an exhausted budget took units of another)"
+        );
+    }
+    let full = store.sign(&sign(6, vec![shared.clone()])).await?;
+    ensure!(
+        full == SignOutcome::Created {
+            status: Status::Held,
+            over_budget: Some(shared.key.clone())
+        },
+        "{full:?}"
+    );
+    check_counts(&*store, &p, &[]).await
+}
+
+/// An exhausted alarm budget (petition-wide, large provider) changes nothing for the signature
+/// and stops no other budget, so draining it does not free an attacker from the others.
+pub async fn alarm_budgets_never_stop_the_others(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("alarm");
+    let t = now();
+    let surge = Budget::new(format!("pet:3600:{p}"), 1, 3_600).with(OverBudget::Alarm);
+    let net = Budget::new(format!("net:3600:n:{p}"), 2, 3_600).with(OverBudget::Defer);
+    let mut outcomes = Vec::new();
+    for i in 0..3 {
+        let mut sig = signature(&p, &hash(800 + i), t);
+        sig.budgets = vec![surge.clone(), net.clone()];
+        sig.deferred_mail = Some(b"sealed letter".to_vec());
+        outcomes.push(store.sign(&sig).await?);
+    }
+    ensure!(
+        outcomes
+            == [
+                SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: None
+                },
+                SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: Some(surge.key.clone())
+                },
+                SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: Some(net.key.clone())
+                },
+            ],
+        "{outcomes:?}"
+    );
+    check_counts(&*store, &p, &[]).await
+}
+
+/// Over a network (`Defer`) budget a signature is stored pending with its mail queued; each
+/// queued mail is handed out once, oldest first, and only while its signature is pending; a
+/// first confirmation gives its network unit back.
+pub async fn network_budgets_queue_mails_and_confirmations_earn_them_back(
+    store: Arc<dyn Store>,
+) -> anyhow::Result<()> {
+    let p = petition("queue");
+    let t = now();
+    let net = Budget::new(format!("net:3600:cgnat:{p}"), 1, 3_600).with(OverBudget::Defer);
+    let hashes: Vec<String> = (900..905).map(hash).collect();
+    let sig = |i: usize, at: i64| {
+        let mut sig = signature(&p, &hashes[i], at);
+        sig.prefix_hash = "cgnat-prefix".into();
+        sig.budgets = vec![net.clone()];
+        sig.deferred_mail = Some(format!("letter {i}").into_bytes());
+        sig
+    };
+    let first = store.sign(&sig(0, t)).await?;
+    ensure!(
+        first
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
+        "{first:?}"
+    );
+    for i in 1..4 {
+        let queued = store.sign(&sig(i, t + i as i64)).await?;
+        ensure!(
+            queued
+                == SignOutcome::Created {
+                    status: Status::Pending,
+                    over_budget: Some(net.key.clone())
+                },
+            "signer {i}: {queued:?}"
+        );
+    }
+    ensure!(
+        store
+            .release_queued(&p, "another-prefix", 5, t)
+            .await?
+            .is_empty(),
+        "another network's queue is empty"
+    );
+    // Signer 2 erased: its queued mail (its address) goes with it.
+    store.erase(&p, &hashes[2], t + 5).await?;
+    let released = store.release_queued(&p, "cgnat-prefix", 1, t + 6).await?;
+    ensure!(
+        released.len() == 1
+            && released[0].email_hash == hashes[1]
+            && released[0].sealed == b"letter 1",
+        "oldest first: {released:?}"
+    );
+    let rest = store.release_queued(&p, "cgnat-prefix", 5, t + 7).await?;
+    ensure!(
+        rest.len() == 1 && rest[0].email_hash == hashes[3],
+        "the erased one is not handed out: {rest:?}"
+    );
+    ensure!(
+        store
+            .release_queued(&p, "cgnat-prefix", 5, t + 8)
+            .await?
+            .is_empty(),
+        "each is handed out once"
+    );
+    // Queued signatures confirm and count like any other.
+    store.confirm(&p, &hashes[1], t + 9).await?;
+    // The first signer took the unit; its confirmation gives it back: the next one passes.
+    store.confirm(&p, &hashes[0], t + 10).await?;
+    let after = store.sign(&sig(4, t + 11)).await?;
+    ensure!(
+        after
+            == SignOutcome::Created {
+                status: Status::Pending,
+                over_budget: None
+            },
+        "a confirmation earns the network's unit back: {after:?}"
+    );
+    ensure!(store.count(&p).await?.count == 2, "two confirmed");
+    check_counts(&*store, &p, &hashes).await
 }

@@ -541,7 +541,8 @@ async fn personal_data_is_sealed_to_the_organizer() {
         .unwrap()
         .expect("stored under the canonical hash");
     let data = cahier_function::crypto::unseal(&app.identity, &rec.sealed).unwrap();
-    assert_eq!(data.email, "Secret.Person@example.org");
+    // The one canonical spelling of the mailbox (where mail goes), dots and tags kept.
+    assert_eq!(data.email, "secret.person@example.org");
     assert_eq!(
         data.fields.get("postcode").map(String::as_str),
         Some("75001")
@@ -555,4 +556,24 @@ async fn personal_data_is_sealed_to_the_organizer() {
         assert!(!bytes.windows(11).any(|w| w == b"Jeanne Test"));
     }
     assert!(!rec.ip_hash.contains("198.51"));
+}
+
+#[tokio::test]
+async fn repeated_json_keys_are_a_field_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new(dir.path(), Options::default());
+    // serde_json keeps the last of two "email" members: one address checked, another stored.
+    let body = format!(
+        r#"{{"name":"Jeanne Test","email":"jeanne@example.org","consent":"yes","h-captcha-response":"{}","lang":"fr","postcode":"75001","email":"victim@example.org"}}"#,
+        app.captcha()
+    );
+    let req = Request::post(format!("/api/petitions/{SLUG}/sign"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ORIGIN, SITE)
+        .body(Body::from(body))
+        .unwrap();
+    let v = problem(call(&app, req).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(v["errors"][0]["field"], "email", "{v}");
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
+    assert!(read_dir(&app.outbox).is_empty());
 }

@@ -17,12 +17,12 @@
 //! exponential backoff and full jitter, for transactions cancelled by a conflict or throttling.
 
 use super::dynamo_keys::{
-    self as keys, audit_sk, budget_slot, count_pk, count_pks, count_shard, signature_pk, spread_of,
-    BudgetSlot, BUDGET_SK, COUNT_SK, SIG_SK,
+    self as keys, audit_sk, budget_slot, count_pk, count_pks, count_shard, queue_pk, queue_sk,
+    signature_pk, spread_of, BudgetSlot, BUDGET_SK, COUNT_SK, SIG_SK,
 };
 use crate::store::{
-    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome,
-    SignatureRecord, Status, Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
+    OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -423,6 +423,8 @@ impl DynamoStore {
         sig: &NewSignature,
         status: Status,
         hold_reason: Option<&str>,
+        refunds: &[String],
+        queued: bool,
     ) -> anyhow::Result<TransactWriteItem> {
         let mut item = key(signature_pk(&sig.petition, &sig.email_hash), SIG_SK);
         for (name, value) in [
@@ -453,6 +455,23 @@ impl DynamoStore {
         );
         item.insert("created_at".into(), n(sig.created_at));
         item.insert(TTL_ATTR.into(), n(sig.expires_at));
+        if !refunds.is_empty() {
+            // The `Defer` budget shards to give a unit back to on the first confirmation.
+            item.insert(
+                "refunds".into(),
+                AttributeValue::L(refunds.iter().map(|pk| s(pk.as_str())).collect()),
+            );
+        }
+        if queued {
+            item.insert(
+                "queue_pk".into(),
+                s(queue_pk(&sig.petition, &sig.prefix_hash)),
+            );
+            item.insert(
+                "queue_sk".into(),
+                s(queue_sk(sig.created_at, &sig.email_hash)),
+            );
+        }
         // New, or replacing an expired pending/held one that TTL has not deleted yet.
         let put = Put::builder()
             .table_name(&self.table)
@@ -462,6 +481,55 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(sig.created_at))
             .build()?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn queue_put(&self, sig: &NewSignature, sealed: &[u8]) -> anyhow::Result<TransactWriteItem> {
+        let mut item = key(
+            queue_pk(&sig.petition, &sig.prefix_hash),
+            &queue_sk(sig.created_at, &sig.email_hash),
+        );
+        item.insert("email_hash".into(), s(sig.email_hash.as_str()));
+        item.insert("sealed".into(), AttributeValue::B(sealed.to_vec().into()));
+        item.insert(TTL_ATTR.into(), n(sig.expires_at));
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()?,
+            )
+            .build())
+    }
+
+    /// Gives one unit back to each budget shard in `pks` (best effort, never below zero).
+    async fn give_back(&self, pks: &[String]) {
+        for pk in pks {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), BUDGET_SK)))
+                .update_expression("ADD #used :minus")
+                .condition_expression("#used > :zero")
+                .expression_attribute_names("#used", "used")
+                .expression_attribute_values(":minus", n(-1))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            if let Err(e) = result {
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
+                    tracing::warn!(error = %e, "giving a budget unit back failed");
+                }
+            }
+            // A full shard has room again.
+            self.exhausted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(pk);
+        }
     }
 
     fn budget_update(&self, slot: &BudgetSlot) -> anyhow::Result<TransactWriteItem> {
@@ -601,32 +669,37 @@ impl Store for DynamoStore {
     async fn sign(&self, sig: &NewSignature) -> anyhow::Result<SignOutcome> {
         let now = sig.created_at;
         let spread = spread_of(&sig.email_hash);
-        let slots: Vec<(&Budget, BudgetSlot)> = sig
+        let slots: Vec<BudgetSlot> = sig
             .budgets
             .iter()
-            .map(|b| (b, budget_slot(b, now, spread)))
+            .map(|b| budget_slot(b, now, spread))
             .collect();
-        // A shard known to be full in this window: no need to spend a write to learn it again.
-        let mut over_budget = slots
-            .iter()
-            .find(|(_, slot)| self.is_exhausted(slot, now))
-            .map(|(b, _)| b.key.clone());
+        // Shards known to be full in this window: no need to spend a write to learn it again.
+        let mut exhausted: Vec<bool> = slots.iter().map(|s| self.is_exhausted(s, now)).collect();
         let mut attempt = 0;
         loop {
-            let status = if sig.hold_reason.is_some() || over_budget.is_some() {
-                Status::Held
+            // The rules of `OverBudget`: the first exhausted hold/defer budget stops every
+            // budget; an exhausted alarm budget is skipped.
+            let over = first_over(&sig.budgets, |i| exhausted[i]).map(|i| &sig.budgets[i]);
+            let stopped = over.is_some_and(|b| b.over != OverBudget::Alarm);
+            let taken: Vec<usize> = if stopped {
+                Vec::new()
             } else {
-                Status::Pending
+                (0..slots.len()).filter(|&i| !exhausted[i]).collect()
             };
-            let hold_reason = sig
-                .hold_reason
-                .clone()
-                .or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
-            let mut items = vec![self.signature_put(sig, status, hold_reason.as_deref())?];
-            if over_budget.is_none() {
-                for (_, slot) in &slots {
-                    items.push(self.budget_update(slot)?);
-                }
+            let (status, hold_reason) = status_for(sig.hold_reason.as_deref(), over);
+            let queued = status == Status::Pending
+                && over.is_some_and(|b| b.over == OverBudget::Defer)
+                && sig.deferred_mail.is_some();
+            let refunds: Vec<String> = taken
+                .iter()
+                .filter(|&&i| sig.budgets[i].over == OverBudget::Defer)
+                .map(|&i| slots[i].pk.clone())
+                .collect();
+            let mut items =
+                vec![self.signature_put(sig, status, hold_reason.as_deref(), &refunds, queued)?];
+            for &i in &taken {
+                items.push(self.budget_update(&slots[i])?);
             }
             items.push(self.audit_put(
                 &sig.petition,
@@ -644,11 +717,14 @@ impl Store for DynamoStore {
                     hold_reason.as_deref().unwrap_or(""),
                 )?);
             }
+            if let (true, Some(mail)) = (queued, &sig.deferred_mail) {
+                items.push(self.queue_put(sig, mail)?);
+            }
             match self.transact(items).await {
                 Ok(()) => {
                     return Ok(SignOutcome::Created {
                         status,
-                        over_budget,
+                        over_budget: over.map(|b| b.key.clone()),
                     })
                 }
                 Err(TxError::Condition(0)) => {
@@ -657,10 +733,10 @@ impl Store for DynamoStore {
                     }
                     // It expired (or was purged) between the write and the read: write again.
                 }
-                Err(TxError::Condition(i)) if over_budget.is_none() && i <= slots.len() => {
-                    let (budget, slot) = &slots[i - 1];
-                    self.mark_exhausted(slot, now);
-                    over_budget = Some(budget.key.clone());
+                Err(TxError::Condition(i)) if (1..=taken.len()).contains(&i) => {
+                    let slot = taken[i - 1];
+                    self.mark_exhausted(&slots[slot], now);
+                    exhausted[slot] = true;
                     continue;
                 }
                 Err(TxError::Condition(i)) => {
@@ -674,6 +750,80 @@ impl Store for DynamoStore {
                 bail!("while storing a signature: DynamoDB kept conflicting or throttling after {attempt} attempts");
             }
         }
+    }
+
+    async fn release_queued(
+        &self,
+        petition: &str,
+        queue: &str,
+        n: usize,
+        now: i64,
+    ) -> anyhow::Result<Vec<QueuedMail>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(queue_pk(petition, queue)))
+            .consistent_read(true)
+            .limit((n * 4 + 8) as i32)
+            .send()
+            .await
+            .context("while reading a mail queue")?;
+        let mut released = Vec::new();
+        for item in out.items() {
+            if released.len() >= n {
+                break;
+            }
+            let (Some(pk), Some(sk), Some(email_hash)) = (
+                get_s(item, "pk"),
+                get_s(item, "sk"),
+                get_s(item, "email_hash"),
+            ) else {
+                continue;
+            };
+            // Whoever deletes the entry sends the mail: each is handed out once.
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.to_string(), sk)))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await;
+            match deleted {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context("while taking a queued mail")),
+            }
+            if is_expired(get_n(item, TTL_ATTR)?, now) {
+                continue;
+            }
+            let live = match self.get_item(petition, email_hash).await? {
+                Some(sig) => {
+                    get_s(&sig, "status") == Some(Status::Pending.as_str())
+                        && !is_expired(get_n(&sig, TTL_ATTR)?, now)
+                }
+                None => false,
+            };
+            if live {
+                released.push(QueuedMail {
+                    petition: petition.to_string(),
+                    email_hash: email_hash.to_string(),
+                    sealed: item
+                        .get("sealed")
+                        .and_then(|v| v.as_b().ok())
+                        .map(|b| b.as_ref().to_vec())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Ok(released)
     }
 
     async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool> {
@@ -734,7 +884,7 @@ impl Store for DynamoStore {
                     email_hash,
                     status,
                     next,
-                    "SET #status = :to, confirmed_at = :now REMOVE #ttl",
+                    "SET #status = :to, confirmed_at = :now REMOVE #ttl, refunds",
                     vec![(":now", n(now))],
                     delta,
                     ("confirmed", status.as_str()),
@@ -743,6 +893,12 @@ impl Store for DynamoStore {
                 .await
                 .context("while confirming a signature")?;
             if done {
+                let refunds: Vec<String> = item
+                    .get("refunds")
+                    .and_then(|v| v.as_l().ok())
+                    .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+                    .unwrap_or_default();
+                self.give_back(&refunds).await;
                 return Ok(ConfirmOutcome::Confirmed { status: next });
             }
             // Another confirm (or an erase) won the race: look again.
@@ -775,7 +931,7 @@ impl Store for DynamoStore {
                     status,
                     Status::Erased,
                     "SET #status = :to, #public = :no, newsletter = :no \
-                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl",
+                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl, refunds, queue_pk, queue_sk",
                     vec![(":no", AttributeValue::Bool(false))],
                     if was_counted { -1 } else { 0 },
                     ("erased", status.as_str()),
@@ -784,6 +940,16 @@ impl Store for DynamoStore {
                 .await
                 .context("while erasing a signature")?;
             if done {
+                // Its queued mail holds its address: gone too.
+                if let (Some(pk), Some(sk)) = (get_s(&item, "queue_pk"), get_s(&item, "queue_sk")) {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key(pk.to_string(), sk)))
+                        .send()
+                        .await
+                        .context("while erasing a queued mail")?;
+                }
                 return Ok(EraseOutcome::Erased { was_counted });
             }
         }

@@ -37,6 +37,17 @@ pub fn signature_pk(petition: &str, email_hash: &str) -> String {
     format!("sig#{petition}#{email_hash}")
 }
 
+/// Partition key of a network's queue of mails on one petition (`queue` is the network's
+/// `prefix_hash`); its items sort by [`queue_sk`], oldest first.
+pub fn queue_pk(petition: &str, queue: &str) -> String {
+    format!("queue#{petition}#{queue}")
+}
+
+/// Sort key of one queued mail.
+pub fn queue_sk(created_at: i64, email_hash: &str) -> String {
+    format!("{created_at:012}#{email_hash}")
+}
+
 /// Sort key of one audit event: time first so that a Query returns the trail in order; the
 /// `nonce` keeps two events of the same second and kind apart.
 pub fn audit_sk(at: i64, event: &str, nonce: u64) -> String {
@@ -165,6 +176,7 @@ mod tests {
             key: "ip:ab:p".into(),
             limit: 5,
             window_secs: 3_600,
+            over: Default::default(),
         };
         let a = budget_slot(&b, 7_199, 0);
         let c = budget_slot(&b, 7_200, 0);

@@ -62,6 +62,73 @@ pub struct Budget {
     pub key: String,
     pub limit: u32,
     pub window_secs: u32,
+    /// What exceeding it does to the signature.
+    #[serde(default)]
+    pub over: OverBudget,
+}
+
+impl Budget {
+    /// A budget that holds the signature when exceeded (the default).
+    pub fn new(key: impl Into<String>, limit: u32, window_secs: u32) -> Budget {
+        Budget {
+            key: key.into(),
+            limit,
+            window_secs,
+            over: OverBudget::Hold,
+        }
+    }
+
+    pub fn with(mut self, over: OverBudget) -> Budget {
+        self.over = over;
+        self
+    }
+}
+
+/// What an exhausted budget does in `Store::sign`. Rules every store follows:
+/// - an exhausted `Hold` or `Defer` budget (the first one in the list's order) stops the
+///   write from taking any budget at all, so traffic already over its own budget drains no
+///   one else's;
+/// - an exhausted `Alarm` budget is skipped: the others are still taken, and it is reported
+///   only when nothing stopped the write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverBudget {
+    /// Stored as `Held`: counted only once an organizer releases it (what one owner of a
+    /// domain can confirm).
+    #[default]
+    Hold,
+    /// Stored `Pending` (confirmation will count it) but its mail waits in the network's
+    /// queue until confirmations from that network release it (what a mailbox-less
+    /// attacker can make the function mail).
+    Defer,
+    /// Changes nothing for the signature: a surge alarm (petition-wide, large providers),
+    /// which an attacker must not be able to drain for everyone.
+    Alarm,
+}
+
+/// Which budget, if any, an exhausted one is, by the rules of [`OverBudget`]: the first
+/// exhausted `Hold`/`Defer` budget (nothing is taken then), else the first exhausted `Alarm`
+/// one. `exhausted(i)` tells whether budget `i` has no room left.
+pub fn first_over(budgets: &[Budget], exhausted: impl Fn(usize) -> bool) -> Option<usize> {
+    let over: Vec<usize> = (0..budgets.len()).filter(|&i| exhausted(i)).collect();
+    over.iter()
+        .copied()
+        .find(|&i| budgets[i].over != OverBudget::Alarm)
+        .or_else(|| over.first().copied())
+}
+
+/// The status a new signature is stored in, given its own hold reason and the budget that
+/// [`first_over`] found.
+pub fn status_for(hold_reason: Option<&str>, over: Option<&Budget>) -> (Status, Option<String>) {
+    if let Some(reason) = hold_reason {
+        return (Status::Held, Some(reason.to_string()));
+    }
+    match over {
+        Some(b) if b.over == OverBudget::Hold => {
+            (Status::Held, Some(format!("over budget {}", b.key)))
+        }
+        _ => (Status::Pending, None),
+    }
 }
 
 /// Everything the sign path knows about a new signature, already pseudonymised.
@@ -95,14 +162,29 @@ pub struct NewSignature {
     pub created_at: i64,
     /// Unix seconds after which an unconfirmed signature is gone.
     pub expires_at: i64,
-    /// Budgets to take in the same write; if any is exhausted the signature is stored as held.
+    /// Budgets to take in the same write; see [`OverBudget`] for what an exhausted one does.
     pub budgets: Vec<Budget>,
+    /// The confirmation mail, sealed for the function only ([`crate::deferred`]), queued in
+    /// the same write when a `Defer` budget is exhausted; `None`: nothing to queue.
+    #[serde(default)]
+    pub deferred_mail: Option<Vec<u8>>,
+}
+
+/// A confirmation mail waiting for its network to earn room (see [`OverBudget::Defer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    pub petition: String,
+    pub email_hash: String,
+    /// `NewSignature::deferred_mail`, as written.
+    pub sealed: Vec<u8>,
 }
 
 /// What the one conditional write did. The client sees the same 202 whatever it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignOutcome {
-    /// A new signature, with the status it was stored in (`Pending` or `Held`).
+    /// A new signature, with the status it was stored in (`Pending` or `Held`) and the
+    /// exhausted budget [`first_over`] found: `Pending` with a `Defer` budget means its mail
+    /// was queued.
     Created {
         status: Status,
         over_budget: Option<String>,
@@ -187,6 +269,9 @@ pub trait Store: Send + Sync {
     async fn take_budget(&self, budget: &Budget, now: i64) -> anyhow::Result<bool>;
 
     /// Confirms a signature; state change and count change in one transaction. Idempotent.
+    /// A first confirmation also gives back, in the window it was taken in, one unit of every
+    /// `Defer` budget the signature took: a network's budget bounds its unconfirmed mails, so
+    /// people behind one address earn its room back by confirming.
     async fn confirm(
         &self,
         petition: &str,
@@ -204,6 +289,20 @@ pub trait Store: Send + Sync {
 
     /// The confirmed count, from a counter, not a scan.
     async fn count(&self, petition: &str) -> anyhow::Result<Count>;
+
+    /// Takes up to `n` queued mails of `queue` (a network's `prefix_hash`) on `petition`,
+    /// oldest first, whose signature is still pending and unexpired; each is handed out once.
+    /// The default, for stores that never queue (test doubles), hands out nothing.
+    async fn release_queued(
+        &self,
+        petition: &str,
+        queue: &str,
+        n: usize,
+        now: i64,
+    ) -> anyhow::Result<Vec<QueuedMail>> {
+        let _ = (petition, queue, n, now);
+        Ok(Vec::new())
+    }
 
     /// Appends an audit event (the store also records its own on every state change).
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()>;

@@ -9,8 +9,8 @@
 //! reads run on tokio's blocking pool.
 
 use super::{
-    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome,
-    SignatureRecord, Status, Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
+    OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -58,6 +58,23 @@ CREATE TABLE IF NOT EXISTS budgets (
     window_start INTEGER NOT NULL,
     used INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refunds (
+    petition TEXT NOT NULL,
+    email_hash TEXT NOT NULL,
+    key TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    PRIMARY KEY (petition, email_hash, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mail_queue (
+    petition TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    email_hash TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (petition, queue, created_at, email_hash)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mail_queue_signer ON mail_queue (petition, email_hash);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     petition TEXT NOT NULL,
@@ -175,6 +192,33 @@ fn budget_take(tx: &Connection, key: &str, start: i64, used: u32) -> rusqlite::R
     Ok(())
 }
 
+/// Gives back the `Defer` units a signature took, in the window it took them in (a later
+/// window has started afresh anyway).
+fn give_back(tx: &Connection, petition: &str, email_hash: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE budgets SET used = used - 1
+         WHERE used > 0 AND (key, window_start) IN
+             (SELECT key, window_start FROM refunds WHERE petition = ?1 AND email_hash = ?2)",
+    )?
+    .execute(params![petition, email_hash])?;
+    tx.prepare_cached("DELETE FROM refunds WHERE petition = ?1 AND email_hash = ?2")?
+        .execute(params![petition, email_hash])?;
+    Ok(())
+}
+
+/// Drops a signature's queued mail (its sealed address) and its refunds.
+fn forget_queue_and_refunds(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM mail_queue WHERE petition = ?1 AND email_hash = ?2")?
+        .execute(params![petition, email_hash])?;
+    tx.prepare_cached("DELETE FROM refunds WHERE petition = ?1 AND email_hash = ?2")?
+        .execute(params![petition, email_hash])?;
+    Ok(())
+}
+
 fn row_status(
     tx: &Connection,
     petition: &str,
@@ -252,6 +296,12 @@ impl SqliteStore {
                 "DELETE FROM signatures WHERE status IN ('pending', 'held') AND expires_at IS NOT NULL AND expires_at <= ?1",
                 params![now],
             )?;
+            tx.execute("DELETE FROM mail_queue WHERE expires_at <= ?1", params![now])?;
+            tx.execute(
+                "DELETE FROM refunds WHERE NOT EXISTS (SELECT 1 FROM signatures s
+                    WHERE s.petition = refunds.petition AND s.email_hash = refunds.email_hash)",
+                [],
+            )?;
             if n > 0 {
                 audit(tx, "*", "*", "purged", now, &format!("{n} expired unconfirmed signatures"))?;
             }
@@ -300,25 +350,47 @@ impl Store for SqliteStore {
                     "DELETE FROM signatures WHERE petition = ?1 AND email_hash = ?2",
                     params![sig.petition, sig.email_hash],
                 )?;
+                forget_queue_and_refunds(tx, &sig.petition, &sig.email_hash)?;
                 audit(tx, &sig.petition, &sig.email_hash, "expired", now, "")?;
             }
-            let mut over_budget = None;
-            for budget in &sig.budgets {
-                let (start, used) = budget_used(tx, budget, now)?;
-                if used >= budget.limit && over_budget.is_none() {
-                    over_budget = Some(budget.key.clone());
+            // The rules of `OverBudget`, as DynamoDB's conditional writes apply them.
+            let used: Vec<(i64, u32)> = sig
+                .budgets
+                .iter()
+                .map(|b| budget_used(tx, b, now))
+                .collect::<rusqlite::Result<_>>()?;
+            let exhausted = |i: usize| used[i].1 >= sig.budgets[i].limit;
+            let over = first_over(&sig.budgets, exhausted).map(|i| &sig.budgets[i]);
+            let stopped = over.is_some_and(|b| b.over != OverBudget::Alarm);
+            if !stopped {
+                for (i, budget) in sig.budgets.iter().enumerate() {
+                    if exhausted(i) {
+                        continue;
+                    }
+                    let (start, n) = used[i];
+                    budget_take(tx, &budget.key, start, n)?;
+                    if budget.over == OverBudget::Defer {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO refunds (petition, email_hash, key, window_start)
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![sig.petition, sig.email_hash, budget.key, start])?;
+                    }
                 }
-                budget_take(tx, &budget.key, start, used)?;
             }
-            let status = if sig.hold_reason.is_some() || over_budget.is_some() {
-                Status::Held
-            } else {
-                Status::Pending
-            };
-            let hold_reason = sig
-                .hold_reason
-                .clone()
-                .or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
+            let over_budget = over.map(|b| b.key.clone());
+            let (status, hold_reason) = status_for(sig.hold_reason.as_deref(), over);
+            if let (Status::Pending, Some(OverBudget::Defer), Some(mail)) =
+                (status, over.map(|b| b.over), &sig.deferred_mail)
+            {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO mail_queue (petition, queue, created_at, email_hash, sealed, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    sig.petition, sig.prefix_hash, now, sig.email_hash, mail, sig.expires_at
+                ])?;
+            }
             tx.prepare_cached(
                 "INSERT INTO signatures (petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash,
                     sealed, lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at,
@@ -356,6 +428,53 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release_queued(
+        &self,
+        petition: &str,
+        queue: &str,
+        n: usize,
+        now: i64,
+    ) -> anyhow::Result<Vec<QueuedMail>> {
+        let (petition, queue) = (petition.to_string(), queue.to_string());
+        self.write(Durability::Normal, move |tx| {
+            // Entries whose signature is no longer pending (confirmed by a reminder, erased,
+            // expired) are dropped on the way.
+            let mut stmt = tx.prepare_cached(
+                "SELECT q.created_at, q.email_hash, q.sealed, q.expires_at,
+                        (s.status = 'pending' AND (s.expires_at IS NULL OR s.expires_at > ?3))
+                 FROM mail_queue q LEFT JOIN signatures s
+                   ON s.petition = q.petition AND s.email_hash = q.email_hash
+                 WHERE q.petition = ?1 AND q.queue = ?2
+                 ORDER BY q.created_at, q.email_hash LIMIT ?4",
+            )?;
+            let rows: Vec<(i64, String, Vec<u8>, i64, Option<bool>)> = stmt
+                .query_map(params![petition, queue, now, (n * 4 + 8) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::new();
+            for (created_at, email_hash, sealed, expires_at, live) in rows {
+                if out.len() >= n {
+                    break;
+                }
+                tx.prepare_cached(
+                    "DELETE FROM mail_queue WHERE petition = ?1 AND queue = ?2 AND created_at = ?3 AND email_hash = ?4",
+                )?
+                .execute(params![petition, queue, created_at, email_hash])?;
+                if live == Some(true) && expires_at > now {
+                    out.push(QueuedMail {
+                        petition: petition.clone(),
+                        email_hash,
+                        sealed,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .context("while releasing queued mails")
+    }
+
     async fn confirm(
         &self,
         petition: &str,
@@ -383,6 +502,7 @@ impl Store for SqliteStore {
             if next == Status::Confirmed {
                 bump_counter(tx, &petition, 1, now)?;
             }
+            give_back(tx, &petition, &email_hash)?;
             audit(tx, &petition, &email_hash, "confirmed", now, next.as_str())?;
             Ok(ConfirmOutcome::Confirmed { status: next })
         })
@@ -418,6 +538,7 @@ impl Store for SqliteStore {
             if was_counted {
                 bump_counter(tx, &petition, -1, now)?;
             }
+            forget_queue_and_refunds(tx, &petition, &email_hash)?;
             audit(tx, &petition, &email_hash, "erased", now, status.as_str())?;
             Ok(EraseOutcome::Erased { was_counted })
         })

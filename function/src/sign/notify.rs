@@ -1,0 +1,209 @@
+//! Stage 5 of `sign` (and of a confirmation that releases queued mails): the e-mail, only when
+//! the write created a pending signature, or a reminder is due, and the per-domain mail budget
+//! allows it.
+
+use super::record::{short, Recorded};
+use super::respond::page_url;
+use super::Ctx;
+use crate::deferred::RELEASED_PER_CONFIRMATION;
+use crate::mail_text::{render, MailContext, MailKind};
+use crate::manifest::Petition;
+use crate::store::{AuditEvent, Budget, SignOutcome, Status};
+use crate::token::{TokenClaims, TokenKind, CONFIRM_TTL_SECS};
+
+/// One mail to send.
+pub(super) struct Letter<'a> {
+    pub petition: &'a Petition,
+    pub lang: &'a str,
+    /// The canonical address.
+    pub to: &'a str,
+    pub email_hash: &'a str,
+    pub kind: MailKind,
+}
+
+/// Which mail a sign outcome warrants, if any (the daily reminder budget taken for duplicates).
+async fn mail_kind(ctx: &Ctx<'_>, r: &Recorded) -> Option<MailKind> {
+    match r.outcome {
+        SignOutcome::Created { .. } if r.queued() => None,
+        SignOutcome::Created {
+            status: Status::Pending,
+            ..
+        } => Some(MailKind::Confirm),
+        SignOutcome::Created {
+            status: Status::Held,
+            over_budget: None,
+        } if r.protected => Some(MailKind::Protected),
+        SignOutcome::Created { .. } => None,
+        SignOutcome::Duplicate { status } => {
+            let kind = match status {
+                Status::Pending | Status::Held if r.protected => MailKind::Protected,
+                Status::Pending | Status::Held => MailKind::AlreadySignedPending,
+                Status::Confirmed | Status::ConfirmedHeld => MailKind::AlreadyConfirmed,
+                Status::Invalidated | Status::Erased => return None,
+            };
+            let daily = Budget::new(format!("remind:{}:{}", r.email_hash, ctx.slug), 1, 86_400);
+            let due = ctx
+                .state
+                .0
+                .store
+                .take_budget(&daily, ctx.now)
+                .await
+                .unwrap_or(false);
+            due.then_some(kind)
+        }
+    }
+}
+
+/// The sign path's mail, after the write.
+pub(super) async fn notify(ctx: &Ctx<'_>, petition: &Petition, lang: &str, to: &str, r: &Recorded) {
+    if let Some(kind) = mail_kind(ctx, r).await {
+        let letter = Letter {
+            petition,
+            lang,
+            to,
+            email_hash: &r.email_hash,
+            kind,
+        };
+        send_within_budget(ctx, &letter).await;
+    }
+}
+
+/// Sends `letter` if the recipient's registrable domain still has mail budget. For the large
+/// providers that budget is an alarm, not a gate: an attacker must not be able to stop every
+/// honest signer's mail by draining it, and what reaches this point is already within its own
+/// network's budget (the suspicious share was queued before).
+pub(super) async fn send_within_budget(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
+    let policy = &ctx.loaded.budgets;
+    let domain = letter.to.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let budget = policy.mail_budget(domain);
+    let within = ctx
+        .state
+        .0
+        .store
+        .take_budget(&budget, ctx.now)
+        .await
+        .unwrap_or(false);
+    let alarm_only = policy.is_large_provider(domain);
+    if !within {
+        tracing::info!(
+            target: "cahier::fraud",
+            decision = if alarm_only { "mail_surge" } else { "mail_over_budget" },
+            petition = ctx.slug,
+            budget = %budget.key,
+            email = short(letter.email_hash),
+            "the per-domain mail budget is exhausted"
+        );
+    }
+    if within || alarm_only {
+        send_mail(ctx, letter).await;
+        true
+    } else {
+        false
+    }
+}
+
+/// Renders and sends one mail with fresh confirm and erase links; records `mailed`.
+pub(super) async fn send_mail(ctx: &Ctx<'_>, letter: &Letter<'_>) {
+    let (state, loaded, now) = (ctx.state, ctx.loaded, ctx.now);
+    let petition = letter.petition;
+    let keys = state.token_key();
+    let claims = |kind, expires_at| TokenClaims {
+        kind,
+        petition: petition.slug.clone(),
+        email_hash: letter.email_hash.to_string(),
+        expires_at,
+    };
+    let confirm = keys.issue(&claims(TokenKind::Confirm, now + CONFIRM_TTL_SECS));
+    let retention = (loaded.manifest.site.retention_days.max(30) as i64) * 86_400;
+    let erase = keys.issue(&claims(TokenKind::Erase, now + retention));
+    let confirm_url = format!(
+        "{}#t={confirm}",
+        page_url(loaded, letter.lang, &petition.slug, "confirm")
+    );
+    let erase_url = format!(
+        "{}#t={erase}",
+        page_url(loaded, letter.lang, &petition.slug, "erase")
+    );
+    let title = petition
+        .titles
+        .get(letter.lang)
+        .or_else(|| petition.titles.values().next())
+        .map(String::as_str)
+        .unwrap_or(&petition.slug);
+    let mail = render(
+        letter.kind,
+        &MailContext {
+            to: letter.to,
+            lang: letter.lang,
+            organization: &loaded.manifest.site.organization,
+            title,
+            confirm_url: Some(&confirm_url),
+            erase_url: &erase_url,
+        },
+    );
+    match state.0.mailer.send(&mail).await {
+        Ok(()) => {
+            let event = AuditEvent {
+                petition: petition.slug.clone(),
+                email_hash: letter.email_hash.to_string(),
+                event: "mailed".to_string(),
+                at: now,
+                detail: format!("{:?}", letter.kind),
+            };
+            if let Err(e) = state.0.store.audit(&event).await {
+                tracing::warn!(error = %e, "audit of a sent mail failed");
+            }
+        }
+        Err(e) => tracing::error!(error = format!("{e:#}"), "sending a mail failed"),
+    }
+}
+
+/// After a first confirmation from network `queue` (its `prefix_hash`): sends the mails
+/// queued behind that network's budget, [`RELEASED_PER_CONFIRMATION`] of them at most.
+pub(crate) async fn release_queued(ctx: &Ctx<'_>, queue: &str) {
+    if queue.is_empty() {
+        return;
+    }
+    let Some(petition) = ctx.loaded.manifest.petition(ctx.slug) else {
+        return;
+    };
+    let store = &ctx.state.0.store;
+    let released = match store
+        .release_queued(ctx.slug, queue, RELEASED_PER_CONFIRMATION, ctx.now)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "store.release_queued failed");
+            return;
+        }
+    };
+    for queued in released {
+        let letter = match ctx.state.0.letters.open(&queued.sealed) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "a queued mail could not be opened"
+                );
+                continue;
+            }
+        };
+        tracing::info!(
+            target: "cahier::fraud",
+            decision = "mail_released",
+            petition = ctx.slug,
+            email = short(&queued.email_hash),
+            prefix = short(queue),
+            "a queued mail is released by a confirmation from its network"
+        );
+        let letter = Letter {
+            petition,
+            lang: &letter.lang,
+            to: &letter.to,
+            email_hash: &queued.email_hash,
+            kind: MailKind::Confirm,
+        };
+        send_within_budget(ctx, &letter).await;
+    }
+}
