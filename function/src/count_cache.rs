@@ -44,11 +44,11 @@ impl CountCache {
         let mut cached = slot.lock().await;
         if let Some((at, count)) = cached.as_ref() {
             if at.elapsed() < self.ttl {
-                return Ok(count.clone());
+                return Ok(*count);
             }
         }
         let count = store.count(petition).await?;
-        *cached = Some((Instant::now(), count.clone()));
+        *cached = Some((Instant::now(), count));
         Ok(count)
     }
 

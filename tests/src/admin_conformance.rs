@@ -351,11 +351,8 @@ pub async fn release_over_budget_holds(store: Arc<dyn AdminStore>) -> anyhow::Re
     let p = petition("release");
     let t = now();
     let hashes: Vec<String> = (0..5).map(|i| hash("release", i)).collect();
-    let budget = Budget {
-        key: format!("ip24:crowd:{p}"),
-        limit: 1,
-        window_secs: 86_400,
-    };
+    // A budget that holds when exceeded (the small-domain kind).
+    let budget = Budget::new(format!("ip24:crowd:{p}"), 1, 86_400);
     for (i, h) in hashes.iter().enumerate().take(4) {
         let mut s = sig(&p, h, t, 30, "prefix-crowd", "mobile.test");
         s.budgets = vec![budget.clone()];
