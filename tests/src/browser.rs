@@ -130,7 +130,7 @@ fn capabilities(profile: &Path, dark: bool) -> serde_json::Map<String, Value> {
         "--lang=en-US".to_string(),
         // Loopback only: no name but localhost resolves (third-party scripts such as hCaptcha's
         // fail to load instead of leaving the machine).
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost".to_string(),
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1".to_string(),
         format!("--user-data-dir={}", profile.display()),
     ];
     if dark {
