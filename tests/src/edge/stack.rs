@@ -30,12 +30,25 @@ pub struct EdgeStack {
     /// The secret origin header's value (`ApiAuth=NONE`).
     pub origin_secret: String,
     pub api_auth: ApiAuth,
+    /// The function's manifest, and the arguments and environment it was started with (to
+    /// start the same function as a plain server beside it, e.g. for a benchmark).
+    pub manifest_path: PathBuf,
+    pub function_args: Vec<String>,
+    pub function_env: Vec<(String, String)>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl EdgeStack {
     /// Builds the example site for the edge's address and starts every part.
     pub async fn start(api_auth: ApiAuth) -> anyhow::Result<EdgeStack> {
+        EdgeStack::start_with(api_auth, None).await
+    }
+
+    /// [`EdgeStack::start`] with the site's `budgets` replaced (a JSON `BudgetPolicy`).
+    pub async fn start_with(
+        api_auth: ApiAuth,
+        budgets: Option<Value>,
+    ) -> anyhow::Result<EdgeStack> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let site_tmp = tempfile::tempdir()?;
@@ -69,6 +82,9 @@ impl EdgeStack {
             serde_json::from_slice(&std::fs::read(site_dir.join("api/manifest.json"))?)?;
         manifest["site"]["captcha_sitekey"] =
             Value::String(cahier_function::captcha::dev::DEV_SITEKEY.into());
+        if let Some(b) = budgets {
+            manifest["site"]["budgets"] = b;
+        }
         let manifest_path = function_dir.path().join("manifest.json");
         std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
         let origin_secret = crate::edge::content_sha256(base.as_bytes());
@@ -141,6 +157,9 @@ impl EdgeStack {
             site_dir,
             origin_secret,
             api_auth,
+            manifest_path,
+            function_args: args,
+            function_env: env,
             _dirs: vec![site_tmp, captcha_dir, function_dir],
         })
     }
