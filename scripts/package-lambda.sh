@@ -12,7 +12,7 @@
 # The binary is linked with cargo-zigbuild (installed with `cargo install` if missing) against
 # glibc 2.34, the glibc of Amazon Linux 2023, so it runs on Lambda whatever the build machine's
 # glibc (a plain `cargo build` here would link against the build machine's newer glibc symbols).
-# Built with `--no-default-features --features dynamodb,ses`: no development captcha in the
+# Built with `--no-default-features --features dynamodb,ses,secretsmanager`: no development captcha in the
 # package. The script checks both claims on the result (glibc symbols, no dev captcha route)
 # before zipping.
 set -euo pipefail
@@ -59,7 +59,7 @@ fi
 start=$(date +%s)
 CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_DEV_STRIP=symbols CARGO_PROFILE_DEV_DEBUG=0 \
   cargo zigbuild $profile_flag --locked \
-  -p cahier-function --bin cahier-function --no-default-features --features dynamodb,ses \
+  -p cahier-function --bin cahier-function --no-default-features --features dynamodb,ses,secretsmanager \
   --target "$triple.$glibc"
 built=target/$triple/$profile_dir/cahier-function
 [ -f "$built" ] || die "cargo-zigbuild produced no $built"

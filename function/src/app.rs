@@ -5,10 +5,11 @@
 use crate::problem::Problem;
 use crate::sign;
 use crate::state::{normalize_origin, AppState};
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -24,16 +25,37 @@ pub fn app(state: AppState) -> Router {
             origins_state.loaded().origins.contains(&origin)
         }))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+        // The theme signs every POST's body for CloudFront's origin access control.
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("x-amz-content-sha256"),
+        ])
         .max_age(Duration::from_secs(600));
+    let edge = Arc::new(state.options().edge.clone());
+
+    // The count and health are public data, the same for every page that reads them: `*` and no
+    // `Vary: Origin`, so one CDN cache entry per URL serves every origin (the API cache policy
+    // does not key on Origin).
+    let public_cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET])
+        .vary(Vec::<HeaderName>::new())
+        .max_age(Duration::from_secs(600));
+    let public = Router::new()
+        .route("/api/health", get(sign::health))
+        .route("/api/petitions/{slug}/count", get(sign::count))
+        .layer(public_cors);
+    // Same-origin only (the smoke test calls it with curl): no CORS.
+    let public = public.route("/api/whoami", get(crate::whoami::whoami));
 
     #[allow(unused_mut)]
     let mut router = Router::new()
-        .route("/api/health", get(sign::health))
         .route("/api/petitions/{slug}/sign", post(sign::sign))
-        .route("/api/petitions/{slug}/count", get(sign::count))
         .route("/api/confirm", post(sign::confirm).get(sign::confirm_get))
         .route("/api/erase", post(sign::erase))
+        .layer(cors)
+        .merge(public)
         .with_state(state.clone());
 
     #[cfg(feature = "dev")]
@@ -53,5 +75,8 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             Problem::method_not_allowed_here().into_response()
         })
-        .layer(cors)
+        // Outermost: without the origin secret (when one is configured) nothing else runs.
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::edge::require_origin_secret(edge.clone(), req, next)
+        }))
 }

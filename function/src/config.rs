@@ -57,6 +57,19 @@ pub struct Config {
     /// campus or workplace NATs.
     #[arg(long, env = "CAHIER_ALLOWED_NETWORKS", default_value = "")]
     pub allowed_networks: String,
+    /// How the function knows a request came through the CDN, and so whether to believe its
+    /// `CloudFront-Viewer-Address`: `none` (the socket peer, trusted proxies, or the Lambda
+    /// event's source), `iam` (a function URL with AuthType AWS_IAM behind CloudFront's origin
+    /// access control) or `origin-header` (the secret CAHIER_ORIGIN_SECRET in the
+    /// x-cahier-origin-verify header; requests without it are refused).
+    #[arg(long, env = "CAHIER_EDGE_AUTH", default_value = "none",
+          value_parser = ["none", "iam", "origin-header"])]
+    pub edge_auth: String,
+    /// Seconds an instance keeps each petition's count in memory (at most one store read per
+    /// petition per period, whatever the request rate). Default: 5 under AWS Lambda, 0 (read
+    /// every time) for the standalone server, whose SQLite read costs microseconds.
+    #[arg(long, env = "CAHIER_COUNT_CACHE_SECS")]
+    pub count_cache_secs: Option<u64>,
     /// The organizer's disposable-domain list (one domain a line); default: the bundled one.
     #[arg(long, env = "CAHIER_DISPOSABLE_DOMAINS")]
     pub disposable_domains: Option<PathBuf>,
@@ -95,6 +108,13 @@ impl Config {
                 })
                 .collect::<anyhow::Result<_>>()?,
             signing_paused: self.signing == "paused",
+            count_cache: std::time::Duration::from_secs(self.count_cache_secs.unwrap_or(
+                if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+                    5
+                } else {
+                    0
+                },
+            )),
             disposable_domains: self.disposable_domains.clone(),
             ..Options::default()
         })

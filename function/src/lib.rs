@@ -6,29 +6,35 @@
 //! petition costs no I/O.
 
 pub mod app;
-#[cfg(any(feature = "dynamodb", feature = "ses"))]
+#[cfg(any(feature = "dynamodb", feature = "ses", feature = "secretsmanager"))]
 pub mod aws;
 pub mod budgets;
 pub mod captcha;
 pub mod client_ip;
 pub mod config;
+pub mod count_cache;
 pub mod crypto;
 pub mod decode;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod edge;
 pub mod email;
 pub mod heuristics;
 pub mod http_server;
 pub mod mail_text;
 pub mod mailer;
 pub mod manifest;
+pub mod network;
 pub mod problem;
 pub mod ratelimit;
 pub mod secrets;
+#[cfg(feature = "secretsmanager")]
+pub mod secrets_manager;
 pub mod sign;
 pub mod state;
 pub mod store;
 pub mod token;
+pub mod whoami;
 
 pub use app::app;
 pub use state::{AppParts, AppState, Options};

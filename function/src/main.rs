@@ -3,8 +3,9 @@
 
 use anyhow::Context;
 use cahier_function::config::Config;
+use cahier_function::edge::EdgeAuth;
 use cahier_function::manifest::Manifest;
-use cahier_function::secrets::Secrets;
+use cahier_function::secrets::{Secrets, SECRET_VARIABLES};
 use cahier_function::state::{build_captcha, AppParts, AppState};
 use cahier_function::{app, mailer, store};
 use clap::Parser;
@@ -46,7 +47,7 @@ async fn run() -> anyhow::Result<()> {
             let paths = cahier_function::secrets::ensure_dev_secrets(dir)?;
             Secrets::load(Some(&paths.secrets_file), &|k| std::env::var(k).ok())?
         }
-        _ => Secrets::from_env()?,
+        _ => load_secrets(lambda).await?,
     };
     if lambda {
         anyhow::ensure!(
@@ -61,6 +62,14 @@ async fn run() -> anyhow::Result<()> {
         config.captcha_verify_url.as_deref(),
         &self_url,
     )?;
+    let mut options = config.options()?;
+    options.edge = EdgeAuth::from_mode(&config.edge_auth, secrets.origin_secret.as_deref())?;
+    if lambda && matches!(options.edge, EdgeAuth::None) {
+        tracing::warn!(
+            "CAHIER_EDGE_AUTH is none under Lambda: behind CloudFront every signer would share \
+             CloudFront's addresses (set iam or origin-header, as deploy/aws/template.yaml does)"
+        );
+    }
     let store = store::open(&config.store).await?;
     let mailer = mailer::open(&config.mailer).await?;
     let state = AppState::new(AppParts {
@@ -69,7 +78,7 @@ async fn run() -> anyhow::Result<()> {
         mailer,
         captcha,
         secrets,
-        options: config.options()?,
+        options,
     })?;
     #[cfg(feature = "dev")]
     let state = match dev_tokens {
@@ -101,6 +110,35 @@ async fn run() -> anyhow::Result<()> {
     cahier_function::http_server::serve(listener, router, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The secrets: from Secrets Manager for each `NAME_ARN` that is set (the Lambda way: only
+/// ARNs in the environment), else from the environment or `CAHIER_SECRETS_FILE`.
+async fn load_secrets(lambda: bool) -> anyhow::Result<Secrets> {
+    if lambda {
+        for name in SECRET_VARIABLES {
+            if std::env::var_os(name).is_some() {
+                tracing::warn!(
+                    "{name} is set in the Lambda environment: keep secrets in Secrets Manager \
+                     and give {name}_ARN instead"
+                );
+            }
+        }
+    }
+    #[cfg(feature = "secretsmanager")]
+    return cahier_function::secrets_manager::load(&|k| std::env::var(k).ok())
+        .await
+        .context("while loading the secrets");
+    #[cfg(not(feature = "secretsmanager"))]
+    {
+        if let Some(name) = SECRET_VARIABLES
+            .iter()
+            .find(|n| std::env::var_os(format!("{n}_ARN")).is_some())
+        {
+            anyhow::bail!("{name}_ARN is set but this build has no Secrets Manager support");
+        }
+        Secrets::from_env()
+    }
 }
 
 /// Ctrl-C, or SIGTERM from systemd or `docker stop`: stop taking connections and let the

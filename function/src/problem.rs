@@ -110,6 +110,15 @@ impl Problem {
         )
     }
 
+    /// 408: the request's body did not arrive within the server's deadline (a trickled body).
+    pub fn request_timeout() -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request timeout",
+            "The request took too long to arrive; please try again.",
+        )
+    }
+
     pub fn unsupported_media_type(accepted: &str) -> Self {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -15,7 +15,18 @@ pub struct Secrets {
     pub hcaptcha_secret: Option<String>,
     /// age recipient if not in the manifest.
     pub age_recipient: Option<String>,
+    /// The origin secret CloudFront adds as a header (`CAHIER_EDGE_AUTH=origin-header`).
+    pub origin_secret: Option<String>,
 }
+
+/// The secrets a deployment may keep in AWS Secrets Manager: each variable `NAME` may instead
+/// be given as `NAME_ARN`, resolved at cold start ([`crate::secrets_manager`]).
+pub const SECRET_VARIABLES: [&str; 4] = [
+    "CAHIER_TOKEN_KEY",
+    "CAHIER_PEPPER",
+    "HCAPTCHA_SECRET",
+    "CAHIER_ORIGIN_SECRET",
+];
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,6 +42,7 @@ struct SecretsFile {
     cahier_pepper: Option<String>,
     hcaptcha_secret: Option<String>,
     cahier_age_recipient: Option<String>,
+    cahier_origin_secret: Option<String>,
 }
 
 /// Hex or base64 (standard or URL-safe) to bytes.
@@ -77,6 +89,7 @@ impl Secrets {
             pepper: decode_key(&pepper).context("while decoding CAHIER_PEPPER")?,
             hcaptcha_secret: pick("HCAPTCHA_SECRET", f.hcaptcha_secret),
             age_recipient: pick("CAHIER_AGE_RECIPIENT", f.cahier_age_recipient),
+            origin_secret: pick("CAHIER_ORIGIN_SECRET", f.cahier_origin_secret),
         };
         anyhow::ensure!(
             secrets.token_key.len() >= 32,
@@ -106,6 +119,7 @@ impl Secrets {
             pepper,
             hcaptcha_secret: Some(format!("0x{}", hex::encode(captcha))),
             age_recipient: Some(identity.to_public().to_string()),
+            origin_secret: None,
         };
         (secrets, identity.to_string().expose_secret().to_string())
     }
@@ -143,6 +157,7 @@ pub fn ensure_dev_secrets(dir: &Path) -> anyhow::Result<DevSecretsPaths> {
         cahier_pepper: Some(hex::encode(&secrets.pepper)),
         hcaptcha_secret: secrets.hcaptcha_secret.clone(),
         cahier_age_recipient: secrets.age_recipient.clone(),
+        cahier_origin_secret: None,
     };
     let text = format!(
         "# Development secrets created by `cahier serve`. Never commit, never publish.\n{}",

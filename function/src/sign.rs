@@ -1,6 +1,6 @@
 //! The handlers: sign (in DESIGN.md's order, cheap before paid), confirm, erase, count, health.
 
-use crate::client_ip::client_ip;
+use crate::client_ip::{self, UNKNOWN_CLIENT};
 use crate::crypto::PersonalData;
 use crate::decode::{decode_sign, decode_token, BodyKind, MAX_BODY};
 use crate::email::{canonicalize, domain_matches};
@@ -12,10 +12,9 @@ use crate::state::{normalize_origin, AppState, Loaded};
 use crate::store::{AuditEvent, Budget, ConfirmOutcome, NewSignature, SignOutcome, Status};
 use crate::token::{TokenClaims, TokenError, TokenKind, CONFIRM_TTL_SECS};
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::net::{IpAddr, SocketAddr};
 
 /// The one success body of `sign`, whatever happened (new, duplicate, held, dropped).
 pub const PENDING_BODY: &str = r#"{"status":"pending"}"#;
@@ -85,17 +84,6 @@ fn origin_allowed(headers: &HeaderMap, loaded: &Loaded) -> bool {
     }
 }
 
-fn lambda_source_ip<B>(req: &Request<B>) -> Option<IpAddr> {
-    use lambda_http::request::RequestContext;
-    let ctx = req.extensions().get::<RequestContext>()?;
-    let ip = match ctx {
-        RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
-        RequestContext::ApiGatewayV1(c) => c.identity.source_ip.clone(),
-        _ => None,
-    }?;
-    ip.parse().ok()
-}
-
 /// The language to write to this signer in, and to use in links.
 fn pick_lang(petition: &Petition, loaded: &Loaded, lang: Option<&str>) -> String {
     let default = &loaded.manifest.site.default_language;
@@ -152,11 +140,7 @@ async fn sign_inner(
         return Err(Problem::paused().into_response());
     }
     let now = crate::now();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let lambda_ip = lambda_source_ip(&req);
+    let ip = client_ip::of_request(&req, state.options());
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     // 1. Pure CPU, no I/O.
@@ -208,14 +192,12 @@ async fn sign_inner(
         return Ok(accepted());
     }
     // 2. In-memory token buckets.
-    let ip = client_ip(peer, lambda_ip, &headers, &opts.trusted_proxies);
-    if let Some(ip) = ip {
-        if let Err(retry) = state.0.limiter.check(ip) {
-            return Err(Problem::too_many_requests(retry).into_response());
-        }
+    if let Err(retry) = state.0.limiter.check(ip) {
+        return Err(Problem::too_many_requests(retry).into_response());
     }
     // 3. Captcha (paid, fail closed, single use).
-    if !state.0.captcha.verify(&form.captcha, ip).await {
+    let remote_ip = (ip != UNKNOWN_CLIENT).then_some(ip);
+    if !state.0.captcha.verify(&form.captcha, remote_ip).await {
         return Err(
             Problem::forbidden("The captcha was not solved; please try again.").into_response(),
         );
@@ -229,10 +211,7 @@ async fn sign_inner(
         .protected_domains
         .iter()
         .any(|d| domain_matches(&email.domain, d));
-    let (ip_hash, prefix_hash) = match ip {
-        Some(ip) => (hasher.ip(ip), hasher.prefix(ip)),
-        None => (String::new(), String::new()),
-    };
+    let (ip_hash, prefix_hash) = (hasher.ip(ip), hasher.prefix(ip));
     let name_hash = hasher.name(&form.name);
     let flags = assess(&HeuristicInput {
         name: &form.name,
@@ -247,26 +226,13 @@ async fn sign_inner(
         burst: Some(&state.0.name_burst),
     });
     let policy = &loaded.budgets;
-    let budgets = match ip {
-        Some(ip) => policy.budgets_for(
-            slug,
-            ip,
-            |label| hasher.hash("budget", label),
-            &email.domain,
-        ),
-        // No client address (should not happen behind a proxy we trust): the domain and
-        // petition budgets still apply.
-        None => policy
-            .budgets_for(
-                slug,
-                std::net::Ipv4Addr::UNSPECIFIED.into(),
-                |l| hasher.hash("budget", l),
-                &email.domain,
-            )
-            .into_iter()
-            .filter(|b| b.key.starts_with("dom:") || b.key.starts_with("pet:"))
-            .collect(),
-    };
+    // An unknown caller takes the shared unknown address's budgets: fail closed.
+    let budgets = policy.budgets_for(
+        slug,
+        ip,
+        |label| hasher.hash("budget", label),
+        &email.domain,
+    );
     let personal = PersonalData {
         name: form.name.clone(),
         email: email.address.clone(),
@@ -285,6 +251,11 @@ async fn sign_inner(
         email_domain: email.domain.clone(),
         ip_hash,
         prefix_hash,
+        network: if ip == UNKNOWN_CLIENT {
+            String::new()
+        } else {
+            crate::network::network_of(ip)
+        },
         name_hash,
         sealed,
         lang: lang.clone(),
@@ -517,12 +488,13 @@ pub async fn confirm(State(state): State<AppState>, req: Request<Body>) -> Respo
         Ok(c) => c,
         Err(res) => return res,
     };
-    match state
+    let outcome = state
         .0
         .store
         .confirm(&claims.petition, &claims.email_hash, crate::now())
-        .await
-    {
+        .await;
+    state.0.counts.forget(&claims.petition);
+    match outcome {
         Ok(ConfirmOutcome::Confirmed { .. } | ConfirmOutcome::AlreadyConfirmed { .. }) => no_store(
             json(StatusCode::OK, r#"{"status":"confirmed"}"#.to_string()),
         ),
@@ -548,12 +520,13 @@ pub async fn erase(State(state): State<AppState>, req: Request<Body>) -> Respons
         Ok(c) => c,
         Err(res) => return res,
     };
-    match state
+    let outcome = state
         .0
         .store
         .erase(&claims.petition, &claims.email_hash, crate::now())
-        .await
-    {
+        .await;
+    state.0.counts.forget(&claims.petition);
+    match outcome {
         Ok(_) => no_store(json(StatusCode::OK, r#"{"status":"erased"}"#.to_string())),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "store.erase failed");
@@ -572,19 +545,37 @@ pub fn effective_goal(goal: u64, count: u64) -> u64 {
 }
 
 /// `GET /api/petitions/{slug}/count`, from the counter, cacheable by the CDN.
-pub async fn count(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+///
+/// Only the canonical spelling of the path is answered: the CDN keys its cache on the path as
+/// sent, so `%6Eoel-...` or any other spelling that decodes to a slug would be a fresh cache key
+/// (and a store read) for each request of a cache-busting flood; they get 404 like any unknown
+/// path.
+pub async fn count(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
     let loaded = state.loaded();
-    let Some(petition) = loaded.manifest.petition(&slug) else {
-        return Problem::not_found(format!("No petition {slug:?}.")).into_response();
+    let Some(petition) = loaded
+        .manifest
+        .petition(&slug)
+        .filter(|p| uri.path() == format!("/api/petitions/{}/count", p.slug))
+    else {
+        return Problem::not_found("No such petition.").into_response();
     };
-    match state.0.store.count(&slug).await {
+    match state
+        .0
+        .counts
+        .get(state.0.store.as_ref(), &petition.slug)
+        .await
+    {
         Ok(c) => {
             let updated = time::OffsetDateTime::from_unix_timestamp(c.updated_at)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
             let body = serde_json::json!({
-                "petition": slug,
+                "petition": petition.slug,
                 "count": c.count,
                 "goal": effective_goal(petition.goal, c.count),
                 "updated_at": updated,

@@ -34,6 +34,10 @@ pub struct Options {
     pub blocked_domains: Vec<String>,
     /// Lifetime of an unconfirmed signature.
     pub pending_ttl_secs: i64,
+    /// When to believe the CDN's viewer address ([`crate::edge`]).
+    pub edge: crate::edge::EdgeAuth,
+    /// How long an instance keeps a petition's count in memory ([`crate::count_cache`]).
+    pub count_cache: std::time::Duration,
 }
 
 impl Default for Options {
@@ -48,6 +52,8 @@ impl Default for Options {
             extra_origins: Vec::new(),
             blocked_domains: Vec::new(),
             pending_ttl_secs: crate::token::CONFIRM_TTL_SECS,
+            edge: crate::edge::EdgeAuth::None,
+            count_cache: std::time::Duration::ZERO,
         }
     }
 }
@@ -88,6 +94,7 @@ pub(crate) struct Inner {
     pub limiter: RateLimiter,
     pub disposable: DisposableDomains,
     pub name_burst: NameBurst,
+    pub counts: crate::count_cache::CountCache,
     #[cfg(feature = "dev")]
     pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
 }
@@ -186,6 +193,7 @@ impl AppState {
             limiter: RateLimiter::new(parts.options.rate_limits),
             disposable,
             name_burst: NameBurst::default(),
+            counts: crate::count_cache::CountCache::new(parts.options.count_cache),
             secrets: parts.secrets,
             options: parts.options,
             #[cfg(feature = "dev")]
@@ -259,6 +267,7 @@ pub fn build_captcha(
     verify_url: Option<&str>,
     self_url: &str,
 ) -> anyhow::Result<(Arc<dyn Captcha>, Option<DevTokensHandle>)> {
+    crate::captcha::public_site::refuse_open_captcha(manifest, secrets, verify_url)?;
     let mut hostnames: Vec<String> = manifest
         .site
         .origins

@@ -29,6 +29,26 @@ impl TokenKind {
             TokenKind::Erase => b'e',
         }
     }
+
+    fn from_byte(b: u8) -> Option<TokenKind> {
+        match b {
+            b'c' => Some(TokenKind::Confirm),
+            b'e' => Some(TokenKind::Erase),
+            _ => None,
+        }
+    }
+
+    /// The tokens a request of this kind accepts ([`TokenKey::verify`]). Erasing needs proof
+    /// that the caller reads the mailbox, and a confirm token is that proof as much as an erase
+    /// token — the confirm page's "this was not me" link carries the confirm token. Confirming
+    /// never accepts an erase token: that one lives for the whole retention period and is also
+    /// in the "someone used your address" mail.
+    pub fn accepted(self) -> &'static [TokenKind] {
+        match self {
+            TokenKind::Confirm => &[TokenKind::Confirm],
+            TokenKind::Erase => &[TokenKind::Erase, TokenKind::Confirm],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +107,23 @@ impl TokenKey {
         URL_SAFE_NO_PAD.encode(payload)
     }
 
-    /// Verifies the MAC (constant time), then the kind and the expiry at `now`.
+    /// Verifies a token for a request of `kind`: any of [`TokenKind::accepted`] (an erase
+    /// request takes a confirm token too). The claims name the token's own kind.
     pub fn verify(
         &self,
         token: &str,
         kind: TokenKind,
+        now: i64,
+    ) -> Result<TokenClaims, TokenError> {
+        self.verify_any(token, kind.accepted(), now)
+    }
+
+    /// Verifies the MAC (constant time), then that the token is of one of `kinds`, then the
+    /// expiry at `now`.
+    pub fn verify_any(
+        &self,
+        token: &str,
+        kinds: &[TokenKind],
         now: i64,
     ) -> Result<TokenClaims, TokenError> {
         if token.len() > crate::decode::MAX_TOKEN {
@@ -107,9 +139,12 @@ impl TokenKey {
         let mut mac = self.mac();
         mac.update(payload);
         mac.verify_slice(tag).map_err(|_| TokenError::Invalid)?;
-        if payload[0] != VERSION || payload[1] != kind.byte() {
+        if payload[0] != VERSION {
             return Err(TokenError::Invalid);
         }
+        let kind = TokenKind::from_byte(payload[1])
+            .filter(|k| kinds.contains(k))
+            .ok_or(TokenError::Invalid)?;
         let expires_at =
             i64::from_be_bytes(payload[2..10].try_into().map_err(|_| TokenError::Invalid)?);
         let email_hash = hex::encode(&payload[10..HEADER_LEN]);
@@ -153,7 +188,7 @@ mod tests {
             claims()
         );
         assert_eq!(
-            key().verify(&t, TokenKind::Erase, 0),
+            key().verify_any(&t, &[TokenKind::Erase], 0),
             Err(TokenError::Invalid)
         );
         assert_eq!(
@@ -166,6 +201,31 @@ mod tests {
             Err(TokenError::Invalid)
         );
         assert!(TokenKey::new(&[1u8; 16]).is_err());
+    }
+
+    #[test]
+    fn a_confirm_token_erases_but_an_erase_token_never_confirms() {
+        let confirm = key().issue(&claims());
+        let erase = key().issue(&TokenClaims {
+            kind: TokenKind::Erase,
+            ..claims()
+        });
+        // The confirm page's "this was not me" link carries the confirm token.
+        assert_eq!(
+            key().verify(&confirm, TokenKind::Erase, 0).unwrap(),
+            claims(),
+            "a confirm token proves the mailbox for an erase"
+        );
+        let e = key().verify(&erase, TokenKind::Erase, 0).unwrap();
+        assert_eq!(e.kind, TokenKind::Erase);
+        assert_eq!(
+            key().verify(&erase, TokenKind::Confirm, 0),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            key().verify(&confirm, TokenKind::Erase, 1_000_000),
+            Err(TokenError::Expired)
+        );
     }
 
     proptest! {

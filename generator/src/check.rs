@@ -1,6 +1,7 @@
 //! `cahier check`: validates configuration, content and theme without writing anything, and
 //! reports every problem with its file and line (unknown or ill-typed front-matter keys, bad
-//! dates, closing before opening, missing translations, broken internal links, missing images).
+//! dates, closing before opening, missing translations, broken internal links, missing images,
+//! raw HTML that the sanitiser removes).
 
 use crate::config::{self, Config, CONFIG_FILE};
 use crate::content::{self, Content};
@@ -133,12 +134,32 @@ fn check_links(cfg: &Config, content: &Content, errs: &mut Vec<Diagnostic>) {
             let base = url::Url::parse(&format!("http://site.invalid{page}")).expect("valid base");
             let r = markdown::render(&text.body);
             let line = |off: usize| text.body_line + diag::line_of_offset(&text.body, off) - 1;
+            for (fragment, off) in &r.raw_html {
+                for what in crate::sanitize::refused(fragment) {
+                    errs.push(Diagnostic::new(
+                        &text.file,
+                        Some(line(*off)),
+                        format!(
+                            "raw HTML {what} is not allowed and is removed from the page \
+                             (only formatting HTML is kept)"
+                        ),
+                    ));
+                }
+            }
             for (dest, off, what) in r
                 .links
                 .iter()
                 .map(|(d, o)| (d, o, "link"))
                 .chain(r.images.iter().map(|(d, o)| (d, o, "image")))
             {
+                if !crate::sanitize::url_allowed(dest) {
+                    errs.push(Diagnostic::new(
+                        &text.file,
+                        Some(line(*off)),
+                        format!("{what} {dest:?}: only http, https and mailto URLs are kept"),
+                    ));
+                    continue;
+                }
                 if dest.is_empty() || is_external(dest) {
                     continue;
                 }

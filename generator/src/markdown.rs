@@ -1,5 +1,7 @@
 //! Markdown to HTML with pulldown-cmark: tables, footnotes, strikethrough, smart punctuation,
-//! and an `id` on every heading so that sections can be linked to.
+//! and an `id` on every heading so that sections can be linked to. The result goes through
+//! [`crate::sanitize::clean`]: raw HTML in a petition keeps its formatting, never a script, a
+//! frame, a `<meta>` redirect or an event handler.
 
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -11,6 +13,9 @@ pub struct Rendered {
     pub links: Vec<(String, usize)>,
     /// Image sources with their byte offset.
     pub images: Vec<(String, usize)>,
+    /// Raw HTML written in the source, with its byte offset (for `check`: what the sanitiser
+    /// removes from it is reported).
+    pub raw_html: Vec<(String, usize)>,
 }
 
 fn options() -> Options {
@@ -62,6 +67,9 @@ pub fn render(source: &str) -> Rendered {
             Event::Start(Tag::Image { dest_url, .. }) => {
                 out.images.push((dest_url.to_string(), events[i].1.start));
             }
+            Event::Html(h) | Event::InlineHtml(h) => {
+                out.raw_html.push((h.to_string(), events[i].1.start));
+            }
             _ => {}
         }
         i += 1;
@@ -85,8 +93,9 @@ pub fn render(source: &str) -> Rendered {
         e => e,
     });
     let events = footnotes(events.collect());
-    out.html.reserve(source.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut out.html, events.into_iter());
+    let mut html = String::with_capacity(source.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    out.html = crate::sanitize::clean(&html);
     out
 }
 
@@ -243,6 +252,35 @@ mod tests {
         assert!(r.html.contains("footnote"));
         assert_eq!(r.links[0].0, "/autre/");
         assert_eq!(r.images[0].0, "photo.png");
+        assert!(r.raw_html.is_empty());
+    }
+
+    #[test]
+    fn raw_html_is_sanitised_and_recorded() {
+        let src =
+            "Texte.\n\n<meta http-equiv=\"refresh\" content=\"0; url=https://evil.test/\">\n\n\
+                   Un <abbr title=\"Organisation mondiale de la santé\">OMS</abbr> et \
+                   <a href=\"javascript:alert(1)\">ça</a>.\n\n[lien](javascript:alert(2))\n";
+        let r = render(src);
+        assert!(
+            !r.html.contains("refresh") && !r.html.contains("<meta"),
+            "{}",
+            r.html
+        );
+        assert!(!r.html.contains("javascript"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("<abbr title=\"Organisation mondiale de la santé\">OMS</abbr>"),
+            "{}",
+            r.html
+        );
+        let offsets: Vec<usize> = r.raw_html.iter().map(|(_, o)| *o).collect();
+        assert_eq!(
+            r.raw_html[0].0.trim(),
+            "<meta http-equiv=\"refresh\" content=\"0; url=https://evil.test/\">"
+        );
+        assert_eq!(offsets[0], src.find("<meta").unwrap());
+        assert!(r.raw_html.iter().any(|(h, _)| h.contains("javascript")));
     }
 
     #[test]

@@ -69,13 +69,33 @@ pub fn load_config(opts: &BuildOptions) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// A public site whose captcha lets anyone sign (the dev captcha, hCaptcha's public test keys)
+/// builds — the example does — but is said so: the function refuses to start with it.
+fn open_captcha_warning(cfg: &Config) -> Option<String> {
+    use cahier_function::captcha::public_site::{is_loopback, uses_test_keys};
+    if is_loopback(&cfg.base_url) {
+        return None;
+    }
+    match cfg.captcha.provider.as_str() {
+        "dev" => Some(format!(
+            "captcha.provider = \"dev\" lets anyone sign and {} is public: the function will refuse to start; use \"hcaptcha\" with your own keys",
+            cfg.base_url
+        )),
+        "hcaptcha" if uses_test_keys(&cfg.captcha.sitekey, None) => Some(format!(
+            "captcha.sitekey is hCaptcha's public test key, which passes every response, and {} is public: the function will refuse to start with it; put your own site key in cahier.toml",
+            cfg.base_url
+        )),
+        _ => None,
+    }
+}
+
 pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
     let start = Instant::now();
     let root = &opts.root;
     let cfg = load_config(opts)?;
     let content = content::load(root, &cfg, opts.drafts).map_err(Diagnostics)?;
     let theme = Theme::load(root, &cfg)?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = open_captcha_warning(&cfg).into_iter().collect();
     for p in &content.petitions {
         let missing = content::missing_languages(p, &cfg);
         if !missing.is_empty() {

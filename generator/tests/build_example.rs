@@ -689,13 +689,41 @@ fn petition_manifest_matches_content_and_pages() {
 }
 
 #[test]
+fn the_example_builds_but_is_warned_about_the_hcaptcha_test_key() {
+    let w = &built().report.warnings;
+    assert!(
+        w.iter().any(|w| w.contains("hCaptcha's public test key")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn the_privacy_notice_says_which_network_is_kept_and_why() {
+    let fr = String::from_utf8(built().files["privacy/index.html"].clone()).unwrap();
+    assert!(
+        fr.contains("203.0.113.0/24") && fr.contains("réseau"),
+        "{fr}"
+    );
+    let en = String::from_utf8(built().files["en/privacy/index.html"].clone()).unwrap();
+    assert!(
+        en.contains("only its network") && en.contains("attack"),
+        "{en}"
+    );
+}
+
+#[test]
 fn dev_overrides_for_serve() {
     let site = common::example_site();
     let out = tempfile::tempdir().unwrap();
     let mut o = common::opts(site.path(), &out.path().join("public"));
     o.base_url = Some("http://127.0.0.1:8080".into());
     o.captcha_provider = Some("dev".into());
-    cahier::build(&o).unwrap();
+    let report = cahier::build(&o).unwrap();
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("captcha")),
+        "a loopback site may use the dev captcha: {:?}",
+        report.warnings
+    );
     let public = out.path().join("public");
     let m = Manifest::from_json(&std::fs::read(public.join("api/manifest.json")).unwrap()).unwrap();
     assert_eq!(m.site.api_url, "http://127.0.0.1:8080/api");

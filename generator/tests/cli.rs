@@ -64,6 +64,51 @@ fn new_then_check_then_build() {
     assert!(text(&o).contains("42 pages"), "{}", text(&o));
 }
 
+/// Raw HTML that would turn a petition into a redirect or a script is named by `check` with its
+/// file and line, and never reaches the built page; formatting HTML passes.
+#[test]
+fn check_names_raw_html_that_is_removed_and_build_drops_it() {
+    let site = common::empty_site();
+    let p = site.path();
+    common::write(
+        p,
+        "content/a/index.md",
+        "+++\ntitle = \"A\"\n+++\n\nTexte <abbr title=\"Organisation\">OMS</abbr>.\n\n\
+         <meta http-equiv=\"refresh\" content=\"0; url=https://evil.test/\">\n\n\
+         Un [lien](javascript:alert(1)) et <a href=\"/a/\" onclick=\"x()\">là</a>.\n",
+    );
+    common::write(
+        p,
+        "content/a/index.en.md",
+        "+++\ntitle = \"A\"\n+++\nText <sup>1</sup>.\n",
+    );
+    let o = cahier(p, &["check"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    for want in [
+        "content/a/index.md:7: raw HTML <meta> is not allowed",
+        "content/a/index.md:9: link \"javascript:alert(1)\"",
+        "content/a/index.md:9: raw HTML onclick on <a> is not allowed",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    assert!(!t.contains("abbr") && !t.contains("index.en.md"), "{t}");
+
+    let o = cahier(p, &["build"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let page = std::fs::read_to_string(p.join("public/a/index.html")).unwrap();
+    assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+    assert!(
+        !page.contains("evil.test") && !page.contains("onclick"),
+        "{page}"
+    );
+    assert!(!page.contains("javascript:"), "{page}");
+    assert!(
+        page.contains("<abbr title=\"Organisation\">OMS</abbr>"),
+        "{page}"
+    );
+}
+
 #[test]
 fn check_reports_every_problem_with_file_and_line() {
     let site = common::empty_site();

@@ -6,7 +6,7 @@
 use crate::conformance::{check_counts, now, signature};
 use anyhow::{ensure, Context};
 use cahier_function::store::admin::{AdminStore, Criteria};
-use cahier_function::store::{NewSignature, SignatureRecord, Status};
+use cahier_function::store::{Budget, NewSignature, SignOutcome, SignatureRecord, Status};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -22,6 +22,9 @@ pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     approve_and_reject_held(store.clone())
         .await
         .context("admin scenario approve_and_reject_held")?;
+    release_over_budget_holds(store.clone())
+        .await
+        .context("admin scenario release_over_budget_holds")?;
     recount_from_records(store.clone())
         .await
         .context("admin scenario recount_from_records")?;
@@ -341,6 +344,90 @@ pub async fn approve_and_reject_held(store: Arc<dyn AdminStore>) -> anyhow::Resu
     check_counts(&*store, &p, &hashes).await
 }
 
+/// A crowd behind one network, over its budget: held, some confirmed. Released, the confirmed
+/// ones count (count corrected, `released` events), the others become ordinary pending ones;
+/// a hold for review is not an over-budget hold.
+pub async fn release_over_budget_holds(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    let p = petition("release");
+    let t = now();
+    let hashes: Vec<String> = (0..5).map(|i| hash("release", i)).collect();
+    let budget = Budget {
+        key: format!("ip24:crowd:{p}"),
+        limit: 1,
+        window_secs: 86_400,
+    };
+    for (i, h) in hashes.iter().enumerate().take(4) {
+        let mut s = sig(&p, h, t, 30, "prefix-crowd", "mobile.test");
+        s.budgets = vec![budget.clone()];
+        let outcome = store.sign(&s).await?;
+        let want = if i == 0 {
+            Status::Pending
+        } else {
+            Status::Held
+        };
+        ensure!(
+            matches!(outcome, SignOutcome::Created { status, .. } if status == want),
+            "signature {i}: {outcome:?}"
+        );
+    }
+    let mut review = sig(&p, &hashes[4], t, 30, "prefix-crowd", "senat.fr");
+    review.hold_reason = Some("protected domain".into());
+    store.sign(&review).await?;
+    for h in [&hashes[1], &hashes[2], &hashes[4]] {
+        store.confirm(&p, h, t - 20).await?;
+    }
+    ensure!(store.count(&p).await?.count == 0, "nothing counted yet");
+
+    let criteria = Criteria {
+        petition: Some(p.clone()),
+        statuses: vec![Status::Held, Status::ConfirmedHeld],
+        over_budget_only: true,
+        ..Default::default()
+    };
+    let found = scanned(&*store, &criteria).await?;
+    ensure!(
+        found == set(&[&hashes[1], &hashes[2], &hashes[3]]),
+        "over-budget holds: {found:?}"
+    );
+    let mut batch: Vec<String> = found.into_iter().collect();
+    batch.push(hashes[0].clone()); // pending: left alone
+    let n = store.release(&p, &batch, "adm-test release", t).await?;
+    ensure!(n == 3, "released {n}");
+    ensure!(
+        store.count(&p).await?.count == 2,
+        "the two confirmed ones count"
+    );
+    let r = store.get(&p, &hashes[1]).await?.context("released")?;
+    ensure!(
+        r.status == Status::Confirmed && r.hold_reason.is_none() && r.expires_at.is_none(),
+        "released confirmed-held: {r:?}"
+    );
+    let r = store.get(&p, &hashes[3]).await?.context("released held")?;
+    ensure!(
+        r.status == Status::Pending && r.hold_reason.is_none() && r.expires_at.is_some(),
+        "released held: {r:?}"
+    );
+    store.confirm(&p, &hashes[3], t).await?;
+    ensure!(store.count(&p).await?.count == 3, "confirmed after release");
+    let r = store.get(&p, &hashes[4]).await?.context("review hold")?;
+    ensure!(r.status == Status::ConfirmedHeld, "review hold kept: {r:?}");
+    ensure!(
+        store.release(&p, &batch, "again", t).await? == 0,
+        "a second release changes nothing"
+    );
+    let events = store.audit_log(Some(&p), t - 100).await?;
+    let released: BTreeSet<String> = events
+        .iter()
+        .filter(|e| e.event == "released" && e.detail == "adm-test release")
+        .map(|e| e.email_hash.clone())
+        .collect();
+    ensure!(
+        released == set(&[&hashes[1], &hashes[2], &hashes[3]]),
+        "released events: {events:?}"
+    );
+    check_counts(&*store, &p, &hashes).await
+}
+
 pub async fn recount_from_records(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     let p = petition("recount");
     let t = now();
@@ -390,7 +477,10 @@ pub async fn purge_keeps_counts(store: Arc<dyn AdminStore>) -> anyhow::Result<()
     for h in &old {
         let r = store.get(&p, h).await?.context("purged record kept")?;
         ensure!(
-            r.sealed.is_empty() && r.ip_hash.is_empty() && r.prefix_hash.is_empty(),
+            r.sealed.is_empty()
+                && r.ip_hash.is_empty()
+                && r.prefix_hash.is_empty()
+                && r.network.is_empty(),
             "personal data left after purge: {r:?}"
         );
         ensure!(r.status == Status::Confirmed, "status kept: {:?}", r.status);

@@ -67,6 +67,7 @@ pub fn signature(petition: &str, email_hash: &str, now: i64) -> NewSignature {
         email_domain: "example.org".into(),
         ip_hash: "ip-hash".into(),
         prefix_hash: "prefix-hash".into(),
+        network: "203.0.113.0/24".into(),
         name_hash: "name-hash".into(),
         sealed: b"age-encrypted personal data".to_vec(),
         lang: "fr".into(),
@@ -137,6 +138,7 @@ pub async fn sign_and_dedup(store: Arc<dyn Store>) -> anyhow::Result<()> {
             && rec.email_domain == sig.email_domain
             && rec.ip_hash == sig.ip_hash
             && rec.prefix_hash == sig.prefix_hash
+            && rec.network == sig.network
             && rec.name_hash == sig.name_hash
             && rec.lang == sig.lang
             && rec.public
@@ -408,6 +410,7 @@ pub async fn erase(store: Arc<dyn Store>) -> anyhow::Result<()> {
         rec.sealed.is_empty()
             && rec.ip_hash.is_empty()
             && rec.prefix_hash.is_empty()
+            && rec.network.is_empty()
             && rec.name_hash.is_empty(),
         "personal data left after erase: {rec:?}"
     );

@@ -116,6 +116,11 @@ impl LambdaFunction {
         )
     }
 
+    /// The function process's id (its environment is in `/proc/PID/environ`).
+    pub fn pid(&self) -> u32 {
+        self.function.id()
+    }
+
     /// The function's own log (stdout and stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("function.log")).unwrap_or_default()

@@ -836,6 +836,7 @@ async fn cleanup_10000_from_one_prefix_in_one_evening() {
         email_domain: email.split('@').nth(1).unwrap().into(),
         ip_hash: hasher.ip(ip),
         prefix_hash: hasher.prefix(ip),
+        network: cahier_function::network::network_of(ip),
         name_hash: hasher.name("Jean Martin"),
         sealed: b"sealed".to_vec(),
         lang: "fr".into(),

@@ -7,6 +7,7 @@ use cahier_function::captcha::dev::DEV_SITEKEY;
 use cahier_tests::fixture::{self, SLUG};
 use cahier_tests::flow::Api;
 use cahier_tests::lambda::LambdaFunction;
+use cahier_tests::moto::{fresh_table, Moto};
 use cahier_tests::outbox::{read_dir, token};
 use cahier_tests::server::Fixture;
 use serde_json::{json, Value};
@@ -22,7 +23,40 @@ struct Setup {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-fn start(captcha_provider: &str) -> Setup {
+/// Where the function's secrets come from.
+enum SecretsFrom<'a> {
+    Environment,
+    /// Stored in this Secrets Manager; only their ARNs (and the endpoint) in the environment.
+    SecretsManager(&'a Moto),
+}
+
+/// Moves each secret of `env` into Secrets Manager and puts `NAME_ARN` in its place.
+async fn into_secrets_manager(moto: &Moto, env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let mut out = vec![
+        ("AWS_ENDPOINT_URL".to_string(), moto.endpoint()),
+        ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
+    ];
+    for (name, value) in env {
+        if !cahier_function::secrets::SECRET_VARIABLES.contains(&name.as_str()) {
+            out.push((name, value));
+            continue;
+        }
+        let created = client
+            .create_secret()
+            .name(format!("cahier/{}/{name}", fresh_table("lambda")))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("secret created in moto");
+        out.push((format!("{name}_ARN"), created.arn().unwrap().to_string()));
+    }
+    out
+}
+
+async fn start(captcha_provider: &str, from: SecretsFrom<'_>) -> Setup {
     let captcha_dir = tempfile::tempdir().unwrap();
     let captcha = Fixture::start(captcha_dir.path(), None, &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -54,6 +88,10 @@ fn start(captcha_provider: &str) -> Setup {
         "--mailer".to_string(),
         format!("outbox:{}", outbox.display()),
     ];
+    let env = match from {
+        SecretsFrom::Environment => env,
+        SecretsFrom::SecretsManager(moto) => into_secrets_manager(moto, env).await,
+    };
     let lambda = LambdaFunction::start(dir.path(), &args, &env);
     Setup {
         captcha,
@@ -75,7 +113,23 @@ impl Setup {
 
 #[tokio::test]
 async fn signs_confirms_and_counts_under_the_lambda_runtime() {
-    let mut s = start("hcaptcha");
+    let moto = Moto::start().expect("moto starts (run scripts/test.sh to create the venv)");
+    let mut s = start("hcaptcha", SecretsFrom::SecretsManager(&moto)).await;
+    // Nothing secret in the function's environment: only ARNs.
+    let environ = std::fs::read(format!("/proc/{}/environ", s.lambda.pid())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    for name in cahier_function::secrets::SECRET_VARIABLES {
+        assert!(
+            !environ.contains(&format!("\0{name}=")),
+            "{name} in the environment"
+        );
+    }
+    for name in ["CAHIER_TOKEN_KEY", "CAHIER_PEPPER", "HCAPTCHA_SECRET"] {
+        assert!(
+            environ.contains(&format!("\0{name}_ARN=arn:")),
+            "{name}_ARN missing"
+        );
+    }
     let api = s.api();
     let res = s
         .http
@@ -131,8 +185,45 @@ async fn signs_confirms_and_counts_under_the_lambda_runtime() {
 }
 
 #[tokio::test]
+async fn a_secret_that_cannot_be_read_stops_the_cold_start_naming_it() {
+    let moto = Moto::start().expect("moto starts");
+    let (secrets, _identity) = fixture::secrets();
+    let mut env = into_secrets_manager(&moto, fixture::secrets_env(&secrets)).await;
+    for (k, v) in env.iter_mut() {
+        if k == "CAHIER_PEPPER_ARN" {
+            *v =
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:cahier/missing-AbCdEf".into();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = fixture::manifest(SITE, secrets.age_recipient.as_deref().unwrap());
+    let manifest_path = dir.path().join("manifest.json");
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let args = vec![
+        "--manifest".to_string(),
+        manifest_path.display().to_string(),
+        "--store".to_string(),
+        format!("sqlite:{}", dir.path().join("s.sqlite3").display()),
+        "--mailer".to_string(),
+        format!("outbox:{}", dir.path().join("outbox").display()),
+    ];
+    let lambda = LambdaFunction::start(dir.path(), &args, &env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lambda.log().contains("CAHIER_PEPPER from Secrets Manager") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error naming the secret:\n{}",
+            lambda.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pepper = hex::encode(&secrets.pepper);
+    assert!(!lambda.log().contains(&pepper));
+}
+
+#[tokio::test]
 async fn the_development_captcha_is_refused_under_lambda() {
-    let s = start("dev");
+    let s = start("dev", SecretsFrom::Environment).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !s.lambda.log().contains("refused under AWS Lambda") {
         assert!(

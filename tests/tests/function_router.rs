@@ -150,9 +150,9 @@ async fn sign_mail_confirm_count_erase() {
     let updated = v["updated_at"].as_str().unwrap();
     assert!(updated.ends_with('Z') && updated.len() == 20, "{updated}");
 
-    // A confirm token is not an erase token.
+    // An erase token never confirms.
     problem(
-        call(&app, token_post("/api/erase", &confirm)).await,
+        call(&app, token_post("/api/confirm", &erase)).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -160,6 +160,29 @@ async fn sign_mail_confirm_count_erase() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(count(&app).await, 0);
     // Confirming an erased signature: gone.
+    problem(
+        call(&app, token_post("/api/confirm", &confirm)).await,
+        StatusCode::GONE,
+    )
+    .await;
+}
+
+/// The confirm page's "this was not me" link keeps the fragment, so it posts the confirm token
+/// to `/api/erase`: that token proves the mailbox as well, and erases.
+#[tokio::test]
+async fn the_not_me_link_of_the_confirm_page_erases_with_the_confirm_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new(dir.path(), Options::default());
+    let res = call(&app, sign_json(SLUG, &signer(&app, "notme@example.org"))).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let mails = read_dir(&app.outbox);
+    let confirm = token(&mails[0].text, "confirm").unwrap();
+    call(&app, token_post("/api/confirm", &confirm)).await;
+    assert_eq!(count(&app).await, 1);
+    let res = call(&app, token_post("/api/erase", &confirm)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, br#"{"status":"erased"}"#);
+    assert_eq!(count(&app).await, 0, "the count is corrected");
     problem(
         call(&app, token_post("/api/confirm", &confirm)).await,
         StatusCode::GONE,

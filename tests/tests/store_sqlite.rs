@@ -27,3 +27,44 @@ async fn store_open_parses_the_setting_and_initialises() -> anyhow::Result<()> {
     assert!(err.contains("unknown store \"mysql\""), "{err}");
     Ok(())
 }
+
+/// A database written before signatures kept their network gains the column on open: old
+/// records read with an empty network, new ones keep theirs.
+#[tokio::test]
+async fn a_database_without_the_network_column_is_migrated() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("old.sqlite3");
+    {
+        let old = rusqlite::Connection::open(&path)?;
+        old.execute_batch(
+            "CREATE TABLE signatures (
+                petition TEXT NOT NULL, email_hash TEXT NOT NULL, email_domain TEXT NOT NULL,
+                ip_hash TEXT NOT NULL, prefix_hash TEXT NOT NULL, name_hash TEXT NOT NULL,
+                sealed BLOB NOT NULL, lang TEXT NOT NULL, public INTEGER NOT NULL,
+                newsletter INTEGER NOT NULL, status TEXT NOT NULL, hold_reason TEXT,
+                flags TEXT NOT NULL, created_at INTEGER NOT NULL, confirmed_at INTEGER,
+                expires_at INTEGER, PRIMARY KEY (petition, email_hash)
+            ) WITHOUT ROWID;
+            INSERT INTO signatures VALUES ('noel', 'old', 'example.org', 'i', 'p', 'n', x'01',
+                'fr', 0, 0, 'confirmed', NULL, '[]', 1, 2, NULL);",
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    store.init().await?;
+    let old = store.get("noel", "old").await?.expect("old record kept");
+    assert_eq!(old.network, "");
+    assert_eq!(old.status, cahier_function::store::Status::Confirmed);
+    let now = cahier_function::now();
+    let sig = conformance::signature("noel", "new", now);
+    store.sign(&sig).await?;
+    let new = store.get("noel", "new").await?.expect("new record");
+    assert_eq!(new.network, "203.0.113.0/24");
+    drop(store);
+    // Opening again is a no-op.
+    let again = SqliteStore::open(&path)?;
+    assert_eq!(
+        again.get("noel", "new").await?.unwrap().network,
+        "203.0.113.0/24"
+    );
+    Ok(())
+}

@@ -11,6 +11,7 @@ pub trait Captcha: Send + Sync {
 }
 
 pub mod hcaptcha;
+pub mod public_site;
 
 #[cfg(feature = "dev")]
 pub mod dev;

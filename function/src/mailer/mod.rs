@@ -17,6 +17,7 @@ pub trait Mailer: Send + Sync {
 }
 
 pub mod outbox;
+pub mod redact;
 #[cfg(feature = "ses")]
 pub mod ses;
 pub mod smtp;
@@ -30,10 +31,12 @@ pub const DEFAULT_FROM: &str = "Cahier <noreply@localhost>";
 
 /// Builds the MIME message (plain text + HTML alternative) for any transport.
 pub fn to_message(from: &Mailbox, mail: &Mail) -> anyhow::Result<lettre::Message> {
-    let to: Mailbox = mail
-        .to
-        .parse()
-        .with_context(|| format!("invalid recipient address {:?}", mail.to))?;
+    let to: Mailbox = mail.to.parse().with_context(|| {
+        format!(
+            "invalid recipient address {:?}",
+            redact::pseudonym(&mail.to)
+        )
+    })?;
     lettre::Message::builder()
         .from(from.clone())
         .to(to)
@@ -43,6 +46,7 @@ pub fn to_message(from: &Mailbox, mail: &Mail) -> anyhow::Result<lettre::Message
             mail.html.clone(),
         ))
         .context("while building a mail")
+        .map_err(|e| redact::redact(e, &mail.to))
 }
 
 /// Parses a `from=` value (`Name <addr>` or `addr`).

@@ -109,7 +109,8 @@ impl Mailer for SesMailer {
             .send()
             .await
             .map_err(|e| anyhow::Error::new(e.into_service_error()))
-            .context("while sending a mail through Amazon SES")?;
+            .context("while sending a mail through Amazon SES")
+            .map_err(|e| super::redact::redact(e, &mail.to))?;
         Ok(())
     }
 }

@@ -82,7 +82,71 @@ impl Mailer for SmtpMailer {
         self.transport
             .send(message)
             .await
-            .with_context(|| "while sending a mail over SMTP")?;
+            .with_context(|| "while sending a mail over SMTP")
+            .map_err(|e| super::redact::redact(e, &mail.to))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// An SMTP server on loopback that refuses every recipient, echoing the address as real
+    /// servers do.
+    async fn refusing_server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 refuser ESMTP\r\n").await.unwrap();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let upper = line.to_ascii_uppercase();
+                        let answer = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                            "250 refuser\r\n".to_string()
+                        } else if upper.starts_with("RCPT TO:") {
+                            let addr = line["RCPT TO:".len()..].trim().to_string();
+                            format!("550 5.1.1 {addr}: Recipient address rejected\r\n")
+                        } else if upper.starts_with("QUIT") {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            "250 ok\r\n".to_string()
+                        };
+                        if write.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_refusal_does_not_put_the_recipient_in_the_error() {
+        let port = refusing_server().await;
+        let mailer = SmtpMailer::from_url(&format!("smtp://127.0.0.1:{port}?tls=none")).unwrap();
+        let mail = Mail {
+            to: "Jeanne.Martin@example.org".into(),
+            subject: "Confirm".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let err = format!("{:#}", mailer.send(&mail).await.unwrap_err());
+        assert!(err.contains("Recipient address rejected"), "{err}");
+        assert!(err.contains("***@example.org"), "{err}");
+        assert!(!err.to_lowercase().contains("jeanne"), "{err}");
+
+        let bad = Mail {
+            to: "not an address jeanne".into(),
+            ..mail
+        };
+        let err = format!("{:#}", mailer.send(&bad).await.unwrap_err());
+        assert!(!err.contains("jeanne"), "{err}");
     }
 }

@@ -8,6 +8,17 @@
 use super::{AuditEvent, Count, SignatureRecord, Status, Store};
 use async_trait::async_trait;
 
+/// How the stores' sign write names a hold for an exhausted budget (`over budget <key>`), as
+/// opposed to a hold for review (`protected domain`).
+pub const OVER_BUDGET_PREFIX: &str = "over budget ";
+
+/// Whether a record was held only because a budget was exhausted.
+pub fn held_over_budget(r: &SignatureRecord) -> bool {
+    r.hold_reason
+        .as_deref()
+        .is_some_and(|h| h.starts_with(OVER_BUDGET_PREFIX))
+}
+
 /// Which signatures an organizer means. All given conditions must hold (AND); list conditions
 /// hold when any of their entries does (OR).
 #[derive(Debug, Clone, Default)]
@@ -28,6 +39,9 @@ pub struct Criteria {
     pub flags: Vec<String>,
     /// Statuses to consider; empty means every status.
     pub statuses: Vec<Status>,
+    /// Only signatures held because a budget was exhausted ([`held_over_budget`]), not those
+    /// held for review (protected domains): what `cahier admin release` takes by default.
+    pub over_budget_only: bool,
     /// Matched against the name after local decryption with the organizer's identity; stores
     /// cannot evaluate it (see [`Criteria::matches_name`]).
     pub name_pattern: Option<regex::Regex>,
@@ -61,6 +75,7 @@ impl Criteria {
             && self.email_hash.as_ref().is_none_or(|h| *h == r.email_hash)
             && (self.flags.is_empty() || r.flags.iter().any(|f| self.flags.contains(f)))
             && (self.statuses.is_empty() || self.statuses.contains(&r.status))
+            && (!self.over_budget_only || held_over_budget(r))
     }
 
     /// Whether the decrypted `name` satisfies the name pattern (true when there is none).
@@ -118,6 +133,9 @@ impl Criteria {
         if let Some(re) = &self.name_pattern {
             parts.push(format!("name~/{}/", re.as_str()));
         }
+        if self.over_budget_only {
+            parts.push("hold=over_budget".into());
+        }
         parts.join(" ")
     }
 }
@@ -143,6 +161,19 @@ pub trait AdminStore: Store {
         email_hashes: &[String],
         from: &[Status],
         to: Status,
+        audit_detail: &str,
+        now: i64,
+    ) -> anyhow::Result<u64>;
+
+    /// Releases held signatures of `petition` (at most 500 per call): a confirmed-held one
+    /// becomes confirmed and counted, a held one becomes an ordinary pending signature (it
+    /// counts once its owner confirms). The hold reason is cleared; each change commits with
+    /// its count correction and a `released` audit event carrying `audit_detail`. Signatures
+    /// in any other status are left alone. Returns how many changed.
+    async fn release(
+        &self,
+        petition: &str,
+        email_hashes: &[String],
         audit_detail: &str,
         now: i64,
     ) -> anyhow::Result<u64>;
@@ -180,6 +211,7 @@ mod tests {
             email_domain: "example.org".into(),
             ip_hash: format!("i{n:04}"),
             prefix_hash: "p-a".into(),
+            network: "127.0.0.0/24".into(),
             name_hash: "n".into(),
             sealed: vec![1, 2, 3],
             lang: "fr".into(),
@@ -261,10 +293,25 @@ mod tests {
         assert!(!c(|c| c.flags = vec!["honeypot".into()]));
         assert!(c(|c| c.statuses = vec![Status::Held, Status::Pending]));
         assert!(!c(|c| c.statuses = vec![Status::Confirmed]));
+        assert!(!c(|c| c.over_budget_only = true), "not held at all");
         // The name pattern is not the store's business.
         assert!(c(
             |c| c.name_pattern = Some(regex::Regex::new("nothing").unwrap())
         ));
+    }
+
+    #[test]
+    fn over_budget_only_leaves_holds_for_review() {
+        let c = Criteria {
+            over_budget_only: true,
+            ..Default::default()
+        };
+        let mut r = record("noel", 1, 1_000, Status::Held);
+        r.hold_reason = Some("protected domain".into());
+        assert!(!c.matches(&r), "held for review");
+        r.hold_reason = Some(format!("{OVER_BUDGET_PREFIX}ip24:abc:noel"));
+        assert!(c.matches(&r));
+        assert_eq!(c.describe(), "hold=over_budget");
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub(super) fn record_from(item: &Item) -> anyhow::Result<SignatureRecord> {
         email_domain: text("email_domain"),
         ip_hash: text("ip_hash"),
         prefix_hash: text("prefix_hash"),
+        network: text("network"),
         name_hash: text("name_hash"),
         sealed: item
             .get("sealed")
@@ -430,6 +431,7 @@ impl DynamoStore {
             ("email_domain", &sig.email_domain),
             ("ip_hash", &sig.ip_hash),
             ("prefix_hash", &sig.prefix_hash),
+            ("network", &sig.network),
             ("name_hash", &sig.name_hash),
             ("lang", &sig.lang),
         ] {
@@ -773,7 +775,7 @@ impl Store for DynamoStore {
                     status,
                     Status::Erased,
                     "SET #status = :to, #public = :no, newsletter = :no \
-                     REMOVE sealed, ip_hash, prefix_hash, name_hash, email_domain, flags, hold_reason, #ttl",
+                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl",
                     vec![(":no", AttributeValue::Bool(false))],
                     if was_counted { -1 } else { 0 },
                     ("erased", status.as_str()),
@@ -795,9 +797,12 @@ impl Store for DynamoStore {
             .collect();
         let (mut count, mut updated_at) = (0i64, 0i64);
         for attempt in 0..MAX_TX_ATTEMPTS {
+            // Eventually consistent: half the read units, and the public count may lag a
+            // confirmation by a second anyway (it is cached for seconds at the edge and in
+            // each instance).
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(pending))
-                .consistent_read(true)
+                .consistent_read(false)
                 .build()?;
             let out = self
                 .client

@@ -174,6 +174,54 @@ impl DynamoStore {
         bail!("a signature of {petition} kept changing during a status change")
     }
 
+    /// One held signature released: confirmed-held → confirmed (counted), held → pending, the
+    /// hold reason removed; 1 if it changed.
+    async fn release_one(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        detail: &str,
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(item) = self.get_item(petition, email_hash).await? else {
+                return Ok(0);
+            };
+            if is_expired(get_n(&item, TTL_ATTR)?, now) {
+                return Ok(0);
+            }
+            let status = record_from(&item)?.status;
+            let (to, expression, delta) = match status {
+                Status::ConfirmedHeld => (
+                    Status::Confirmed,
+                    "SET #status = :to REMOVE hold_reason, #ttl",
+                    1,
+                ),
+                // It keeps expiring unless its owner confirms.
+                Status::Held => (Status::Pending, "SET #status = :to REMOVE hold_reason", 0),
+                _ => return Ok(0),
+            };
+            let changed = self
+                .transition(
+                    petition,
+                    email_hash,
+                    status,
+                    to,
+                    expression,
+                    Vec::new(),
+                    delta,
+                    ("released", detail),
+                    now,
+                )
+                .await
+                .with_context(|| format!("while releasing a signature of {petition}"))?;
+            if changed {
+                return Ok(1);
+            }
+        }
+        bail!("a signature of {petition} kept changing during its release")
+    }
+
     /// Removes the personal data of one signature and records `purged`; 1 if there was some.
     async fn purge_one(&self, petition: &str, email_hash: &str, now: i64) -> anyhow::Result<u64> {
         let update = Update::builder()
@@ -182,10 +230,11 @@ impl DynamoStore {
                 signature_pk(petition, email_hash),
                 super::dynamo_keys::SIG_SK,
             )))
-            .update_expression("REMOVE sealed, ip_hash, prefix_hash, name_hash")
+            .update_expression("REMOVE sealed, ip_hash, prefix_hash, network, name_hash")
             .condition_expression(
                 "attribute_exists(sealed) OR attribute_exists(ip_hash) \
-                 OR attribute_exists(prefix_hash) OR attribute_exists(name_hash)",
+                 OR attribute_exists(prefix_hash) OR attribute_exists(network) \
+                 OR attribute_exists(name_hash)",
             )
             .build()?;
         for attempt in 0..MAX_ATTEMPTS {
@@ -341,6 +390,40 @@ impl AdminStore for DynamoStore {
         Ok(changed)
     }
 
+    async fn release(
+        &self,
+        petition: &str,
+        email_hashes: &[String],
+        audit_detail: &str,
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        ensure!(
+            email_hashes.len() <= MAX_BATCH,
+            "release takes at most {MAX_BATCH} signatures per call, got {}",
+            email_hashes.len()
+        );
+        let mut tasks = JoinSet::new();
+        let mut changed = 0;
+        for hash in email_hashes {
+            if tasks.len() >= CHANGE_CONCURRENCY {
+                if let Some(done) = tasks.join_next().await {
+                    changed += done.context("a release task failed")??;
+                }
+            }
+            let (store, petition, hash, detail) = (
+                self.handle(),
+                petition.to_string(),
+                hash.clone(),
+                audit_detail.to_string(),
+            );
+            tasks.spawn(async move { store.release_one(&petition, &hash, &detail, now).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            changed += done.context("a release task failed")??;
+        }
+        Ok(changed)
+    }
+
     async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
         for attempt in 0..MAX_ATTEMPTS {
             // Optimistic: remember the shards, count the records, then write every shard in one
@@ -405,7 +488,7 @@ impl AdminStore for DynamoStore {
         while let Some(page) = pages.recv().await {
             for item in page? {
                 // Expired ones too: TTL deletion is lazy and their data is still there.
-                let has_data = ["sealed", "ip_hash", "prefix_hash", "name_hash"]
+                let has_data = ["sealed", "ip_hash", "prefix_hash", "network", "name_hash"]
                     .iter()
                     .any(|a| item.contains_key(*a));
                 if !has_data {

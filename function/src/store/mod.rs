@@ -1,8 +1,9 @@
 //! Where signatures live. One trait, one conformance suite (`tests/`), several implementations,
 //! each in its own file: SQLite (embedded default) and DynamoDB (production).
 //!
-//! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes and an
-//! age-encrypted blob of the personal data, so a leaked table reveals neither.
+//! The store never sees a plaintext e-mail or IP: the sign path hands it keyed hashes, the
+//! network prefix (/24, /48) and an age-encrypted blob of the personal data, so a leaked table
+//! reveals neither an address nor a mailbox.
 
 pub mod admin;
 pub mod report;
@@ -74,6 +75,11 @@ pub struct NewSignature {
     /// Hex keyed hash of the client address, and of its prefix (/24 IPv4, /48 IPv6).
     pub ip_hash: String,
     pub prefix_hash: String,
+    /// The same prefix in clear (`203.0.113.0/24`, `2001:db8:1::/48`), as analytics tools
+    /// anonymise addresses: the organizer can name an attacking network. Empty without an
+    /// address. Erased and purged with the personal data. See [`crate::network::network_of`].
+    #[serde(default)]
+    pub network: String,
     /// Hex keyed hash of the normalised name, to spot identical names in a burst.
     pub name_hash: String,
     /// Name, e-mail and declared fields, encrypted to the collective's age public key.
@@ -129,6 +135,10 @@ pub struct SignatureRecord {
     pub email_domain: String,
     pub ip_hash: String,
     pub prefix_hash: String,
+    /// The stored prefix in clear (see [`NewSignature::network`]); empty once erased or purged,
+    /// and for records written before it was kept.
+    #[serde(default)]
+    pub network: String,
     pub name_hash: String,
     /// Empty once erased or purged.
     pub sealed: Vec<u8>,

@@ -88,6 +88,9 @@ pub fn stats<'a>(records: impl IntoIterator<Item = &'a SignatureRecord>) -> Stat
 pub struct TrendRow {
     /// The prefix hash or the domain.
     pub key: String,
+    /// For a prefix: the network in clear (`203.0.113.0/24`), when its records keep it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// Signatures since the report's start.
     pub total: u64,
     /// The hour with the most signatures from this key, and that count.
@@ -102,6 +105,8 @@ pub struct TrendRow {
 
 #[derive(Debug, Default)]
 struct Tally {
+    /// The first clear network seen among the records (all share the prefix hash).
+    network: Option<String>,
     per_hour: HashMap<i64, u64>,
     total: u64,
     confirmed: u64,
@@ -110,6 +115,9 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, r: &SignatureRecord) {
+        if self.network.is_none() && !r.network.is_empty() {
+            self.network = Some(r.network.clone());
+        }
         *self.per_hour.entry(hour_of(r.created_at)).or_default() += 1;
         self.total += 1;
         if matches!(r.status, Status::Confirmed | Status::ConfirmedHeld) || r.confirmed_at.is_some()
@@ -130,6 +138,7 @@ impl Tally {
             .unwrap_or((0, 0));
         TrendRow {
             key: key.to_string(),
+            network: self.network.clone(),
             total: self.total,
             peak_hour,
             peak_count,
@@ -234,6 +243,7 @@ mod tests {
             email_domain: domain.into(),
             ip_hash: format!("i{n}"),
             prefix_hash: prefix.into(),
+            network: String::new(),
             name_hash: String::new(),
             sealed: vec![],
             lang: "fr".into(),
@@ -305,14 +315,16 @@ mod tests {
         let mut records = Vec::new();
         // An attacker's prefix: 300 signatures in one hour, none confirmed.
         for i in 0..300 {
-            records.push(rec(
+            let mut r = rec(
                 "noel",
                 i,
                 T0 + i as i64,
                 Status::Pending,
                 "attacker",
                 "mail.test",
-            ));
+            );
+            r.network = "203.0.113.0/24".into();
+            records.push(r);
         }
         // A large NAT: 400 signatures spread over 8 hours (50/hour), most confirmed.
         for i in 0..400u32 {
@@ -357,6 +369,7 @@ mod tests {
             t.prefixes[0],
             TrendRow {
                 key: "attacker".into(),
+                network: Some("203.0.113.0/24".into()),
                 total: 300,
                 peak_hour: T0,
                 peak_count: 300,
@@ -372,6 +385,7 @@ mod tests {
             ),
             (400, 50, 300)
         );
+        assert_eq!(t.prefixes[1].network, None, "records without a network");
         assert_eq!(t.domains[0].key, "mail.test");
         assert_eq!(
             (t.domains[0].total, t.domains[0].flagged),

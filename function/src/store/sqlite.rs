@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS signatures (
     email_domain TEXT NOT NULL,
     ip_hash TEXT NOT NULL,
     prefix_hash TEXT NOT NULL,
+    network TEXT NOT NULL DEFAULT '',
     name_hash TEXT NOT NULL,
     sealed BLOB NOT NULL,
     lang TEXT NOT NULL,
@@ -92,6 +93,20 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Brings a database created by an older version to [`SCHEMA`]: columns added since are added
+/// with their default (records signed before keep an empty `network`). Idempotent.
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('signatures')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if !columns.iter().any(|c| c == "network") {
+        conn.execute_batch("ALTER TABLE signatures ADD COLUMN network TEXT NOT NULL DEFAULT ''")
+            .context("while adding the network column")?;
+    }
+    Ok(())
 }
 
 fn status_from(s: &str) -> anyhow::Result<Status> {
@@ -187,6 +202,7 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .with_context(|| format!("while creating the tables of {}", path.display()))?;
+        migrate(&writer).with_context(|| format!("while migrating {}", path.display()))?;
         let reader = connect(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -265,8 +281,11 @@ impl Store for SqliteStore {
     }
 
     async fn init(&self) -> anyhow::Result<()> {
-        self.write(Durability::Full, |conn| Ok(conn.execute_batch(SCHEMA)?))
-            .await
+        self.write(Durability::Full, |conn| {
+            conn.execute_batch(SCHEMA)?;
+            migrate(conn)
+        })
+        .await
     }
 
     async fn sign(&self, sig: &NewSignature) -> anyhow::Result<SignOutcome> {
@@ -302,14 +321,16 @@ impl Store for SqliteStore {
                 .or_else(|| over_budget.as_ref().map(|k| format!("over budget {k}")));
             tx.prepare_cached(
                 "INSERT INTO signatures (petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash,
-                    sealed, lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15)",
+                    sealed, lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at,
+                    network)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15, ?16)",
             )?
             .execute(
                 params![
                     sig.petition, sig.email_hash, sig.email_domain, sig.ip_hash, sig.prefix_hash,
                     sig.name_hash, sig.sealed, sig.lang, sig.public, sig.newsletter, status.as_str(),
                     hold_reason, serde_json::to_string(&sig.flags)?, now, sig.expires_at,
+                    sig.network,
                 ],
             )?;
             audit(tx, &sig.petition, &sig.email_hash, "created", now, &sig.flags.join(","))?;
@@ -389,7 +410,7 @@ impl Store for SqliteStore {
             // by whoever abused it; everything personal is overwritten.
             tx.execute(
                 "UPDATE signatures SET status = 'erased', sealed = x'', ip_hash = '', prefix_hash = '',
-                    name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
+                    network = '', name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
                     newsletter = 0, expires_at = NULL
                  WHERE petition = ?1 AND email_hash = ?2",
                 params![petition, email_hash],
@@ -449,7 +470,8 @@ impl Store for SqliteStore {
             let rec = conn
                 .query_row(
                     "SELECT petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed, lang,
-                        public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at
+                        public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at,
+                        network
                      FROM signatures WHERE petition = ?1 AND email_hash = ?2",
                     params![petition, email_hash],
                     |r| {
@@ -460,6 +482,7 @@ impl Store for SqliteStore {
                                 email_domain: r.get(2)?,
                                 ip_hash: r.get(3)?,
                                 prefix_hash: r.get(4)?,
+                                network: r.get(16)?,
                                 name_hash: r.get(5)?,
                                 sealed: r.get(6)?,
                                 lang: r.get(7)?,

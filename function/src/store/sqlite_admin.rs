@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, types::Value, Connection};
 
 const COLUMNS: &str = "petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed,
-    lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at";
+    lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at, network";
 
 fn record_from(r: &rusqlite::Row<'_>) -> anyhow::Result<SignatureRecord> {
     let status: String = r.get(10)?;
@@ -24,6 +24,7 @@ fn record_from(r: &rusqlite::Row<'_>) -> anyhow::Result<SignatureRecord> {
         email_domain: r.get(2)?,
         ip_hash: r.get(3)?,
         prefix_hash: r.get(4)?,
+        network: r.get(16)?,
         name_hash: r.get(5)?,
         sealed: r.get(6)?,
         lang: r.get(7)?,
@@ -106,6 +107,41 @@ fn set_one(
     Ok(1)
 }
 
+/// One held signature released: confirmed-held → confirmed (counted), held → pending; the hold
+/// reason goes. 1 if it changed.
+fn release_one(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    detail: &str,
+    now: i64,
+) -> anyhow::Result<u64> {
+    let Some((status, expires)) = super::row_status(tx, petition, email_hash)? else {
+        return Ok(0);
+    };
+    let to = match status {
+        Status::ConfirmedHeld => Status::Confirmed,
+        Status::Held => Status::Pending,
+        _ => return Ok(0),
+    };
+    if is_expired(status, expires, now) {
+        return Ok(0);
+    }
+    // A pending one keeps expiring unless confirmed; a confirmed one is kept.
+    let sql = if to == Status::Pending {
+        "UPDATE signatures SET status = ?3, hold_reason = NULL WHERE petition = ?1 AND email_hash = ?2"
+    } else {
+        "UPDATE signatures SET status = ?3, hold_reason = NULL, expires_at = NULL
+         WHERE petition = ?1 AND email_hash = ?2"
+    };
+    tx.execute(sql, params![petition, email_hash, to.as_str()])?;
+    if to == Status::Confirmed {
+        bump_counter(tx, petition, 1, now)?;
+    }
+    audit(tx, petition, email_hash, "released", now, detail)?;
+    Ok(1)
+}
+
 #[async_trait]
 impl AdminStore for SqliteStore {
     async fn scan(
@@ -167,6 +203,31 @@ impl AdminStore for SqliteStore {
         .await
     }
 
+    async fn release(
+        &self,
+        petition: &str,
+        email_hashes: &[String],
+        audit_detail: &str,
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        anyhow::ensure!(
+            email_hashes.len() <= 500,
+            "at most 500 signatures per call, got {}",
+            email_hashes.len()
+        );
+        let petition = petition.to_string();
+        let hashes = email_hashes.to_vec();
+        let detail = audit_detail.to_string();
+        self.write(Durability::Full, move |conn| {
+            let mut changed = 0;
+            for h in &hashes {
+                changed += release_one(conn, &petition, h, &detail, now)?;
+            }
+            Ok(changed)
+        })
+        .await
+    }
+
     async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
         let petition = petition.to_string();
         let now = crate::now();
@@ -195,14 +256,16 @@ impl AdminStore for SqliteStore {
             let targets: Vec<(String, String)> = {
                 let mut stmt = tx.prepare(
                     "SELECT petition, email_hash FROM signatures WHERE created_at < ?1
-                     AND (length(sealed) > 0 OR ip_hash != '' OR prefix_hash != '' OR name_hash != '')",
+                     AND (length(sealed) > 0 OR ip_hash != '' OR prefix_hash != '' OR network != ''
+                          OR name_hash != '')",
                 )?;
                 let rows = stmt.query_map(params![older_than], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<Result<_, _>>()?
             };
             for (p, h) in &targets {
                 tx.execute(
-                    "UPDATE signatures SET sealed = x'', ip_hash = '', prefix_hash = '', name_hash = ''
+                    "UPDATE signatures SET sealed = x'', ip_hash = '', prefix_hash = '', network = '',
+                        name_hash = ''
                      WHERE petition = ?1 AND email_hash = ?2",
                     params![p, h],
                 )?;

@@ -1,4 +1,4 @@
-//! `invalidate`, `approve`, `reject`: bulk status changes by criteria. Without `--yes` they only
+//! `invalidate`, `approve`, `reject`, `release`: bulk status changes by criteria. Without `--yes` they only
 //! count; an empty condition is refused; changes go in batches with an audit record.
 
 use super::out::table;
@@ -15,6 +15,10 @@ pub enum Action {
     Invalidate,
     Approve,
     Reject,
+    /// Held signatures count once confirmed; only over-budget holds unless `include_protected`.
+    Release {
+        include_protected: bool,
+    },
 }
 
 impl Action {
@@ -23,6 +27,7 @@ impl Action {
             Action::Invalidate => "invalidate",
             Action::Approve => "approve",
             Action::Reject => "reject",
+            Action::Release { .. } => "release",
         }
     }
 
@@ -31,6 +36,7 @@ impl Action {
             Action::Invalidate => "invalidated",
             Action::Approve => "approved",
             Action::Reject => "rejected",
+            Action::Release { .. } => "released",
         }
     }
 
@@ -43,15 +49,17 @@ impl Action {
                 Status::Held,
                 Status::ConfirmedHeld,
             ],
-            Action::Approve | Action::Reject => &[Status::Held, Status::ConfirmedHeld],
+            Action::Approve | Action::Reject | Action::Release { .. } => {
+                &[Status::Held, Status::ConfirmedHeld]
+            }
         }
     }
 
     /// The new status of a signature in `from`.
     fn target(self, from: Status) -> Status {
         match (self, from) {
-            (Action::Approve, Status::ConfirmedHeld) => Status::Confirmed,
-            (Action::Approve, _) => Status::Pending,
+            (Action::Approve | Action::Release { .. }, Status::ConfirmedHeld) => Status::Confirmed,
+            (Action::Approve | Action::Release { .. }, _) => Status::Pending,
             _ => Status::Invalidated,
         }
     }
@@ -66,10 +74,19 @@ struct Hit {
 
 pub async fn run(ctx: &mut Ctx<'_>, action: Action, args: BulkArgs) -> anyhow::Result<ExitCode> {
     let mut criteria = args.criteria.to_criteria(ctx.keys, ctx.now)?;
+    // Releasing a petition's held signatures after an attack is a normal request; any other
+    // change needs a narrower condition.
+    let releases_petition = matches!(action, Action::Release { .. }) && criteria.petition.is_some();
     anyhow::ensure!(
-        !criteria.is_empty(),
+        !criteria.is_empty() || releases_petition,
         "refusing to {} without a condition: give --from/--to, --ip-prefix, --domain, --email, --flag or --name-pattern",
         action.name()
+    );
+    criteria.over_budget_only = matches!(
+        action,
+        Action::Release {
+            include_protected: false
+        }
     );
     criteria.statuses = if criteria.statuses.is_empty() {
         action.applies_to().to_vec()
@@ -174,17 +191,23 @@ pub async fn run(ctx: &mut Ctx<'_>, action: Action, args: BulkArgs) -> anyhow::R
         for (from, hashes) in by_status.values() {
             matched_here += hashes.len() as u64;
             for chunk in hashes.chunks(BATCH) {
-                changed += ctx
-                    .store
-                    .set_status(
-                        petition,
-                        chunk,
-                        &[*from],
-                        action.target(*from),
-                        &detail,
-                        ctx.now,
-                    )
-                    .await?;
+                changed += match action {
+                    Action::Release { .. } => {
+                        ctx.store.release(petition, chunk, &detail, ctx.now).await?
+                    }
+                    _ => {
+                        ctx.store
+                            .set_status(
+                                petition,
+                                chunk,
+                                &[*from],
+                                action.target(*from),
+                                &detail,
+                                ctx.now,
+                            )
+                            .await?
+                    }
+                };
             }
         }
         ctx.store

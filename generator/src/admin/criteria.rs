@@ -114,6 +114,7 @@ impl CriteriaArgs {
             flags: self.flags.clone(),
             statuses: self.statuses.iter().map(|s| Status::from(*s)).collect(),
             name_pattern,
+            over_budget_only: false,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! (SQLite or DynamoDB through [`AdminStore`]); never an HTTP surface.
 //!
 //! Human tables by default, `--json` for scripts. Bulk changes (`invalidate`, `approve`,
-//! `reject`) only count what they would change unless `--yes` is given, refuse an empty
+//! `reject`, `release`) only count what they would change unless `--yes` is given, refuse an empty
 //! condition, work in batches of [`BATCH`] and leave an audit record whose id they print.
 
 mod bulk;
@@ -10,6 +10,7 @@ pub mod criteria;
 mod export;
 mod maintenance;
 mod out;
+pub mod pepper;
 mod reports;
 pub mod unseal;
 
@@ -50,7 +51,7 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 24)]
         hours: u32,
     },
-    /// IP prefixes and e-mail domains with the most signatures per hour.
+    /// Networks (/24, /48) and e-mail domains with the most signatures per hour.
     Trending {
         #[arg(long)]
         petition: Option<String>,
@@ -60,8 +61,8 @@ pub enum AdminCommand {
         /// Rows per table.
         #[arg(long, default_value_t = 20)]
         top: usize,
-        /// Networks to name in the report instead of their hash (prefixes are stored hashed).
-        /// Repeatable.
+        /// Names for networks in the report (records keep their /24 or /48 in clear; older
+        /// ones only as a hash, which a label names). Repeatable.
         #[arg(long = "label", value_name = "CIDR")]
         labels: Vec<IpNet>,
     },
@@ -71,6 +72,11 @@ pub enum AdminCommand {
     Approve(BulkArgs),
     /// Reject held signatures (they become invalidated).
     Reject(BulkArgs),
+    /// Release signatures held over a budget (a crowd behind one network, a busy domain):
+    /// confirmed ones are counted now, unconfirmed ones become ordinary pending signatures.
+    /// By petition, `--ip-prefix`, `--domain`, time window; holds for review (protected
+    /// domains) only with `--include-protected`.
+    Release(ReleaseArgs),
     /// Recompute confirmed counts from the records and repair the counters.
     Recount {
         #[arg(long)]
@@ -120,6 +126,15 @@ pub struct BulkArgs {
     /// age identity file, needed by `--name-pattern`.
     #[arg(long, value_name = "PATH")]
     pub identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub bulk: BulkArgs,
+    /// Also release signatures held for review (protected domains), not only over a budget.
+    #[arg(long)]
+    pub include_protected: bool,
 }
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -192,6 +207,12 @@ pub async fn run_with(
         AdminCommand::Invalidate(a) => bulk::run(&mut ctx, bulk::Action::Invalidate, a).await,
         AdminCommand::Approve(a) => bulk::run(&mut ctx, bulk::Action::Approve, a).await,
         AdminCommand::Reject(a) => bulk::run(&mut ctx, bulk::Action::Reject, a).await,
+        AdminCommand::Release(a) => {
+            let action = bulk::Action::Release {
+                include_protected: a.include_protected,
+            };
+            bulk::run(&mut ctx, action, a.bulk).await
+        }
         AdminCommand::Recount { petition } => maintenance::recount(&mut ctx, petition).await,
         AdminCommand::Export(a) => export::run(&mut ctx, a).await,
         AdminCommand::Erase { email, petition } => {

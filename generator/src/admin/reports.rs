@@ -117,7 +117,8 @@ pub async fn trending(
     let mut t = Trending::new(since);
     ctx.store.scan(&criteria, &mut |r| t.add(&r)).await?;
     let report = t.report(top);
-    let prefix_name = |r: &TrendRow| names.get(&r.key).cloned();
+    // An organizer's label first, else the network the records keep in clear.
+    let prefix_name = |r: &TrendRow| names.get(&r.key).cloned().or_else(|| r.network.clone());
 
     if ctx.json {
         let rows = |rows: &[TrendRow], labelled: bool| -> Vec<serde_json::Value> {
@@ -153,14 +154,15 @@ pub async fn trending(
     let numeric = ["peak / hour", "total", "confirmed", "flagged"];
     writeln!(
         ctx.out,
-        "IP prefixes since {} (hashed; name them with --label CIDR):",
+        "Networks since {} (older records without a network show their hash; \
+         name them with --label CIDR):",
         format_time(since)
     )?;
     let rows = report.prefixes.iter().map(|r| {
         let name = prefix_name(r).unwrap_or_else(|| format!("#{}", short(&r.key)));
         std::iter::once(name).chain(cells(r)).collect::<Vec<_>>()
     });
-    let h: Vec<&str> = std::iter::once("prefix").chain(headers).collect();
+    let h: Vec<&str> = std::iter::once("network").chain(headers).collect();
     writeln!(ctx.out, "{}", table(&h, &numeric, rows))?;
     writeln!(ctx.out, "\nE-mail domains since {}:", format_time(since))?;
     let rows = report.domains.iter().map(|r| {

@@ -169,6 +169,30 @@ impl AdminStore for Mem {
         }
         Ok(n)
     }
+    async fn release(
+        &self,
+        petition: &str,
+        hashes: &[String],
+        detail: &str,
+        now: i64,
+    ) -> anyhow::Result<u64> {
+        assert!(hashes.len() <= BATCH);
+        let mut n = 0;
+        for r in self.records.lock().unwrap().iter_mut() {
+            if r.petition != petition || !hashes.contains(&r.email_hash) {
+                continue;
+            }
+            let to = match r.status {
+                Status::ConfirmedHeld => Status::Confirmed,
+                Status::Held => Status::Pending,
+                _ => continue,
+            };
+            r.hold_reason = None;
+            self.change(r, to, "released", detail, now);
+            n += 1;
+        }
+        Ok(n)
+    }
     async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
         let n = self
             .records
@@ -241,6 +265,8 @@ fn rec(
         email_domain: email.split('@').nth(1).unwrap().into(),
         ip_hash: format!("i:{email}"),
         prefix_hash: fake_hash(prefix),
+        // As records written before networks were kept; see `trending_names_networks`.
+        network: String::new(),
         name_hash: String::new(),
         sealed,
         lang: "fr".into(),
@@ -1014,4 +1040,206 @@ async fn recount_repairs_a_drifted_counter_and_audit_lists_events() {
         "{out}"
     );
     assert!(out.contains("bulk_invalidate"), "{out}");
+}
+
+#[tokio::test]
+async fn export_neutralises_spreadsheet_formulas() {
+    let org = Organizer::new();
+    let sealed = |name: &str, email: &str, city: &str| org.seal(name, email, &[("city", city)]);
+    let mut a = rec(
+        "noel",
+        "a@x.test",
+        T0,
+        Status::Confirmed,
+        "127.1.1.0",
+        sealed(
+            "=HYPERLINK(\"http://evil.test\",\"x\")",
+            "a@x.test",
+            "+33 1",
+        ),
+    );
+    a.public = true;
+    let mut b = rec(
+        "noel",
+        "b@x.test",
+        T0 + 1,
+        Status::Confirmed,
+        "127.1.1.0",
+        sealed("@SUM(1+1)", "b@x.test", "-2"),
+    );
+    b.public = true;
+    let c = rec(
+        "noel",
+        "c@x.test",
+        T0 + 2,
+        Status::Confirmed,
+        "127.1.1.0",
+        sealed("\tTab", "c@x.test", "\rCR"),
+    );
+    let d = rec(
+        "noel",
+        "d@x.test",
+        T0 + 3,
+        Status::Confirmed,
+        "127.1.1.0",
+        sealed("Jean-Paul = ok", "d@x.test", "Lyon"),
+    );
+    let store = Mem::with(vec![a, b, c, d]);
+    let key = org.path();
+    let (_, csv) = exec(&store, &["export", "--identity", &key]).await.unwrap();
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    let cell = |row: usize, col: usize| rows[row].get(col).unwrap().to_string();
+    assert_eq!(cell(0, 5), "'=HYPERLINK(\"http://evil.test\",\"x\")");
+    assert_eq!(cell(0, 11), "'+33 1");
+    assert_eq!(cell(1, 5), "'@SUM(1+1)");
+    assert_eq!(cell(1, 11), "'-2");
+    assert_eq!(cell(2, 5), "'\tTab");
+    assert_eq!(cell(2, 11), "'\rCR");
+    assert_eq!(
+        cell(3, 5),
+        "Jean-Paul = ok",
+        "only a leading sign is neutralised"
+    );
+    assert_eq!(cell(3, 11), "Lyon");
+
+    let (_, public) = exec(&store, &["export", "--identity", &key, "--public-only"])
+        .await
+        .unwrap();
+    assert_eq!(
+        public,
+        "petition,name,confirmed_at\n\
+         noel,\"'=HYPERLINK(\"\"http://evil.test\"\",\"\"x\"\")\",2020-11-17T18:01:00Z\n\
+         noel,'@SUM(1+1),2020-11-17T18:01:01Z\n"
+    );
+}
+
+#[tokio::test]
+async fn trending_names_the_networks_kept_in_clear() {
+    let records = attack()
+        .into_iter()
+        .map(|mut r| {
+            if r.email_hash.starts_with("h:bot") {
+                r.network = "127.5.5.0/24".into();
+            }
+            r
+        })
+        .collect();
+    let store = Mem::with(records);
+    let (_, out) = exec(&store, &["trending", "--hours", "12", "--top", "3"])
+        .await
+        .unwrap();
+    assert!(
+        out.lines().any(|l| l.starts_with("| 127.5.5.0/24 ")),
+        "the attacking network is named without --label: {out}"
+    );
+    let (_, out) = exec(&store, &["--json", "trending"]).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["prefixes"][0]["label"], "127.5.5.0/24");
+    assert_eq!(v["prefixes"][0]["network"], "127.5.5.0/24");
+    assert_eq!(v["prefixes"][0]["total"], 1200);
+    assert!(
+        v["prefixes"][1]["label"].is_null(),
+        "a record without a network stays a hash"
+    );
+}
+
+#[tokio::test]
+async fn release_counts_confirmed_over_budget_holds_after_a_dry_run() {
+    // A crowd behind one carrier's /24: three confirmed their mail while held over budget, one
+    // did not yet; a protected-domain hold on the same network; a pending one elsewhere.
+    let over = |email: &str, status: Status| {
+        let mut r = rec("noel", email, T0, status, "127.7.7.0", vec![]);
+        r.hold_reason = Some("over budget ip24:abc:noel".into());
+        r
+    };
+    let mut protected = rec(
+        "noel",
+        "d@senat.fr",
+        T0,
+        Status::ConfirmedHeld,
+        "127.7.7.0",
+        vec![],
+    );
+    protected.hold_reason = Some("protected domain".into());
+    let store = Mem::with(vec![
+        over("a@mobile.test", Status::ConfirmedHeld),
+        over("b@mobile.test", Status::ConfirmedHeld),
+        over("c@mobile.test", Status::ConfirmedHeld),
+        over("p@mobile.test", Status::Held),
+        protected,
+        rec("noel", "x@x.test", T0, Status::Pending, "127.9.9.0", vec![]),
+    ]);
+    assert_eq!(store.counter("noel"), 0);
+
+    let err = exec(&store, &["release", "--yes"]).await.unwrap_err();
+    assert!(err.to_string().contains("without a condition"), "{err}");
+
+    let (_, out) = exec(&store, &["release", "--ip-prefix", "127.7.7.0/24"])
+        .await
+        .unwrap();
+    assert!(
+        out.contains("Dry run: 4 signatures would be released"),
+        "{out}"
+    );
+    assert_eq!(store.counter("noel"), 0, "a dry run changes nothing");
+
+    let (code, out) = exec(
+        &store,
+        &["release", "--petition", "noel", "--yes", "--expect", "5"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, ExitCode::from(1), "{out}");
+    assert_eq!(store.counter("noel"), 0);
+
+    let (_, out) = exec(
+        &store,
+        &[
+            "--json",
+            "release",
+            "--petition",
+            "noel",
+            "--yes",
+            "--expect",
+            "4",
+        ],
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["changed"], 4, "{out}");
+    assert_eq!(store.counter("noel"), 3, "the confirmed ones count now");
+    let s = store.statuses();
+    assert_eq!(s["h:a@mobile.test"], Status::Confirmed);
+    assert_eq!(s["h:p@mobile.test"], Status::Pending);
+    assert_eq!(
+        s["h:d@senat.fr"],
+        Status::ConfirmedHeld,
+        "review holds stay"
+    );
+    assert_eq!(s["h:x@x.test"], Status::Pending);
+    let events = store.events.lock().unwrap().clone();
+    assert_eq!(events.iter().filter(|e| e.event == "released").count(), 4);
+    assert!(events
+        .iter()
+        .any(|e| e.event == "bulk_release" && e.detail.contains("hold=over_budget")));
+    drop(events);
+
+    let (_, out) = exec(
+        &store,
+        &[
+            "release",
+            "--domain",
+            "senat.fr",
+            "--include-protected",
+            "--yes",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(out.contains("1 of 1 signatures changed"), "{out}");
+    assert_eq!(store.counter("noel"), 4);
 }

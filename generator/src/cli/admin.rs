@@ -1,6 +1,7 @@
 //! `cahier admin`: opens the store named by `--store` / `CAHIER_STORE` (the same strings as
-//! everywhere) as an [`AdminStore`], reads the pepper from the environment or the secrets file,
-//! and hands over to [`cahier::admin`].
+//! everywhere) as an [`AdminStore`], reads the pepper (environment, secrets file, or the
+//! development secrets of `cahier serve`: [`cahier::admin::pepper`]) and hands over to
+//! [`cahier::admin`].
 
 use anyhow::Context;
 use cahier::admin::{AdminArgs, AdminKeys};
@@ -19,7 +20,7 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             root.join(".cahier/signatures.sqlite3").display()
         )
     });
-    let pepper = pepper()?;
+    let pepper = cahier::admin::pepper::find(&url, &|k| std::env::var(k).ok())?;
     let hasher = Hasher::new(&pepper)?;
     let keys = keys(hasher);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -58,34 +59,6 @@ async fn open(url: &str) -> anyhow::Result<Arc<dyn AdminStore>> {
         ),
     };
     Ok(store)
-}
-
-/// The pepper: `CAHIER_PEPPER`, else `cahier_pepper` of the `CAHIER_SECRETS_FILE` TOML. The
-/// admin needs no other secret (the age identity is given per command).
-fn pepper() -> anyhow::Result<Vec<u8>> {
-    let value = match std::env::var("CAHIER_PEPPER")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        Some(v) => v,
-        None => {
-            let file = std::env::var_os("CAHIER_SECRETS_FILE").context(
-                "CAHIER_PEPPER is not set (environment, or cahier_pepper in CAHIER_SECRETS_FILE): \
-                 prefixes and e-mails are stored as keyed hashes",
-            )?;
-            let path = Path::new(&file);
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("while reading the secrets file {}", path.display()))?;
-            let table: toml::Table = toml::from_str(&text)
-                .with_context(|| format!("while parsing the secrets file {}", path.display()))?;
-            table
-                .get("cahier_pepper")
-                .and_then(|v| v.as_str())
-                .with_context(|| format!("no cahier_pepper in {}", path.display()))?
-                .to_string()
-        }
-    };
-    cahier_function::secrets::decode_key(&value).context("while decoding CAHIER_PEPPER")
 }
 
 /// The sign path's keyed functions, so the organizer's inputs hash as the stored records.

@@ -3,6 +3,7 @@
 mod admin;
 mod build;
 mod check;
+mod log;
 mod new;
 mod serve;
 mod verify;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Organizer tools on the signature store (SQLite or DynamoDB): stats, trending,
     /// invalidate, approve/reject, recount, export, erase, purge, audit. Never an HTTP surface.
     Admin(Box<admin::Args>),
+    /// The petitions' transparency logs: `cahier log verify <URL>` checks a live site's logs
+    /// and counts; `cahier log keygen` makes the log key.
+    Log(log::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -59,5 +63,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(&cli.root, a),
         Command::Verify(a) => verify::run(&cli.root, a),
         Command::Admin(a) => admin::run(&cli.root, *a),
+        Command::Log(a) => log::run(&cli.root, a),
     }
 }

@@ -1,0 +1,139 @@
+//! A log's folder on disk (the served folder, or a copy of the bucket).
+//!
+//! Every file is written whole to `.tmp/` and renamed into place, so a reader (or a crash)
+//! never sees half a file. Tiles and bundles have exactly one correct content per path, so
+//! writing one again after a crash is harmless. The checkpoint is written last and only over
+//! the checkpoint the writer started from: one writer per folder (the sequencer task), the
+//! swap refused if someone else moved it.
+
+use crate::layout::CHECKPOINT;
+use anyhow::Context;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+const TMP: &str = ".tmp";
+
+/// Called with each path about to be renamed into place (tests use it to crash there).
+pub type WriteHook = Box<dyn FnMut(&str) + Send>;
+
+pub struct LogDir {
+    root: PathBuf,
+    /// fsync each file before its rename, and the folders before and after the checkpoint's,
+    /// so that a power cut cannot leave a checkpoint without its tiles.
+    durable: bool,
+    hook: Option<WriteHook>,
+    writes: u64,
+    /// Folders with renames not yet fsynced (synced once each, before the checkpoint).
+    dirty: std::collections::BTreeSet<PathBuf>,
+}
+
+impl std::fmt::Debug for LogDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogDir")
+            .field("root", &self.root)
+            .field("durable", &self.durable)
+            .finish()
+    }
+}
+
+impl LogDir {
+    /// Opens (creating) the folder and drops what an interrupted writer left in `.tmp/`.
+    pub fn open(root: &Path) -> anyhow::Result<LogDir> {
+        let tmp = root.join(TMP);
+        match fs::remove_dir_all(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("while clearing {}", tmp.display())),
+        }
+        fs::create_dir_all(&tmp).with_context(|| format!("while creating {}", tmp.display()))?;
+        Ok(LogDir {
+            root: root.to_path_buf(),
+            durable: true,
+            hook: None,
+            writes: 0,
+            dirty: Default::default(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
+    pub fn set_hook(&mut self, hook: WriteHook) {
+        self.hook = Some(hook);
+    }
+
+    /// Files renamed into place so far.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    pub fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let p = self.root.join(rel);
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("while reading {}", p.display())),
+        }
+    }
+
+    /// Writes `rel` atomically.
+    pub fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        let dest = self.root.join(rel);
+        let tmp = self.root.join(TMP).join(rel.replace('/', "%"));
+        (|| -> io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            if self.durable {
+                f.sync_all()?;
+            }
+            drop(f);
+            if let Some(h) = self.hook.as_mut() {
+                h(rel);
+            }
+            let parent = dest.parent().expect("inside the root");
+            match fs::rename(&tmp, &dest) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir_all(parent)?;
+                    fs::rename(&tmp, &dest)
+                }
+                r => r,
+            }?;
+            if self.durable {
+                self.dirty.insert(parent.to_path_buf());
+            }
+            Ok(())
+        })()
+        .with_context(|| format!("while writing {}", dest.display()))?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// Replaces the checkpoint, only if it is still `expected` (None: there was none).
+    pub fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
+        let current = self.read(CHECKPOINT)?;
+        anyhow::ensure!(
+            current.as_deref() == expected,
+            "the checkpoint of {} changed under the sequencer: refusing to sign a fork",
+            self.root.display()
+        );
+        // Every tile's rename reaches the disk before the checkpoint that covers it.
+        self.sync_folders()?;
+        self.write(CHECKPOINT, new)?;
+        self.sync_folders()
+    }
+
+    fn sync_folders(&mut self) -> anyhow::Result<()> {
+        for d in std::mem::take(&mut self.dirty) {
+            fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("while syncing {}", d.display()))?;
+        }
+        Ok(())
+    }
+}

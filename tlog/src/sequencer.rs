@@ -1,0 +1,189 @@
+//! Integrating pending events into a log's folder.
+//!
+//! The store numbers each petition's events densely (`seq` 0, 1, 2, … in the transaction that
+//! records them), and the signed checkpoint's size *is* the sequencer's cursor: events with
+//! `seq < size` are in the log. A batch writes its entry bundles and tiles first, then swaps
+//! the checkpoint. Killed anywhere before the swap, the next run starts again from the same
+//! size and writes the same bytes (entries, tiles and Ed25519 signatures are deterministic):
+//! no gap, no duplicate, and nothing to repair.
+
+use crate::checkpoint::{self, LogKey};
+use crate::dir::LogDir;
+use crate::entry::Entry;
+use crate::hashes::TreeHashes;
+use crate::layout::{self, bundle_path, decode_bundle, encode_bundle, tile_path, CHECKPOINT};
+use anyhow::{bail, ensure, Context};
+use tlog_tiles::{record_hash, stored_hashes, tree_hash, Hash, Tile, EMPTY_HASH};
+
+/// An event recorded by the store, waiting to be integrated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Its position in the petition's log.
+    pub seq: u64,
+    pub entry: Entry,
+}
+
+/// The log of one petition, ready to grow.
+pub struct Sequencer {
+    dir: LogDir,
+    key: LogKey,
+    origin: String,
+    size: u64,
+    root: Hash,
+    checkpoint: Option<Vec<u8>>,
+    /// Most entries per checkpoint (bounds memory and the work lost to a crash).
+    pub max_batch: u64,
+}
+
+/// What one call to [`Sequencer::integrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Integrated {
+    pub added: u64,
+    pub skipped: u64,
+    pub size: u64,
+    pub checkpoints: u64,
+}
+
+impl Sequencer {
+    /// Opens the log in `dir`; checks its checkpoint against the key and its tiles.
+    pub fn open(dir: LogDir, key: LogKey, origin: &str) -> anyhow::Result<Sequencer> {
+        let checkpoint = dir.read(CHECKPOINT)?;
+        let (size, root) = match &checkpoint {
+            None => (0, EMPTY_HASH),
+            Some(b) => {
+                let v = checkpoint::open(b, origin, &key.public()).with_context(|| {
+                    format!("the checkpoint in {} does not open", dir.root().display())
+                })?;
+                let found =
+                    tree_hash(v.size, &TreeHashes::new(&dir, v.size)).with_context(|| {
+                        format!("the tiles in {} are incomplete", dir.root().display())
+                    })?;
+                ensure!(
+                    found == v.root,
+                    "the tiles in {} do not match their checkpoint",
+                    dir.root().display()
+                );
+                (v.size, v.root)
+            }
+        };
+        Ok(Sequencer {
+            dir,
+            key,
+            origin: origin.to_string(),
+            size,
+            root,
+            checkpoint,
+            max_batch: 1 << 16,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn root(&self) -> Hash {
+        self.root
+    }
+
+    pub fn dir(&self) -> &LogDir {
+        &self.dir
+    }
+
+    pub fn dir_mut(&mut self) -> &mut LogDir {
+        &mut self.dir
+    }
+
+    /// Integrates `events` (in `seq` order; those already in the log are skipped).
+    pub fn integrate(&mut self, events: &[Pending]) -> anyhow::Result<Integrated> {
+        let mut out = Integrated {
+            size: self.size,
+            ..Default::default()
+        };
+        let fresh: Vec<&Pending> = events.iter().filter(|p| p.seq >= self.size).collect();
+        out.skipped = (events.len() - fresh.len()) as u64;
+        for (i, p) in fresh.iter().enumerate() {
+            let expected = self.size + i as u64;
+            if p.seq != expected {
+                bail!(
+                    "event {} of {} is not the next one ({expected}): refusing a gap",
+                    p.seq,
+                    self.origin
+                );
+            }
+        }
+        for chunk in fresh.chunks(usize::try_from(self.max_batch.max(1)).unwrap_or(usize::MAX)) {
+            let entries: Vec<Vec<u8>> = chunk.iter().map(|p| p.entry.encode()).collect();
+            self.append(&entries)?;
+            out.added += chunk.len() as u64;
+            out.checkpoints += 1;
+        }
+        out.size = self.size;
+        Ok(out)
+    }
+
+    /// One batch: bundles and tiles, then the checkpoint.
+    fn append(&mut self, entries: &[Vec<u8>]) -> anyhow::Result<()> {
+        let old = self.size;
+        let new = old + entries.len() as u64;
+        let mut hashes = TreeHashes::new(&self.dir, old);
+        for (i, e) in entries.iter().enumerate() {
+            let h = stored_hashes(old + i as u64, e, &hashes)
+                .with_context(|| format!("while hashing entry {}", old + i as u64))?;
+            hashes.extend(h);
+        }
+        let tiles = Tile::new_tiles(layout::HEIGHT, old, new);
+        let mut files = Vec::with_capacity(tiles.len() * 2);
+        for t in &tiles {
+            if t.level() == 0 {
+                files.push((bundle_path(t), self.bundle(t, old, entries)?));
+            }
+        }
+        for t in &tiles {
+            let data = t
+                .read_data(&hashes)
+                .with_context(|| format!("while building {}", tile_path(t)))?;
+            files.push((tile_path(t), data));
+        }
+        let root = tree_hash(new, &hashes)?;
+        drop(hashes);
+        for (path, data) in &files {
+            self.dir.write(path, data)?;
+        }
+        let cp = self.key.sign(&self.origin, new, root)?;
+        self.dir.swap_checkpoint(self.checkpoint.as_deref(), &cp)?;
+        self.checkpoint = Some(cp);
+        self.size = new;
+        self.root = root;
+        Ok(())
+    }
+
+    /// The bundle of the level-0 tile `t`: the committed entries it already held, then new ones.
+    fn bundle(&self, t: &Tile, old: u64, entries: &[Vec<u8>]) -> anyhow::Result<Vec<u8>> {
+        let start = t.level_index() * layout::WIDTH;
+        let end = start + u64::from(t.width());
+        let had = layout::width_in(0, t.level_index(), old);
+        let previous = if had > 0 {
+            let p = bundle_path(&layout::tile(0, t.level_index(), had));
+            self.dir
+                .read(&p)?
+                .with_context(|| format!("{p} is missing"))?
+        } else {
+            Vec::new()
+        };
+        let mut all: Vec<&[u8]> =
+            decode_bundle(&previous).map_err(|e| anyhow::anyhow!("{e} in a committed bundle"))?;
+        ensure!(
+            all.len() as u64 == had,
+            "a committed bundle has the wrong size"
+        );
+        let from = usize::try_from(start + had - old).expect("small");
+        let to = usize::try_from(end - old).expect("small");
+        all.extend(entries[from..to].iter().map(|e| e.as_slice()));
+        Ok(encode_bundle(all))
+    }
+}
+
+/// The leaf hash of an entry (RFC 6962: SHA-256 of 0x00 and the entry).
+pub fn leaf_hash(entry: &[u8]) -> Hash {
+    record_hash(entry)
+}
