@@ -398,6 +398,11 @@ fn s3_get(edge: &Inner, uri: &str, method: &str) -> Stored {
             headers: vec![("content-type".into(), content_type(&key).into())],
             body,
         },
+        _ if edge.dist.s3_missing_status == 404 => plain(
+            404,
+            "application/xml",
+            "<Error><Code>NoSuchKey</Code></Error>",
+        ),
         _ => plain(
             403,
             "application/xml",

@@ -132,6 +132,9 @@ pub struct Distribution {
     pub origins: BTreeMap<String, Origin>,
     pub error_responses: Vec<ErrorResponse>,
     pub default_root_object: Option<String>,
+    /// What the site bucket answers for a missing key: 404 when its policy lets CloudFront
+    /// list the bucket (`s3:ListBucket`), else S3's 403.
+    pub s3_missing_status: u16,
 }
 
 impl Distribution {
@@ -185,7 +188,19 @@ impl Distribution {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        let lists = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::S3::BucketPolicy"))
+            .any(|(_, r)| {
+                serde_yaml::to_string(&r.get("Properties"))
+                    .unwrap_or_default()
+                    .contains("s3:ListBucket")
+            });
         Ok(Distribution {
+            s3_missing_status: if lists { 404 } else { 403 },
             behaviors,
             origins,
             error_responses,
