@@ -54,6 +54,41 @@ pub struct Config {
     /// Durable anti-fraud budgets (`[budgets]`); missing keys take the function's defaults.
     #[serde(default)]
     pub budgets: Option<cahier_function::budgets::BudgetPolicy>,
+    /// Where the site runs (`[deploy]`): what the pages must tell visitors about it.
+    #[serde(default)]
+    pub deploy: Deploy,
+}
+
+/// `[deploy]`: the hosting the pages are built for. Only what changes the pages lives here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// `"static"` (any CDN or `cahier serve`, the default) or `"aws"` (deploy/aws/template.yaml).
+    #[serde(default)]
+    pub target: DeployTarget,
+    /// Under `"aws"`: the stack's `ApiAuth` parameter, `"AWS_IAM"` (the template's default)
+    /// or `"NONE"`.
+    #[serde(default)]
+    pub api_auth: ApiAuth,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployTarget {
+    #[default]
+    Static,
+    Aws,
+}
+
+/// How CloudFront reaches the function URL (the template's `ApiAuth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum ApiAuth {
+    /// Origin access control: every POST must carry `x-amz-content-sha256`.
+    #[default]
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+    #[serde(rename = "NONE")]
+    None,
 }
 
 /// A text in one language for all, or one per language.
@@ -161,6 +196,13 @@ impl Config {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => format!("{}/api", self.base_url),
         }
+    }
+
+    /// Whether the API refuses a POST without `x-amz-content-sha256` (CloudFront's origin
+    /// access control in front of the function URL): a form posted without JavaScript cannot
+    /// carry it, so the pages say they need JavaScript to sign.
+    pub fn signed_posts(&self) -> bool {
+        self.deploy.target == DeployTarget::Aws && self.deploy.api_auth == ApiAuth::AwsIam
     }
 
     /// Path part of `base_url` (empty for a site at the domain's root), for root-relative links.
@@ -378,6 +420,25 @@ mod tests {
         .unwrap_err();
         assert_eq!(e[0].line, Some(3));
         assert_eq!(e[0].key.as_deref(), Some("colour"));
+    }
+
+    #[test]
+    fn deploy_target_decides_signed_posts() {
+        let base = "base_url = \"https://x.org\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n";
+        let with = |deploy: &str| parse(Path::new("cahier.toml"), &format!("{base}{deploy}"));
+        assert!(!with("").unwrap().signed_posts());
+        assert!(!with("[deploy]\ntarget = \"static\"\n")
+            .unwrap()
+            .signed_posts());
+        assert!(with("[deploy]\ntarget = \"aws\"\n").unwrap().signed_posts());
+        assert!(with("[deploy]\ntarget = \"aws\"\napi_auth = \"AWS_IAM\"\n")
+            .unwrap()
+            .signed_posts());
+        assert!(!with("[deploy]\ntarget = \"aws\"\napi_auth = \"NONE\"\n")
+            .unwrap()
+            .signed_posts());
+        assert!(with("[deploy]\ntarget = \"gcp\"\n").is_err());
+        assert!(with("[deploy]\napi_auth = \"iam\"\n").is_err());
     }
 
     #[test]

@@ -52,6 +52,9 @@ struct SiteCtx<'a> {
     languages: Vec<LangLink>,
     organization: &'a crate::config::Organization,
     captcha_provider: &'a str,
+    /// Every POST must carry `x-amz-content-sha256` (see [`Config::signed_posts`]): the pages
+    /// say that signing, confirming and erasing need JavaScript.
+    signed_posts: bool,
     captcha_sitekey: &'a str,
     /// Script of the captcha widget, loaded only on signing pages.
     captcha_script: String,
@@ -102,6 +105,7 @@ impl LangSite {
             languages,
             organization: &cfg.organization,
             captcha_provider: &cfg.captcha.provider,
+            signed_posts: cfg.signed_posts(),
             captcha_sitekey: &cfg.captcha.sitekey,
             captcha_script,
             retention_days: cfg.retention_days,

@@ -128,6 +128,9 @@ fn capabilities(profile: &Path, dark: bool) -> serde_json::Map<String, Value> {
         // only once the animation ends.
         "--force-prefers-reduced-motion".to_string(),
         "--lang=en-US".to_string(),
+        // Loopback only: no name but localhost resolves (third-party scripts such as hCaptcha's
+        // fail to load instead of leaving the machine).
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1".to_string(),
         format!("--user-data-dir={}", profile.display()),
     ];
     if dark {

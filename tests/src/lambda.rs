@@ -107,6 +107,15 @@ impl LambdaFunction {
         }
     }
 
+    /// The emulator's invoke endpoint (the Lambda Invoke API): the caller writes the event
+    /// itself, e.g. a function-URL event with the `sourceIp` and authorizer AWS would set.
+    pub fn invoke_url(&self) -> String {
+        self.url.replace(
+            &format!("/lambda-url/{FUNCTION_NAME}"),
+            &format!("/2015-03-31/functions/{FUNCTION_NAME}/invocations"),
+        )
+    }
+
     /// The function process's id (its environment is in `/proc/PID/environ`).
     pub fn pid(&self) -> u32 {
         self.function.id()

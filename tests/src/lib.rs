@@ -5,6 +5,7 @@ pub mod admin_conformance;
 pub mod attack;
 pub mod browser;
 pub mod conformance;
+pub mod edge;
 pub mod fixture;
 pub mod flow;
 pub mod lambda;

@@ -31,6 +31,27 @@
     }, function (err) { if (timer) clearTimeout(timer); throw err; });
   }
 
+  /* Every POST carries x-amz-content-sha256, the lowercase hex SHA-256 of the exact body bytes:
+     behind CloudFront with origin access control (deploy/aws, ApiAuth=AWS_IAM) the function URL
+     refuses a POST without it. The bytes hashed are the bytes sent. WebCrypto exists only in
+     secure contexts (https, localhost); elsewhere (a plain-http test server) the header is
+     left out, which only an AWS origin would refuse. */
+  function hex(buffer) {
+    var bytes = new Uint8Array(buffer), out = "";
+    for (var i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+    return out;
+  }
+  function post(url, contentType, text, timeoutMs) {
+    var bytes = new TextEncoder().encode(text);
+    var headers = { Accept: "application/json", "Content-Type": contentType };
+    var subtle = window.crypto && window.crypto.subtle;
+    var digest = subtle ? subtle.digest("SHA-256", bytes).then(hex) : Promise.resolve(null);
+    return digest.then(function (sum) {
+      if (sum) headers["x-amz-content-sha256"] = sum;
+      return fetchJson(url, { method: "POST", headers: headers, body: bytes, credentials: "omit" }, timeoutMs);
+    });
+  }
+
   /* ---- Live counts ---- */
   var counts = {};
   function countFor(url) {
@@ -125,7 +146,7 @@
     var button = form.querySelector("button[type=submit]");
     var label = button ? button.textContent : "";
     form.addEventListener("submit", function (ev) {
-      if (!window.fetch || !window.URLSearchParams) return; /* plain form post, 303 to check-email */
+      if (!window.fetch || !window.URLSearchParams || !window.TextEncoder) return; /* plain form post, 303 to check-email */
       ev.preventDefault();
       clearErrors(form);
       form.elements.fill_ms.value = String(Math.round(now() - started));
@@ -137,12 +158,7 @@
         body.append(el.name, el.value);
       });
       if (button) { button.disabled = true; button.textContent = form.getAttribute("data-text-sending"); }
-      fetchJson(form.action, {
-        method: "POST",
-        headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8" },
-        body: body.toString(),
-        credentials: "omit"
-      }, 20000).then(function (r) {
+      post(form.action, "application/x-www-form-urlencoded;charset=UTF-8", body.toString(), 20000).then(function (r) {
         if (r.ok) {
           /* In the embed widget the follow-up pages cannot be framed: say it in place. */
           var done = form.hasAttribute("data-done-inline") && document.querySelector("[data-sign-done]");
@@ -180,12 +196,7 @@
     button.addEventListener("click", function () {
       button.disabled = true;
       say(page.getAttribute("data-text-working"));
-      fetchJson(page.getAttribute("data-api"), {
-        method: "POST",
-        headers: { Accept: "application/json", "Content-Type": "application/json" },
-        body: JSON.stringify({ token: token }),
-        credentials: "omit"
-      }, 20000).then(function (r) {
+      post(page.getAttribute("data-api"), "application/json", JSON.stringify({ token: token }), 20000).then(function (r) {
         if (r.ok) {
           say(page.getAttribute("data-text-done"), "ok");
           try { history.replaceState(null, "", window.location.pathname); } catch (e) { /* ignore */ }
