@@ -252,7 +252,12 @@ pub async fn count(
     else {
         return Problem::not_found("No such petition.").into_response();
     };
-    match state.0.counts.get(state.0.store.as_ref(), &petition.slug).await {
+    match state
+        .0
+        .counts
+        .get(state.0.store.as_ref(), &petition.slug)
+        .await
+    {
         Ok(c) => {
             let updated = time::OffsetDateTime::from_unix_timestamp(c.updated_at)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)

@@ -147,3 +147,36 @@ pub fn fresh_table(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Moves each secret of `env` (`CAHIER_PEPPER`, ...) into this server's Secrets Manager and
+/// puts `NAME_ARN` in its place, as the stack does for the Lambda function; adds what the SDK
+/// needs to reach moto. Other variables pass through.
+pub async fn into_secrets_manager(
+    moto: &Moto,
+    env: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let mut out = vec![
+        ("AWS_ENDPOINT_URL".to_string(), moto.endpoint()),
+        ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
+    ];
+    for (name, value) in env {
+        if !cahier_function::secrets::SECRET_VARIABLES.contains(&name.as_str()) {
+            if !out.iter().any(|(k, _)| *k == name) {
+                out.push((name, value));
+            }
+            continue;
+        }
+        let created = client
+            .create_secret()
+            .name(format!("cahier/{}/{name}", fresh_table("secret")))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("secret created in moto");
+        out.push((format!("{name}_ARN"), created.arn().unwrap().to_string()));
+    }
+    out
+}

@@ -7,7 +7,7 @@ use cahier_function::captcha::dev::DEV_SITEKEY;
 use cahier_tests::fixture::{self, SLUG};
 use cahier_tests::flow::Api;
 use cahier_tests::lambda::LambdaFunction;
-use cahier_tests::moto::{fresh_table, Moto};
+use cahier_tests::moto::Moto;
 use cahier_tests::outbox::{read_dir, token};
 use cahier_tests::server::Fixture;
 use serde_json::{json, Value};
@@ -28,32 +28,6 @@ enum SecretsFrom<'a> {
     Environment,
     /// Stored in this Secrets Manager; only their ARNs (and the endpoint) in the environment.
     SecretsManager(&'a Moto),
-}
-
-/// Moves each secret of `env` into Secrets Manager and puts `NAME_ARN` in its place.
-async fn into_secrets_manager(moto: &Moto, env: Vec<(String, String)>) -> Vec<(String, String)> {
-    let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
-    let mut out = vec![
-        ("AWS_ENDPOINT_URL".to_string(), moto.endpoint()),
-        ("AWS_REGION".to_string(), "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
-    ];
-    for (name, value) in env {
-        if !cahier_function::secrets::SECRET_VARIABLES.contains(&name.as_str()) {
-            out.push((name, value));
-            continue;
-        }
-        let created = client
-            .create_secret()
-            .name(format!("cahier/{}/{name}", fresh_table("lambda")))
-            .secret_string(value)
-            .send()
-            .await
-            .expect("secret created in moto");
-        out.push((format!("{name}_ARN"), created.arn().unwrap().to_string()));
-    }
-    out
 }
 
 async fn start(captcha_provider: &str, from: SecretsFrom<'_>) -> Setup {
@@ -90,7 +64,9 @@ async fn start(captcha_provider: &str, from: SecretsFrom<'_>) -> Setup {
     ];
     let env = match from {
         SecretsFrom::Environment => env,
-        SecretsFrom::SecretsManager(moto) => into_secrets_manager(moto, env).await,
+        SecretsFrom::SecretsManager(moto) => {
+            cahier_tests::moto::into_secrets_manager(moto, env).await
+        }
     };
     let lambda = LambdaFunction::start(dir.path(), &args, &env);
     Setup {
@@ -188,7 +164,8 @@ async fn signs_confirms_and_counts_under_the_lambda_runtime() {
 async fn a_secret_that_cannot_be_read_stops_the_cold_start_naming_it() {
     let moto = Moto::start().expect("moto starts");
     let (secrets, _identity) = fixture::secrets();
-    let mut env = into_secrets_manager(&moto, fixture::secrets_env(&secrets)).await;
+    let mut env =
+        cahier_tests::moto::into_secrets_manager(&moto, fixture::secrets_env(&secrets)).await;
     for (k, v) in env.iter_mut() {
         if k == "CAHIER_PEPPER_ARN" {
             *v =

@@ -137,6 +137,9 @@ impl EdgeStack {
                 MAIL_FROM.replace('@', "%40")
             ),
         ];
+        // The secrets in moto's Secrets Manager, only their ARNs in the function's environment,
+        // as the template deploys them.
+        let env = crate::moto::into_secrets_manager(&moto, env).await;
         let lambda = LambdaFunction::start(function_dir.path(), &args, &env);
         let edge = Edge::start(
             listener,
