@@ -488,7 +488,12 @@ fn origin_request(
     headers.push(("x-amz-cf-id".into(), format!("edge-{}", peer.port())));
     headers.push(("x-forwarded-proto".into(), "https".into()));
     for (name, value) in &origin.custom_headers {
-        let value = value.clone().or_else(|| edge.opts.origin_secret.clone());
+        // A dynamic reference (`{{resolve:secretsmanager:...}}`) is resolved by CloudFormation
+        // at deploy time: here, the stack's own origin secret stands for it.
+        let value = value
+            .clone()
+            .filter(|v| !v.contains("{{resolve:"))
+            .or_else(|| edge.opts.origin_secret.clone());
         if let Some(value) = value {
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             headers.push((name.to_ascii_lowercase(), value));

@@ -184,7 +184,6 @@ async fn a_forged_viewer_address_straight_to_the_function_is_not_believed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure after the merge: the function answers 403 to the edge's request with the origin header; unresolved (issue 10 note)"]
 async fn with_api_auth_none_only_the_secret_origin_header_is_believed() {
     let stack = EdgeStack::start(ApiAuth::None).await.unwrap();
     let http = reqwest::Client::new();
@@ -291,7 +290,7 @@ async fn a_percent_encoded_slug_gets_404_and_the_count_is_cached_per_its_cache_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet green after the merge: a request error in the harness client under load; run alone with --ignored (issue 10 note)"]
+#[ignore = "not yet green: one sign through edge + emulator + moto exceeds the client's 10 s timeout partway through the crowd; run with --ignored (issue 10 note)"]
 async fn three_hundred_people_from_three_hundred_networks_sign_and_are_counted() {
     const PEOPLE: usize = 300;
     let stack = EdgeStack::start(ApiAuth::AwsIam).await.unwrap();
