@@ -121,13 +121,13 @@ async fn sign_mail_confirm_count_on_dynamodb_and_ses() {
         br#"{"status":"pending"}"#
     );
 
-    // The confirmation mail went through SES, from the verified identity, to the address as
-    // typed (moto keeps the HTML part as the body).
+    // The confirmation mail went through SES, from the verified identity, to the canonical
+    // address (one identity per mailbox: the case folded; moto keeps the HTML part as the body).
     let sent = wait_for_messages(&moto, 1);
     assert_eq!(sent.len(), 1, "one SES message; log:\n{}", server.log());
     let msg = &sent[0];
     assert_eq!(
-        msg["destinations"]["ToAddresses"][0], "Camille.Nuage@example.org",
+        msg["destinations"]["ToAddresses"][0], "camille.nuage@example.org",
         "{msg}"
     );
     assert!(
