@@ -155,3 +155,76 @@ async fn expired_items_left_by_lazy_ttl_are_replaced_on_sign() -> anyhow::Result
     );
     Ok(())
 }
+
+/// The test launcher's cheaper backup (tests/src/moto.rs) keeps moto's rollback: a transaction
+/// whose last item fails its condition leaves the table as it was — the new item not written,
+/// the updated one unchanged, the untouched one intact — and a Query sees one partition only.
+#[tokio::test]
+async fn a_cancelled_transaction_changes_nothing() -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+    let moto = Moto::start()?;
+    let (store, client) = store_on(&moto).await?;
+    let table = store.table().to_string();
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let key = |pk: &str| {
+        std::collections::HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s("x"))])
+    };
+    for pk in ["kept", "updated"] {
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(key(pk)))
+            .item("v", s("before"))
+            .send()
+            .await?;
+    }
+    let put = Put::builder()
+        .table_name(&table)
+        .set_item(Some(key("new")))
+        .item("v", s("during"))
+        .build()?;
+    let update = Update::builder()
+        .table_name(&table)
+        .set_key(Some(key("updated")))
+        .update_expression("SET v = :v")
+        .expression_attribute_values(":v", s("during"))
+        .build()?;
+    let check = ConditionCheck::builder()
+        .table_name(&table)
+        .set_key(Some(key("kept")))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()?;
+    let res = client
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().put(put).build())
+        .transact_items(TransactWriteItem::builder().update(update).build())
+        .transact_items(TransactWriteItem::builder().condition_check(check).build())
+        .send()
+        .await;
+    assert!(res.is_err(), "the condition fails");
+    let get = |pk: &'static str| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key(pk)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map(|o| o.item().and_then(|i| i.get("v")).cloned())
+        }
+    };
+    assert_eq!(get("new").await?, None);
+    assert_eq!(get("updated").await?, Some(s("before")));
+    assert_eq!(get("kept").await?, Some(s("before")));
+    let q = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s("updated"))
+        .send()
+        .await?;
+    assert_eq!(q.count(), 1);
+    Ok(())
+}
