@@ -35,6 +35,10 @@ pub struct EdgeStack {
     pub manifest_path: PathBuf,
     pub function_args: Vec<String>,
     pub function_env: Vec<(String, String)>,
+    /// The function's secrets (to hash addresses and mint tokens as the function does).
+    pub secrets: cahier_function::secrets::Secrets,
+    /// The DynamoDB table the function writes.
+    pub table: String,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -163,6 +167,8 @@ impl EdgeStack {
             manifest_path,
             function_args: args,
             function_env: env,
+            secrets,
+            table,
             _dirs: vec![site_tmp, captcha_dir, function_dir],
         })
     }
@@ -172,6 +178,62 @@ impl EdgeStack {
         crate::flow::Api::new(&self.edge.base)
             .slug(PETITION)
             .captcha_at(&self.captcha.server.base)
+    }
+
+    /// The function's store, read directly (what `cahier admin` reads).
+    pub async fn store(&self) -> cahier_function::store::dynamo::DynamoStore {
+        let client = aws_sdk_dynamodb::Client::new(&self.moto.sdk_config().await);
+        cahier_function::store::dynamo::DynamoStore::new(client, self.table.clone())
+    }
+
+    /// The keyed hashes the function computes.
+    pub fn hasher(&self) -> cahier_function::crypto::Hasher {
+        cahier_function::crypto::Hasher::new(&self.secrets.pepper).expect("the pepper")
+    }
+
+    /// The confirm token the function mails to `canonical` (the test knows the secrets).
+    pub fn confirm_token(&self, canonical: &str) -> String {
+        use cahier_function::token::{TokenClaims, TokenKey, TokenKind};
+        TokenKey::new(&self.secrets.token_key)
+            .expect("the token key")
+            .issue(&TokenClaims {
+                kind: TokenKind::Confirm,
+                petition: PETITION.to_string(),
+                email_hash: self.hasher().email(canonical),
+                expires_at: cahier_function::now() + 3600,
+            })
+    }
+
+    /// Runs `cahier admin --json ARGS` on the function's table, as the organizer would.
+    pub fn admin(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let out = Command::new(crate::server::cahier_binary())
+            .args(["admin", "--store"])
+            .arg(format!(
+                "dynamodb:{}?endpoint={}&region=us-east-1",
+                self.table,
+                self.moto.endpoint()
+            ))
+            .arg("--json")
+            .args(args)
+            .env("CAHIER_PEPPER", hex::encode(&self.secrets.pepper))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("CAHIER_SECRETS_FILE")
+            .env_remove("CAHIER_STORE")
+            .output()
+            .context("running cahier admin")?;
+        if !out.status.success() {
+            bail!(
+                "cahier admin {args:?} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("cahier admin {args:?}: not JSON"))
     }
 
     /// Every mail moto's SES holds: (recipient, body).
