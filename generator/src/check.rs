@@ -1,13 +1,13 @@
 //! `cahier check`: validates configuration, content and theme without writing anything, and
 //! reports every problem with its file and line (unknown or ill-typed front-matter keys, bad
 //! dates, closing before opening, missing translations, broken internal links, missing images,
-//! raw HTML that the sanitiser removes).
+//! raw HTML that the sanitiser removes, slugs that collide with the site's layout).
 
 use crate::config::{self, Config, CONFIG_FILE};
 use crate::content::{self, Content};
 use crate::diag::{self, Diagnostic};
+use crate::layout::{self, SITE_PAGES, SUBPAGES};
 use crate::markdown;
-use crate::site::SUBPAGES;
 use crate::theme::Theme;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -54,6 +54,13 @@ pub fn check(root: &Path) -> anyhow::Result<CheckReport> {
     };
     let (content, errs) = content::load_all(root, &cfg, true);
     report.errors.extend(errs);
+    // Without the theme, the site's own static files are not known: the rest still is.
+    let outputs = theme
+        .iter()
+        .flat_map(|t| t.files.iter().map(|(p, _)| p.as_str()));
+    report
+        .errors
+        .extend(layout::slug_collisions(&cfg, &content, outputs));
     report.petitions = content.petitions.len();
     for p in &content.petitions {
         let missing = content::missing_languages(p, &cfg);
@@ -92,28 +99,29 @@ fn known_paths(cfg: &Config, content: &Content) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     for l in &cfg.languages {
         let prefix = format!("{bp}{}", cfg.lang_prefix(l));
-        for rest in ["/", "/privacy/", "/atom.xml", "/404.html"] {
-            set.insert(format!("{prefix}{rest}"));
+        for page in SITE_PAGES {
+            set.insert(format!("{prefix}/{}", page.rel));
         }
+        set.insert(format!("{prefix}/{}", layout::FEED_FILE));
         for p in content.petitions.iter().filter(|p| p.texts.contains_key(l)) {
             let page = format!("{prefix}/{}/", p.slug);
-            for (sub, _) in SUBPAGES {
-                set.insert(format!("{page}{sub}/"));
+            for sub in SUBPAGES {
+                set.insert(format!("{page}{}/", sub.name));
             }
             for a in &p.assets {
                 set.insert(format!("{page}{a}"));
             }
-            set.insert(format!("{page}og.png"));
+            set.insert(format!("{page}{}", layout::OG_IMAGE));
             set.insert(page);
         }
     }
-    for rest in [
-        "/sitemap.xml",
-        "/robots.txt",
-        "/api/manifest.json",
-        "/integrity.json",
+    for file in [
+        layout::SITEMAP_FILE,
+        layout::ROBOTS_FILE,
+        layout::MANIFEST_FILE,
+        crate::integrity::INTEGRITY_FILE,
     ] {
-        set.insert(format!("{bp}{rest}"));
+        set.insert(format!("{bp}/{file}"));
     }
     set
 }

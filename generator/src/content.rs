@@ -303,6 +303,8 @@ fn parse_front<T: for<'de> Deserialize<'de>>(
     Ok((value, front.to_string(), body.to_string(), body_line))
 }
 
+/// A slug in its only spelling: lowercase ASCII letters, digits and inner dashes (no capital,
+/// no percent sign, dot, underscore or other character a URL could spell another way).
 pub fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -344,14 +346,8 @@ fn load_petition(
         ));
         return None;
     }
-    if cfg.languages.contains(&slug) || ["static", "api", "privacy"].contains(&slug.as_str()) {
-        errs.push(Diagnostic::new(
-            &rel_dir,
-            None,
-            format!("slug {slug:?} is reserved by the site layout"),
-        ));
-        return None;
-    }
+    // A slug the site's layout uses (`/api/`, `/en/`, `/<slug>/confirm/`...) is refused by
+    // `layout::slug_collisions`, which needs the theme's files too.
     let mut entries: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
         Err(e) => {
@@ -693,6 +689,34 @@ mod tests {
         let t = Instant::parse("2026-12-24T18:00:00+01:00").unwrap();
         assert_eq!(t.unix, d.unix + 17 * 3600);
         assert!(Instant::parse("24/12/2026").is_err());
+    }
+
+    #[test]
+    fn slugs_are_canonical() {
+        for ok in ["noel-sans-geant", "a", "2026", "a-b-c", "pour-la-ligne-12"] {
+            assert!(is_slug(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Noel",
+            "NOEL",
+            "noël",
+            "noel%20",
+            "no%65l",
+            "noel.",
+            ".noel",
+            "no.el",
+            "noel_1",
+            "-noel",
+            "noel-",
+            "noel sans",
+            "noel/x",
+            "noel~",
+            "noel+",
+            "\u{fffd}",
+        ] {
+            assert!(!is_slug(bad), "{bad:?} is accepted");
+        }
     }
 
     #[test]

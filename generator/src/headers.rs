@@ -4,6 +4,7 @@
 //! every `<script>`/`<link>`. The captcha's origins are allowed only on pages that sign.
 
 use crate::config::Config;
+use crate::layout;
 use std::fmt::Write;
 
 const HCAPTCHA: &str = "https://hcaptcha.com https://*.hcaptcha.com";
@@ -83,22 +84,16 @@ impl HeadersFile {
         if cfg.base_url.starts_with("https://") {
             out.push_str("  Strict-Transport-Security: max-age=63072000; includeSubDomains\n");
         }
-        let _ = writeln!(out, "{bp}/static/*");
+        let _ = writeln!(out, "{bp}/{}/*", layout::STATIC_DIR);
         out.push_str("  Cache-Control: public, max-age=31536000, immutable\n");
-        let _ = writeln!(out, "{bp}/api/manifest.json");
+        let _ = writeln!(out, "{bp}/{}", layout::MANIFEST_FILE);
         out.push_str("  Cache-Control: public, max-age=60\n");
         let mut h = HeadersFile { out };
         // Sub-pages of every petition share one rule per language.
         for lang in &cfg.languages {
             let prefix = format!("{bp}{}", cfg.lang_prefix(lang));
-            for (sub, class) in [
-                ("check-email", PageClass::Plain),
-                ("confirm", PageClass::Plain),
-                ("thanks", PageClass::Plain),
-                ("erase", PageClass::Plain),
-                ("embed", PageClass::Embed),
-            ] {
-                h.page(cfg, &format!("{prefix}/:slug/{sub}/"), class);
+            for sub in layout::SUBPAGES {
+                h.page(cfg, &format!("{prefix}/:slug/{}/", sub.name), sub.class);
             }
         }
         h

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod feeds;
 pub mod headers;
 pub mod integrity;
+pub mod layout;
 pub mod log_verify;
 pub mod markdown;
 pub mod new;

@@ -683,11 +683,11 @@ pub fn sitemap_urls(cfg: &Config, content: &Content, sites: &[LangSite]) -> Vec<
 /// Per-signer pages are not for crawlers.
 pub fn robots_disallow(cfg: &Config) -> Vec<String> {
     let bp = cfg.base_path();
-    let mut v = vec![format!("{bp}/api/")];
+    let mut v = vec![format!("{bp}/{}/", crate::layout::API_DIR)];
     for l in &cfg.languages {
         let prefix = format!("{bp}{}", cfg.lang_prefix(l));
-        for sub in ["check-email", "confirm", "thanks", "erase", "embed"] {
-            v.push(format!("{prefix}/*/{sub}/"));
+        for sub in crate::layout::SUBPAGES {
+            v.push(format!("{prefix}/*/{}/", sub.name));
         }
     }
     v

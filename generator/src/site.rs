@@ -7,6 +7,7 @@ use crate::content::{self, Content, Petition};
 use crate::diag::Diagnostics;
 use crate::headers::{HeadersFile, PageClass};
 use crate::integrity::{self, OutFile, Output};
+use crate::layout::{self, SITE_PAGES};
 use crate::pages::{self, LangSite};
 use crate::theme::Theme;
 use crate::{feeds, petition_manifest};
@@ -95,6 +96,12 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
     let cfg = load_config(opts)?;
     let content = content::load(root, &cfg, opts.drafts).map_err(Diagnostics)?;
     let theme = Theme::load(root, &cfg)?;
+    // The checks of `cahier check` that need the theme: a slug the site's layout already uses.
+    let clashes =
+        layout::slug_collisions(&cfg, &content, theme.files.iter().map(|(p, _)| p.as_str()));
+    if !clashes.is_empty() {
+        return Err(Diagnostics(clashes).into());
+    }
     let mut warnings: Vec<String> = open_captcha_warning(&cfg).into_iter().collect();
     for p in &content.petitions {
         let missing = content::missing_languages(p, &cfg);
@@ -183,14 +190,8 @@ struct Stats {
     og_cached: usize,
 }
 
-/// The sub-pages every petition has, besides its main page.
-pub const SUBPAGES: &[(&str, &str)] = &[
-    ("check-email", "check-email.html"),
-    ("confirm", "confirm.html"),
-    ("thanks", "thanks.html"),
-    ("erase", "erase.html"),
-    ("embed", "embed.html"),
-];
+/// The sub-pages every petition has, besides its main page (see [`crate::layout`]).
+pub use crate::layout::SUBPAGES;
 
 fn render_all(
     root: &Path,
@@ -242,18 +243,18 @@ fn render_all(
         files.push(output.write(rel, bytes)?);
     }
     files.push(output.write(
-        "api/manifest.json",
+        layout::MANIFEST_FILE,
         &petition_manifest::to_json(&petition_manifest::build(cfg, content, theme)),
     )?);
     files.push(output.write(
-        "sitemap.xml",
+        layout::SITEMAP_FILE,
         feeds::sitemap(&pages::sitemap_urls(cfg, content, &sites)).as_bytes(),
     )?);
     files.push(
         output.write(
-            "robots.txt",
+            layout::ROBOTS_FILE,
             feeds::robots(
-                &format!("{}/sitemap.xml", cfg.base_url),
+                &format!("{}/{}", cfg.base_url, layout::SITEMAP_FILE),
                 &pages::robots_disallow(cfg),
             )
             .as_bytes(),
@@ -261,12 +262,8 @@ fn render_all(
     );
     let mut h = HeadersFile::new(cfg);
     for site in &sites {
-        for path in [
-            site.home_path(),
-            site.path("/privacy/"),
-            site.path("/404.html"),
-        ] {
-            h.page(cfg, &path, PageClass::Plain);
+        for page in SITE_PAGES {
+            h.page(cfg, &site.path(&format!("/{}", page.rel)), PageClass::Plain);
         }
     }
     for p in &content.petitions {
@@ -274,7 +271,7 @@ fn render_all(
             h.page(cfg, &site.path(&format!("/{}/", p.slug)), PageClass::Sign);
         }
     }
-    files.push(output.write("_headers", h.finish().as_bytes())?);
+    files.push(output.write(layout::HEADERS_FILE, h.finish().as_bytes())?);
     Ok(Stats {
         files,
         pages,
@@ -304,13 +301,14 @@ fn render_petition(
     ctx.insert("page", &main_page);
     let html = theme.templates.render("petition.html", &ctx, root)?;
     files.push(output.write(&format!("{dir}index.html"), html.as_bytes())?);
-    for (sub, template) in SUBPAGES {
+    for sub in SUBPAGES {
+        let name = sub.name;
         ctx.insert(
             "page",
-            &pages::page_context(cfg, site, p, sub, &format!("{sub}/")),
+            &pages::page_context(cfg, site, p, name, &format!("{name}/")),
         );
-        let html = theme.templates.render(template, &ctx, root)?;
-        files.push(output.write(&format!("{dir}{sub}/index.html"), html.as_bytes())?);
+        let html = theme.templates.render(sub.template, &ctx, root)?;
+        files.push(output.write(&format!("{dir}{name}/index.html"), html.as_bytes())?);
     }
 
     // Open Graph card.
@@ -325,7 +323,7 @@ fn render_petition(
     }
     .fetch_add(1, Ordering::Relaxed);
     files.push(output.link(
-        &format!("{dir}og.png"),
+        &format!("{dir}{}", layout::OG_IMAGE),
         &card.path,
         &card.sha256,
         card.bytes,
@@ -352,13 +350,10 @@ fn render_site_pages(
     let mut files = Vec::new();
     let mut ctx = site.context.clone();
     ctx.insert("petitions", &pages::index_cards(cfg, site, content));
-    for (kind, rel, template) in [
-        ("index", "", "index.html"),
-        ("privacy", "privacy/", "privacy.html"),
-        ("404", "404.html", "404.html"),
-    ] {
-        ctx.insert("page", &pages::site_page_context(cfg, site, kind, rel));
-        let html = theme.templates.render(template, &ctx, root)?;
+    for page in SITE_PAGES {
+        let rel = page.rel;
+        ctx.insert("page", &pages::site_page_context(cfg, site, page.kind, rel));
+        let html = theme.templates.render(page.template, &ctx, root)?;
         let out = if rel.ends_with(".html") {
             format!("{}{rel}", site.dir)
         } else {
@@ -367,6 +362,9 @@ fn render_site_pages(
         files.push(output.write(&out, html.as_bytes())?);
     }
     let feed = pages::atom_feed(cfg, site, content);
-    files.push(output.write(&format!("{}atom.xml", site.dir), feed.as_bytes())?);
-    Ok((files, 3))
+    files.push(output.write(
+        &format!("{}{}", site.dir, layout::FEED_FILE),
+        feed.as_bytes(),
+    )?);
+    Ok((files, SITE_PAGES.len()))
 }

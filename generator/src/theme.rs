@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::integrity::{fingerprinted, sri};
+use crate::layout::STATIC_DIR;
 use crate::og::OgRenderer;
 use crate::templates::{self, Strings, Templates};
 use anyhow::Context;
@@ -75,9 +76,9 @@ impl Theme {
         // Theme assets under /static/, CSS and JS fingerprinted.
         for (rel, bytes) in read_tree(&dir.join("static"))? {
             let out = if rel.ends_with(".css") || rel.ends_with(".js") {
-                format!("static/{}", fingerprinted(&rel, &bytes))
+                format!("{STATIC_DIR}/{}", fingerprinted(&rel, &bytes))
             } else {
-                format!("static/{rel}")
+                format!("{STATIC_DIR}/{rel}")
             };
             assets.insert(
                 rel,
