@@ -109,6 +109,11 @@ impl Drop for ChromeDriver {
     }
 }
 
+/// A name the browser resolves to loopback that is not a secure context over plain http (unlike
+/// `localhost` and `127.0.0.1`): a third party's site as many still are, e.g. a blog framing the
+/// embed widget ([`HostPage`]). A frame inside it is not a secure context either (no WebCrypto).
+pub const INSECURE_HOST: &str = "blog.test";
+
 /// The capabilities of a headless, fixed-size Chromium with a throw-away profile.
 fn capabilities(profile: &Path, dark: bool) -> serde_json::Map<String, Value> {
     let mut args = vec![
@@ -128,9 +133,11 @@ fn capabilities(profile: &Path, dark: bool) -> serde_json::Map<String, Value> {
         // only once the animation ends.
         "--force-prefers-reduced-motion".to_string(),
         "--lang=en-US".to_string(),
-        // Loopback only: no name but localhost resolves (third-party scripts such as hCaptcha's
-        // fail to load instead of leaving the machine).
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1".to_string(),
+        // Loopback only: no name but localhost (and [`INSECURE_HOST`], on loopback too) resolves
+        // (third-party scripts such as hCaptcha's fail to load instead of leaving the machine).
+        format!(
+            "--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"
+        ),
         format!("--user-data-dir={}", profile.display()),
     ];
     if dark {
@@ -464,6 +471,51 @@ impl Browser {
             }
         }
         Ok(bad)
+    }
+}
+
+/// A third party's page framing a URL with the embed code the thanks page hands out, served on
+/// its own loopback port (another origin than the framed one) under the name `host`
+/// (`localhost`, [`INSECURE_HOST`]...); stops when dropped.
+pub struct HostPage {
+    /// `http://<host>:<port>/`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HostPage {
+    pub async fn start(host: &str, framed: &str) -> anyhow::Result<HostPage> {
+        let html = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>A friendly blog</title></head>\
+             <body><main><h1>A friendly blog</h1><p>We support this petition:</p>\
+             <iframe src=\"{framed}\" title=\"Petition\" width=\"100%\" height=\"720\" loading=\"lazy\"></iframe></main></body></html>"
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let app = axum::Router::new().fallback(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(HostPage {
+            url: format!("http://{host}:{port}/"),
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for HostPage {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

@@ -33,21 +33,61 @@
 
   /* Every POST carries x-amz-content-sha256, the lowercase hex SHA-256 of the exact body bytes:
      behind CloudFront with origin access control (deploy/aws, ApiAuth=AWS_IAM) the function URL
-     refuses a POST without it. The bytes hashed are the bytes sent. WebCrypto exists only in
-     secure contexts (https, localhost); elsewhere (a plain-http test server) the header is
-     left out, which only an AWS origin would refuse. */
+     refuses a POST without it. The bytes hashed are the bytes sent. WebCrypto computes it in
+     secure contexts; elsewhere this script does: the embed widget framed by a plain-http page is
+     not a secure context (no crypto.subtle), and its signature must not be refused for that. */
   function hex(buffer) {
     var bytes = new Uint8Array(buffer), out = "";
     for (var i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+    return out;
+  }
+  var K = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
+  ];
+  function ror(x, n) { return (x >>> n) | (x << (32 - n)); }
+  /* FIPS 180-4 SHA-256 of a Uint8Array, as lowercase hex. */
+  function sha256Hex(bytes) {
+    var n = bytes.length, words = new Array(((n + 72) >> 6) << 4), w = new Array(64), i, j;
+    for (i = 0; i < words.length; i++) words[i] = 0;
+    for (i = 0; i < n; i++) words[i >> 2] |= bytes[i] << (24 - (i & 3) * 8);
+    words[n >> 2] |= 0x80 << (24 - (n & 3) * 8);
+    words[words.length - 2] = Math.floor(n / 0x20000000);
+    words[words.length - 1] = (n * 8) | 0;
+    var h = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    for (j = 0; j < words.length; j += 16) {
+      for (i = 0; i < 64; i++) {
+        if (i < 16) { w[i] = words[j + i]; continue; }
+        var x = w[i - 15], y = w[i - 2];
+        w[i] = (w[i - 16] + (ror(x, 7) ^ ror(x, 18) ^ (x >>> 3)) + w[i - 7] + (ror(y, 17) ^ ror(y, 19) ^ (y >>> 10))) | 0;
+      }
+      var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+      for (i = 0; i < 64; i++) {
+        var t1 = (k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i]) | 0;
+        var t2 = ((ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        k = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
+      }
+      h[0] = (h[0] + a) | 0; h[1] = (h[1] + b) | 0; h[2] = (h[2] + c) | 0; h[3] = (h[3] + d) | 0;
+      h[4] = (h[4] + e) | 0; h[5] = (h[5] + f) | 0; h[6] = (h[6] + g) | 0; h[7] = (h[7] + k) | 0;
+    }
+    var out = "";
+    for (i = 0; i < 8; i++) out += ("0000000" + (h[i] >>> 0).toString(16)).slice(-8);
     return out;
   }
   function post(url, contentType, text, timeoutMs) {
     var bytes = new TextEncoder().encode(text);
     var headers = { Accept: "application/json", "Content-Type": contentType };
     var subtle = window.crypto && window.crypto.subtle;
-    var digest = subtle ? subtle.digest("SHA-256", bytes).then(hex) : Promise.resolve(null);
+    var inScript = function () { return sha256Hex(bytes); };
+    var digest = subtle ? subtle.digest("SHA-256", bytes).then(hex, inScript) : Promise.resolve().then(inScript);
     return digest.then(function (sum) {
-      if (sum) headers["x-amz-content-sha256"] = sum;
+      headers["x-amz-content-sha256"] = sum;
       return fetchJson(url, { method: "POST", headers: headers, body: bytes, credentials: "omit" }, timeoutMs);
     });
   }
