@@ -34,7 +34,7 @@ TOKENS=${TOKENS:-40000}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 
 # Always (re)built: a stale release binary would measure old code.
-cargo build --release --quiet -p cahier-function --bin cahier-function --example hello
+cargo build --release --quiet -p cahier-function --features dev --bin cahier-function --example hello
 bin="${BIN:-$root/target/release/cahier-function}"
 hello="$root/target/release/examples/hello"
 

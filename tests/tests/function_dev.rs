@@ -120,3 +120,54 @@ async fn serves_site_and_api_on_one_origin_with_live_reload() {
     assert_eq!(res.status(), 404);
     server.stop();
 }
+
+/// The development captcha is for `cahier serve` and the tests only: a default build of the
+/// standalone server (`cargo build --release -p cahier-function`) and the Lambda package leave
+/// it out, so a deployed function cannot be started with it (it then refuses the manifest).
+#[test]
+fn a_default_build_of_the_function_has_no_development_captcha() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(cahier_tests::repo_root())
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success());
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let package = |name: &str| {
+        meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("package {name}"))
+            .clone()
+    };
+    let function = package("cahier-function");
+    let default: Vec<&str> = function["features"]["default"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        !default.contains(&"dev"),
+        "cahier-function's default features: {default:?}"
+    );
+    // `cahier serve` keeps it.
+    let cahier = package("cahier");
+    let dep = cahier["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "cahier-function")
+        .expect("cahier depends on cahier-function");
+    assert!(
+        dep["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "dev"),
+        "{dep}"
+    );
+}
