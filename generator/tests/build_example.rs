@@ -711,6 +711,22 @@ fn the_privacy_notice_says_which_network_is_kept_and_why() {
     );
 }
 
+/// A mail queued behind its network's budget keeps the address sealed until it is sent: the
+/// notice says so, in both languages.
+#[test]
+fn the_privacy_notice_says_a_queued_mail_keeps_the_address_until_sent() {
+    let fr = String::from_utf8(built().files["privacy/index.html"].clone()).unwrap();
+    assert!(
+        fr.contains("conservée chiffrée") && fr.contains("effacée dès"),
+        "{fr}"
+    );
+    let en = String::from_utf8(built().files["en/privacy/index.html"].clone()).unwrap();
+    assert!(
+        en.contains("kept encrypted") && en.contains("as soon as the e-mail is sent"),
+        "{en}"
+    );
+}
+
 #[test]
 fn dev_overrides_for_serve() {
     let site = common::example_site();
