@@ -9,7 +9,8 @@
 #        package, pinned in tests/requirements.txt), CAHIER_LAMBDA_PROFILE=release|dev (default
 #        release; `dev` is the same link, unoptimised, for a quicker check).
 #
-# The binary is linked with cargo-zigbuild (installed with `cargo install` if missing) against
+# The binary is linked with cargo-zigbuild (from the venv, see tests/requirements.txt; else
+# installed with `cargo install`) against
 # glibc 2.34, the glibc of Amazon Linux 2023, so it runs on Lambda whatever the build machine's
 # glibc (a plain `cargo build` here would link against the build machine's newer glibc symbols).
 # Built with `--no-default-features --features dynamodb,ses,secretsmanager`: no development captcha in the
