@@ -8,19 +8,23 @@ use std::time::{Duration, Instant};
 /// Path of the `cahier-function` binary, built once per test process (same profile).
 pub fn binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| cargo_bin("cahier-function", "cahier-function"))
-        .clone()
+    BIN.get_or_init(|| cargo_bin("cahier-function")).clone()
 }
 
 /// Path of the `cahier` CLI binary, built once per test process (same profile).
 pub fn cahier_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| cargo_bin("cahier", "cahier")).clone()
+    BIN.get_or_init(|| cargo_bin("cahier")).clone()
 }
 
-/// Builds `bin` of `package` with the test's own profile and returns its path: the tests crate
-/// cannot depend on binaries, so it asks cargo (cheap when they are up to date).
-fn cargo_bin(package: &str, bin: &str) -> PathBuf {
+/// Builds the workspace's binaries exactly as `cargo test --workspace` (what scripts/test.sh
+/// runs) builds them, and returns `target/<profile>/<bin>`. The tests crate cannot depend on
+/// binaries, so it asks cargo, with the same command as the test run (a no-op when it is up to
+/// date): `cargo build -p PACKAGE` would unify the dependencies' features differently, rebuild
+/// most of the tree (minutes on 2 cores, on the first test of every run) and leave two builds
+/// of the binary taking turns. The features include `dev` (the development captcha), which
+/// `cahier` and the tests turn on.
+fn cargo_bin(bin: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>
     let profile_dir = exe
@@ -31,12 +35,8 @@ fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let release = profile_dir.ends_with("release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+    cmd.args(["test", "--workspace", "--no-run", "--quiet"])
         .current_dir(crate::repo_root());
-    // The tests play hCaptcha with the development captcha, which release builds leave out.
-    if package == "cahier-function" {
-        cmd.args(["--features", "dev"]);
-    }
     // The variables cargo sets for the running test would change the build's fingerprint.
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().to_string();
@@ -51,7 +51,7 @@ fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     }
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("running cargo build for {bin}: {e}"));
+        .unwrap_or_else(|e| panic!("running cargo test --no-run for {bin}: {e}"));
     assert!(status.success(), "building {bin} failed");
     let path = profile_dir.join(bin);
     assert!(path.exists(), "{} missing after the build", path.display());

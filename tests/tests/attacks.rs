@@ -6,13 +6,13 @@ use cahier_function::crypto::Hasher;
 use cahier_function::token::{TokenClaims, TokenKey, TokenKind};
 use cahier_tests::attack::{client_from, clients_in_prefix, run_paced, spread_address};
 use cahier_tests::fixture::{secrets, secrets_env, SLUG};
-use cahier_tests::server::{FunctionServer, ServerConfig};
+use cahier_tests::server::{cahier_binary, FunctionServer, ServerConfig};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The real binary with the fixture manifest but the function's default budgets.
@@ -102,33 +102,6 @@ impl Site {
         );
         stdout
     }
-}
-
-/// Path of the `cahier` binary, built once per test process (same profile).
-fn cahier_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "cahier", "--bin", "cahier"])
-            .current_dir(cahier_tests::repo_root());
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().to_string();
-            if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
-                || k.starts_with("RUSTC")
-            {
-                cmd.env_remove(k);
-            }
-        }
-        if profile_dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building cahier failed");
-        profile_dir.join("cahier")
-    })
-    .clone()
 }
 
 /// A dev-captcha token solved from `client` (the attacker runs a captcha farm).
