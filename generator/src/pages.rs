@@ -63,6 +63,7 @@ struct SiteCtx<'a> {
     css: &'a Asset,
     js: &'a Asset,
     assets: &'a BTreeMap<String, Asset>,
+    favicon: Option<&'a crate::theme::Favicon>,
 }
 
 impl LangSite {
@@ -113,6 +114,7 @@ impl LangSite {
             css: &theme.assets["style.css"],
             js: &theme.assets["cahier.js"],
             assets: &theme.assets,
+            favicon: theme.favicon.as_ref(),
         };
         let mut context = tera::Context::new();
         context.insert("site", &site);

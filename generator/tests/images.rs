@@ -350,3 +350,75 @@ fn a_broken_image_names_the_file_line_and_image_and_writes_nothing() {
         std::fs::read_dir(&cache).map(|d| d.count())
     );
 }
+
+#[test]
+fn every_page_links_the_theme_favicon_or_the_configured_one() {
+    let site = common::example_site();
+    let root = site.path();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("public");
+    cahier::build(&common::opts(root, &out)).unwrap();
+    let files = common::files(&out);
+    let icon = Selector::parse("link[rel=icon]").unwrap();
+    let mut pages = 0;
+    for (rel, bytes) in &files {
+        if !rel.ends_with(".html") {
+            continue;
+        }
+        pages += 1;
+        let doc = Html::parse_document(std::str::from_utf8(bytes).unwrap());
+        let link = doc
+            .select(&icon)
+            .next()
+            .unwrap_or_else(|| panic!("{rel} has no <link rel=icon>"));
+        assert_eq!(link.attr("href"), Some("/static/favicon.svg"), "{rel}");
+        assert_eq!(link.attr("type"), Some("image/svg+xml"), "{rel}");
+    }
+    assert!(pages > 10);
+    let svg = std::str::from_utf8(&files["static/favicon.svg"]).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+
+    // Overridden in cahier.toml: a file of the site's static/ (served at the root) ...
+    let cfg = root.join("cahier.toml");
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::create_dir_all(root.join("static")).unwrap();
+    std::fs::write(root.join("static/my.png"), png(32, 32)).unwrap();
+    std::fs::write(&cfg, format!("favicon = \"static/my.png\"\n{base}")).unwrap();
+    cahier::build(&common::opts(root, &out)).unwrap();
+    let doc = page(&out, "en/index.html");
+    let link = doc.select(&icon).next().unwrap();
+    assert_eq!(
+        (link.attr("href"), link.attr("type")),
+        (Some("/my.png"), Some("image/png"))
+    );
+    assert!(out.join("my.png").is_file());
+    // ... or anywhere else in the site, copied under a fingerprinted name.
+    common::write(
+        root,
+        "brand/icon.svg",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+    );
+    std::fs::write(&cfg, format!("favicon = \"brand/icon.svg\"\n{base}")).unwrap();
+    cahier::build(&common::opts(root, &out)).unwrap();
+    let doc = page(&out, "index.html");
+    let href = doc
+        .select(&icon)
+        .next()
+        .unwrap()
+        .attr("href")
+        .unwrap()
+        .to_string();
+    assert!(
+        href.starts_with("/static/icon.") && href.ends_with(".svg"),
+        "{href}"
+    );
+    assert!(out.join(href.trim_start_matches('/')).is_file());
+    // A missing one is an error on its line.
+    std::fs::write(&cfg, format!("favicon = \"static/nope.png\"\n{base}")).unwrap();
+    let e = cahier::build(&common::opts(root, &out)).expect_err("missing favicon");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("cahier.toml:1: `favicon` \"static/nope.png\" not found"),
+        "{msg}"
+    );
+}
