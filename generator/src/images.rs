@@ -12,7 +12,9 @@
 //! Derivatives are cached by content hash beside the Open Graph cards, in
 //! `.cahier/image-cache/`: `<key>-<width>.<ext>` for each and `<key>.json`, the index written
 //! last (the widths, sizes and SHA-256 of the derivatives), so a warm build decodes nothing and
-//! links the cached files into the output (see [`crate::og`] for the same scheme).
+//! links the cached files into the output (see [`crate::og`] for the same scheme). Nor does it
+//! hash the sources again: `<stamp>.src` remembers the content key of a file by its path, size
+//! and modification time.
 
 use crate::content::Petition;
 use crate::diag::{self, Diagnostic};
@@ -162,8 +164,47 @@ impl ImageCache {
 
     /// The derivatives of the image `bytes` (named `source` in the petition folder): from the
     /// cache when complete there, else decoded, resized, encoded and cached.
+    /// The derivatives of the image at `file`. A warm build does not even read it: a memo
+    /// keyed by the file's path, size and modification time (`<stamp>.src`) names its content
+    /// key, as make and cargo trust a file's stamp; a changed file is read and hashed again.
+    pub fn derivatives_of_file(&self, source: &str, file: &Path) -> anyhow::Result<ImageSet> {
+        let meta = std::fs::metadata(file).context("cannot read it")?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let mut h = Sha256::new();
+        h.update(CACHE_VERSION.as_bytes());
+        h.update(file.to_string_lossy().as_bytes());
+        h.update(format!("\0{} {mtime}", meta.len()).as_bytes());
+        let memo = self.dir.join(format!("{}.src", hex::encode(h.finalize())));
+        if let Some(key) = std::fs::read_to_string(&memo)
+            .ok()
+            .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            if let Some((ext, derivatives)) = self.cached(&key) {
+                return Ok(ImageSet {
+                    source: source.to_string(),
+                    ext,
+                    derivatives,
+                    rendered: false,
+                });
+            }
+        }
+        let bytes = std::fs::read(file).context("cannot read it")?;
+        let key = Self::key(&bytes);
+        let set = self.derivatives_keyed(source, &bytes, &key)?;
+        crate::og::persist(&self.dir, &memo, key.as_bytes())?;
+        Ok(set)
+    }
+
     pub fn derivatives(&self, source: &str, bytes: &[u8]) -> anyhow::Result<ImageSet> {
-        let key = Self::key(bytes);
+        self.derivatives_keyed(source, bytes, &Self::key(bytes))
+    }
+
+    fn derivatives_keyed(&self, source: &str, bytes: &[u8], key: &str) -> anyhow::Result<ImageSet> {
+        let key = key.to_string();
         if let Some((ext, derivatives)) = self.cached(&key) {
             return Ok(ImageSet {
                 source: source.to_string(),
@@ -372,9 +413,7 @@ pub fn prepare(
         .into_par_iter()
         .map(|(p, u)| {
             let path = p.dir.join(&u.source);
-            let r = std::fs::read(root.join(&path))
-                .with_context(|| "cannot read it".to_string())
-                .and_then(|bytes| cache.derivatives(&u.source, &bytes));
+            let r = cache.derivatives_of_file(&u.source, &root.join(&path));
             match r {
                 Ok(set) => Ok((p.slug.clone(), set)),
                 Err(e) => {

@@ -283,8 +283,9 @@ fn a_phone_photo_becomes_cached_srcset_derivatives() {
     // A second build decodes nothing and leaves the cache untouched; same output, byte for byte.
     let cache = root.join(".cahier/image-cache");
     let before = mtimes(&cache);
-    // index + 3 derivatives for the photo, index + 3 for the cover, index + 1 for the portrait.
-    assert_eq!(before.len(), 4 + 4 + 2, "{before:?}");
+    // index + 3 derivatives for the photo, index + 3 for the cover, index + 1 for the portrait,
+    // and the memo of each source's content key.
+    assert_eq!(before.len(), 4 + 4 + 2 + 3, "{before:?}");
     let b = tempfile::tempdir().unwrap();
     let rb = cahier::build(&common::opts(root, &b.path().join("public"))).unwrap();
     eprintln!("warm build: {:?}", rb.elapsed);
