@@ -57,6 +57,10 @@ pub struct Config {
     /// Where the site runs (`[deploy]`): what the pages must tell visitors about it.
     #[serde(default)]
     pub deploy: Deploy,
+    /// The site's icon, a path from the site root (`favicon = "static/icon.png"`): SVG, PNG or
+    /// ICO. The theme's `static/favicon.svg` when absent.
+    #[serde(default)]
+    pub favicon: Option<String>,
 }
 
 /// `[deploy]`: the hosting the pages are built for. Only what changes the pages lives here.
@@ -325,8 +329,34 @@ impl Config {
                 err("budgets", format!("{e}"));
             }
         }
+        if let Some(f) = &self.favicon {
+            if favicon_mime(f).is_none() {
+                err(
+                    "favicon",
+                    format!("`favicon` must be an .svg, .png or .ico file, got {f:?}"),
+                );
+            } else if f.starts_with('/') || f.split(['/', '\\']).any(|s| s == "..") {
+                err(
+                    "favicon",
+                    format!(
+                        "`favicon` is a path inside the site, like \"static/icon.png\", got {f:?}"
+                    ),
+                );
+            }
+        }
         errs
     }
+}
+
+/// The media type of an icon, by its extension; `None` for a kind browsers do not all show.
+pub fn favicon_mime(path: &str) -> Option<&'static str> {
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        _ => return None,
+    })
 }
 
 pub fn is_lang_code(l: &str) -> bool {
@@ -362,7 +392,20 @@ pub fn load(root: &Path) -> anyhow::Result<Config> {
     let path = root.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("while reading {}", path.display()))?;
-    parse(Path::new(CONFIG_FILE), &text).map_err(|d| anyhow::Error::new(Diagnostics(d)))
+    let cfg =
+        parse(Path::new(CONFIG_FILE), &text).map_err(|d| anyhow::Error::new(Diagnostics(d)))?;
+    if let Some(f) = &cfg.favicon {
+        if !root.join(f).is_file() {
+            let d = Diagnostic::new(
+                CONFIG_FILE,
+                diag::line_of_key(&text, "favicon"),
+                format!("`favicon` {f:?} not found (the path is from the site root)"),
+            )
+            .with_key("favicon");
+            return Err(Diagnostics(vec![d]).into());
+        }
+    }
+    Ok(cfg)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod content;
 pub mod diag;
 pub mod feeds;
 pub mod headers;
+pub mod images;
 pub mod integrity;
 pub mod layout;
 pub mod log_verify;

@@ -26,8 +26,44 @@ fn options() -> Options {
         | Options::ENABLE_HEADING_ATTRIBUTES
 }
 
+/// How an image that the petition ships is shown: what its `<img>` carries beside `alt`.
+#[derive(Debug, Clone)]
+pub struct ImageAttrs {
+    pub src: String,
+    pub srcset: String,
+    pub sizes: String,
+    pub width: u32,
+    pub height: u32,
+}
+
 pub fn render(source: &str) -> Rendered {
+    render_with(source, &|_| None, false)
+}
+
+/// Image destinations of `source` with their byte offsets, without rendering it.
+pub fn image_refs(source: &str) -> Vec<(String, usize)> {
+    Parser::new_ext(source, options())
+        .into_offset_iter()
+        .filter_map(|(e, r)| match e {
+            Event::Start(Tag::Image { dest_url, .. }) => Some((dest_url.to_string(), r.start)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Like [`render`], with the images that `images` knows (by destination) written with their
+/// `srcset`, `sizes`, `width` and `height`, lazily loaded and decoded except the page's first
+/// image when `first_is_eager`. Those `<img>` are put in after the sanitiser, which never sees
+/// (nor has to allow) `srcset`: each stands in its place as a token it keeps as text.
+pub fn render_with(
+    source: &str,
+    images: &dyn Fn(&str) -> Option<ImageAttrs>,
+    first_is_eager: bool,
+) -> Rendered {
     let mut out = Rendered::default();
+    // Unguessable from the text itself (it contains the text's hash), so a writer cannot forge one.
+    let nonce = &crate::integrity::sha256_hex(source.as_bytes())[..16];
+    let mut tags: Vec<String> = Vec::new();
     let mut events: Vec<(Event, std::ops::Range<usize>)> = Parser::new_ext(source, options())
         .into_offset_iter()
         .collect();
@@ -64,8 +100,50 @@ pub fn render(source: &str) -> Rendered {
             Event::Start(Tag::Link { dest_url, .. }) => {
                 out.links.push((dest_url.to_string(), events[i].1.start));
             }
-            Event::Start(Tag::Image { dest_url, .. }) => {
-                out.images.push((dest_url.to_string(), events[i].1.start));
+            Event::Start(Tag::Image {
+                dest_url, title, ..
+            }) => {
+                let (dest, title) = (dest_url.to_string(), title.to_string());
+                out.images.push((dest.clone(), events[i].1.start));
+                if let Some(a) = images(&dest) {
+                    // The alt text is the image's inner text, as pulldown-cmark writes it.
+                    let (mut depth, mut j, mut alt) = (0usize, i + 1, String::new());
+                    while j < events.len() {
+                        match &events[j].0 {
+                            Event::Start(Tag::Image { .. }) => depth += 1,
+                            Event::End(TagEnd::Image) if depth == 0 => break,
+                            Event::End(TagEnd::Image) => depth -= 1,
+                            Event::Text(t) | Event::Code(t) => alt.push_str(t),
+                            Event::SoftBreak | Event::HardBreak => alt.push(' '),
+                            _ => {}
+                        }
+                        j += 1;
+                    }
+                    let esc = crate::templates::escape;
+                    let lazy = if first_is_eager && tags.is_empty() {
+                        ""
+                    } else {
+                        " loading=\"lazy\" decoding=\"async\""
+                    };
+                    let title = if title.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" title=\"{}\"", esc(&title))
+                    };
+                    tags.push(format!(
+                        "<img src=\"{}\" srcset=\"{}\" sizes=\"{}\" width=\"{}\" height=\"{}\" alt=\"{}\"{title}{lazy}>",
+                        esc(&a.src),
+                        esc(&a.srcset),
+                        esc(&a.sizes),
+                        a.width,
+                        a.height,
+                        esc(&alt)
+                    ));
+                    let token = format!("cahier-img-{nonce}-{}-", tags.len() - 1);
+                    let end = j.min(events.len() - 1);
+                    let range = events[i].1.clone();
+                    events.splice(i..=end, [(Event::Text(token.into()), range)]);
+                }
             }
             Event::Html(h) | Event::InlineHtml(h) => {
                 out.raw_html.push((h.to_string(), events[i].1.start));
@@ -96,6 +174,11 @@ pub fn render(source: &str) -> Rendered {
     let mut html = String::with_capacity(source.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
     out.html = crate::sanitize::clean(&html);
+    for (n, tag) in tags.iter().enumerate() {
+        out.html = out
+            .html
+            .replacen(&format!("cahier-img-{nonce}-{n}-"), tag, 1);
+    }
     out
 }
 

@@ -132,21 +132,8 @@ impl OgRenderer {
         })
     }
 
-    /// Writes beside, then renames: a concurrent or interrupted build never sees half a file.
-    /// World-readable, since the build output links to the cached PNGs.
     fn persist(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-        let tmp = tempfile::NamedTempFile::new_in(&self.cache_dir)
-            .with_context(|| format!("while caching in {}", self.cache_dir.display()))?;
-        std::fs::write(tmp.path(), bytes)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
-        }
-        tmp.persist(path)
-            .map_err(|e| e.error)
-            .with_context(|| format!("while caching {}", path.display()))?;
-        Ok(())
+        persist(&self.cache_dir, path, bytes)
     }
 
     pub fn render(&self, svg: &str) -> anyhow::Result<Vec<u8>> {
@@ -169,6 +156,24 @@ impl OgRenderer {
             .encode_png()
             .context("while encoding the Open Graph PNG")
     }
+}
+
+/// Writes beside, then renames: a concurrent or interrupted build never sees half a file.
+/// World-readable, since the build output links to the cached files. Shared with the image
+/// derivatives' cache ([`crate::images`]).
+pub(crate) fn persist(cache_dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = tempfile::NamedTempFile::new_in(cache_dir)
+        .with_context(|| format!("while caching in {}", cache_dir.display()))?;
+    std::fs::write(tmp.path(), bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("while caching {}", path.display()))?;
+    Ok(())
 }
 
 /// Breaks `text` into at most `max_lines` lines of about `width` characters, with an ellipsis

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::content::{Content, Petition};
 use crate::feeds::{self, FeedEntry, SitemapUrl};
 use crate::headers::{csp, PageClass};
+use crate::images::SiteImages;
 use crate::markdown;
 use crate::og;
 use crate::templates::Strings;
@@ -62,6 +63,7 @@ struct SiteCtx<'a> {
     css: &'a Asset,
     js: &'a Asset,
     assets: &'a BTreeMap<String, Asset>,
+    favicon: Option<&'a crate::theme::Favicon>,
 }
 
 impl LangSite {
@@ -112,6 +114,7 @@ impl LangSite {
             css: &theme.assets["style.css"],
             js: &theme.assets["cahier.js"],
             assets: &theme.assets,
+            favicon: theme.favicon.as_ref(),
         };
         let mut context = tera::Context::new();
         context.insert("site", &site);
@@ -229,7 +232,13 @@ pub struct PetitionCtx {
     pub closes_unix: Option<i64>,
     pub opens_text: Option<String>,
     pub closes_text: Option<String>,
+    /// The cover: its path (the largest derivative for a JPEG or PNG), and for those the
+    /// `srcset`, `sizes` and intrinsic size of that derivative.
     pub image_path: Option<String>,
+    pub image_srcset: Option<String>,
+    pub image_sizes: Option<String>,
+    pub image_width: Option<u32>,
+    pub image_height: Option<u32>,
     pub image_alt: String,
     pub og_image_url: String,
     pub fields: Vec<FieldCtx>,
@@ -308,10 +317,63 @@ fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
 }
 
-pub fn petition_context(cfg: &Config, site: &LangSite, p: &Petition) -> PetitionCtx {
+/// A petition's cover image: (path, srcset, sizes, width, height); derivatives for a JPEG or
+/// PNG, the file as it is otherwise (SVG).
+type Cover = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+    Option<u32>,
+);
+
+fn cover(p: &Petition, images: &SiteImages, path: &str, sizes: &str) -> Cover {
+    let Some(img) = p.meta.image.as_ref() else {
+        return (None, None, None, None, None);
+    };
+    match images.get(&p.slug, img) {
+        Some(set) => {
+            let a = set.attrs(path);
+            (
+                Some(a.src),
+                Some(a.srcset),
+                Some(sizes.to_string()),
+                Some(a.width),
+                Some(a.height),
+            )
+        }
+        None => (Some(format!("{path}{img}")), None, None, None, None),
+    }
+}
+
+pub fn petition_context(
+    cfg: &Config,
+    site: &LangSite,
+    p: &Petition,
+    images: &SiteImages,
+) -> PetitionCtx {
     let text = &p.texts[&site.lang];
     let api = cfg.api_url();
     let path = site.path(&format!("/{}/", p.slug));
+    let (image_path, image_srcset, image_sizes, image_width, image_height) =
+        cover(p, images, &path, crate::images::SIZES_PROSE);
+    // The cover comes first on the page: it loads at once, the text's images lazily.
+    let body = markdown::render_with(
+        &text.body,
+        &|dest| {
+            let name = crate::images::local_asset(p, dest)?;
+            let a = images.get(&p.slug, name)?.attrs(&path);
+            Some(markdown::ImageAttrs {
+                src: a.src,
+                srcset: a.srcset,
+                sizes: crate::images::SIZES_PROSE.to_string(),
+                width: a.width,
+                height: a.height,
+            })
+        },
+        image_path.is_none(),
+    )
+    .html;
     let url = site.url(&path);
     let fields = p
         .meta
@@ -405,14 +467,18 @@ pub fn petition_context(cfg: &Config, site: &LangSite, p: &Petition) -> Petition
         addressee: text.addressee.clone(),
         organizers: p.meta.organizers.clone(),
         tags: text.tags.clone(),
-        body: markdown::render(&text.body).html,
+        body,
         goal: p.meta.goal,
         goal_text: site.goal_text(p.meta.goal),
         opens_unix: p.opens_at(),
         closes_unix: p.closes_at(),
         opens_text: p.meta.opens.map(|i| site.date_text(i.unix)),
         closes_text: p.meta.closes.map(|i| site.date_text(i.unix)),
-        image_path: p.meta.image.as_ref().map(|i| format!("{path}{i}")),
+        image_path,
+        image_srcset,
+        image_sizes,
+        image_width,
+        image_height,
         image_alt: text.image_alt.clone(),
         og_image_url: format!("{url}og.png"),
         fields,
@@ -569,6 +635,10 @@ pub struct Card {
     pub closes_text: Option<String>,
     pub closes_unix: Option<i64>,
     pub image_path: Option<String>,
+    pub image_srcset: Option<String>,
+    pub image_sizes: Option<String>,
+    pub image_width: Option<u32>,
+    pub image_height: Option<u32>,
     pub image_alt: String,
 }
 
@@ -588,13 +658,20 @@ fn listed<'a>(site: &LangSite, content: &'a Content) -> Vec<&'a Petition> {
     v
 }
 
-pub fn index_cards(cfg: &Config, site: &LangSite, content: &Content) -> Vec<Card> {
+pub fn index_cards(
+    cfg: &Config,
+    site: &LangSite,
+    content: &Content,
+    images: &SiteImages,
+) -> Vec<Card> {
     let api = cfg.api_url();
     listed(site, content)
         .into_iter()
         .map(|p| {
             let t = &p.texts[&site.lang];
             let path = site.path(&format!("/{}/", p.slug));
+            let (image_path, image_srcset, image_sizes, image_width, image_height) =
+                cover(p, images, &path, crate::images::SIZES_CARD);
             Card {
                 slug: p.slug.clone(),
                 title: t.title.clone(),
@@ -604,7 +681,11 @@ pub fn index_cards(cfg: &Config, site: &LangSite, content: &Content) -> Vec<Card
                 count_url: format!("{api}/petitions/{}/count", p.slug),
                 closes_text: p.meta.closes.map(|i| site.date_text(i.unix)),
                 closes_unix: p.closes_at(),
-                image_path: p.meta.image.as_ref().map(|i| format!("{path}{i}")),
+                image_path,
+                image_srcset,
+                image_sizes,
+                image_width,
+                image_height,
                 image_alt: t.image_alt.clone(),
                 path,
             }

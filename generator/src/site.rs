@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::content::{self, Content, Petition};
 use crate::diag::Diagnostics;
 use crate::headers::{HeadersFile, PageClass};
+use crate::images::{self, ImageCache, SiteImages};
 use crate::integrity::{self, OutFile, Output};
 use crate::layout::{self, SITE_PAGES};
 use crate::pages::{self, LangSite};
@@ -45,6 +46,9 @@ pub struct BuildReport {
     /// Open Graph cards rendered now / taken from the cache.
     pub og_rendered: usize,
     pub og_cached: usize,
+    /// Source images (JPEG, PNG) whose derivatives were made now / taken from the cache.
+    pub images_rendered: usize,
+    pub images_cached: usize,
     /// Problems that did not stop the build (e.g. a missing translation).
     pub warnings: Vec<String>,
 }
@@ -115,6 +119,17 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
         }
     }
 
+    // Responsive derivatives of the petitions' images, before anything is written: a broken
+    // image stops the build with the file and line that show it.
+    let image_cache = ImageCache::new(root.join(".cahier").join("image-cache"));
+    let images = images::prepare(
+        root,
+        &content.petitions,
+        cfg.default_language(),
+        &image_cache,
+    )
+    .map_err(Diagnostics)?;
+
     let out = &opts.out;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -127,7 +142,7 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
         .tempdir_in(&parent)
         .with_context(|| format!("while creating a build folder in {}", parent.display()))?;
     let output = Output::new(tmp.path());
-    let stats = render_all(root, &cfg, &content, &theme, &output)?;
+    let stats = render_all(root, &cfg, &content, &theme, &images, &output)?;
     let mut files = stats.files;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     if let Some(w) = files.windows(2).find(|w| w[0].path == w[1].path) {
@@ -146,6 +161,8 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
         petitions: content.petitions.len(),
         og_rendered: stats.og_rendered,
         og_cached: stats.og_cached,
+        images_rendered: images.rendered,
+        images_cached: images.cached,
         warnings,
     })
 }
@@ -198,6 +215,7 @@ fn render_all(
     cfg: &Config,
     content: &Content,
     theme: &Theme,
+    images: &SiteImages,
     output: &Output,
 ) -> anyhow::Result<Stats> {
     let sites: Vec<LangSite> = cfg
@@ -222,7 +240,8 @@ fn render_all(
     let per_petition: Vec<(Vec<OutFile>, usize)> = jobs
         .par_iter()
         .map(|(p, site)| {
-            let r = render_petition(root, cfg, theme, site, p, output, &og_rendered, &og_cached);
+            let og = (&og_rendered, &og_cached);
+            let r = render_petition(root, cfg, theme, site, p, images, output, og);
             r.with_context(|| format!("while building {} ({})", p.dir.display(), site.lang))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -234,7 +253,7 @@ fn render_all(
         pages += n;
     }
     for site in &sites {
-        let (f, n) = render_site_pages(root, cfg, theme, content, site, output)
+        let (f, n) = render_site_pages(root, cfg, theme, content, images, site, output)
             .with_context(|| format!("while building the site pages ({})", site.lang))?;
         files.extend(f);
         pages += n;
@@ -287,14 +306,14 @@ fn render_petition(
     theme: &Theme,
     site: &LangSite,
     p: &Petition,
+    images: &SiteImages,
     output: &Output,
-    og_rendered: &AtomicUsize,
-    og_cached: &AtomicUsize,
+    (og_rendered, og_cached): (&AtomicUsize, &AtomicUsize),
 ) -> anyhow::Result<(Vec<OutFile>, usize)> {
     let mut files = Vec::with_capacity(8 + p.assets.len());
     let dir = format!("{}{}/", site.dir, p.slug);
     let mut ctx = site.context.clone();
-    let pctx = pages::petition_context(cfg, site, p);
+    let pctx = pages::petition_context(cfg, site, p, images);
     ctx.insert("petition", &pctx);
 
     let main_page = pages::page_context(cfg, site, p, "petition", "");
@@ -336,6 +355,17 @@ fn render_petition(
             std::fs::read(&src).with_context(|| format!("while reading {}", src.display()))?;
         files.push(output.write(&format!("{dir}{a}"), &bytes)?);
     }
+    // Their responsive derivatives, linked from the cache.
+    for set in images.of(&p.slug) {
+        for d in &set.derivatives {
+            files.push(output.link(
+                &format!("{dir}{}", set.name(d)),
+                &d.path,
+                &d.sha256,
+                d.bytes,
+            )?);
+        }
+    }
     Ok((files, 1 + SUBPAGES.len()))
 }
 
@@ -344,12 +374,13 @@ fn render_site_pages(
     cfg: &Config,
     theme: &Theme,
     content: &Content,
+    images: &SiteImages,
     site: &LangSite,
     output: &Output,
 ) -> anyhow::Result<(Vec<OutFile>, usize)> {
     let mut files = Vec::new();
     let mut ctx = site.context.clone();
-    ctx.insert("petitions", &pages::index_cards(cfg, site, content));
+    ctx.insert("petitions", &pages::index_cards(cfg, site, content, images));
     for page in SITE_PAGES {
         let rel = page.rel;
         ctx.insert("page", &pages::site_page_context(cfg, site, page.kind, rel));

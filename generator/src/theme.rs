@@ -20,6 +20,14 @@ pub struct Asset {
     pub integrity: String,
 }
 
+/// The site's icon, for `<link rel="icon">`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Favicon {
+    pub url: String,
+    /// `type=`: `image/svg+xml`, `image/png` or `image/x-icon`.
+    pub mime: &'static str,
+}
+
 pub struct Theme {
     pub templates: Templates,
     pub strings: BTreeMap<String, Strings>,
@@ -28,6 +36,8 @@ pub struct Theme {
     /// Files to write: (path relative to the output, bytes).
     pub files: Vec<(String, Vec<u8>)>,
     pub og: OgRenderer,
+    /// `favicon` of cahier.toml, else the theme's `static/favicon.svg`, if any.
+    pub favicon: Option<Favicon>,
 }
 
 fn read_tree(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
@@ -107,6 +117,31 @@ impl Theme {
                 cfg.theme
             );
         }
+        let favicon = match &cfg.favicon {
+            // Under the site's static/: already copied (at the root, as it is).
+            Some(f) if f.starts_with("static/") && assets.contains_key(&f["static/".len()..]) => {
+                Some(Favicon {
+                    url: assets[&f["static/".len()..]].url.clone(),
+                    mime: crate::config::favicon_mime(f).unwrap_or("image/png"),
+                })
+            }
+            // Anywhere else in the site: copied under a fingerprinted name.
+            Some(f) => {
+                let bytes = std::fs::read(root.join(f))
+                    .with_context(|| format!("while reading the favicon {f}"))?;
+                let name = f.rsplit('/').next().unwrap_or(f);
+                let out = format!("{STATIC_DIR}/{}", fingerprinted(name, &bytes));
+                files.push((out.clone(), bytes));
+                Some(Favicon {
+                    url: format!("{bp}/{out}"),
+                    mime: crate::config::favicon_mime(f).unwrap_or("image/png"),
+                })
+            }
+            None => assets.get("favicon.svg").map(|a| Favicon {
+                url: a.url.clone(),
+                mime: "image/svg+xml",
+            }),
+        };
         let og = OgRenderer::new(&dir, root.join(".cahier").join("og-cache"))?;
         Ok(Theme {
             templates,
@@ -114,6 +149,7 @@ impl Theme {
             assets,
             files,
             og,
+            favicon,
         })
     }
 }

@@ -113,6 +113,25 @@ async fn site_and_api_on_one_origin_sign_by_the_form_and_confirm() {
     }
 }
 
+#[tokio::test]
+async fn the_favicon_every_page_links_is_served() {
+    let (_dir, s) = start_example();
+    let http = client();
+    for path in ["/", &format!("/en/{SLUG}/")] {
+        let html = page(&http, &s, path).await;
+        let link = html
+            .split("<link rel=\"icon\" href=\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{path} links no icon"));
+        let href = &link[..link.find('"').unwrap()];
+        let res = http.get(s.url(href)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "GET {href} (linked from {path})");
+        let mime = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(mime.starts_with("image/svg+xml"), "{href}: {mime}");
+        assert!(res.text().await.unwrap().starts_with("<svg"));
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -30,8 +30,16 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
     for w in &report.warnings {
         println!("warning: {w}");
     }
+    let images = if report.images_rendered + report.images_cached > 0 {
+        format!(
+            "; images: {} resized, {} cached",
+            report.images_rendered, report.images_cached
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "Built {} petitions: {} pages, {} files (Open Graph cards: {} rendered, {} cached) in {:.2?}",
+        "Built {} petitions: {} pages, {} files (Open Graph cards: {} rendered, {} cached{images}) in {:.2?}",
         report.petitions, report.pages, report.files, report.og_rendered, report.og_cached, report.elapsed
     );
     Ok(ExitCode::SUCCESS)
