@@ -81,7 +81,12 @@ pub struct Config {
     #[arg(long, env = "CAHIER_LOG_DIR", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
     /// Seconds between two integrations of the transparency log.
-    #[arg(long, env = "CAHIER_LOG_INTERVAL", default_value_t = 5.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "CAHIER_LOG_INTERVAL",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
     pub log_interval: f64,
 }
 

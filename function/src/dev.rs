@@ -142,8 +142,13 @@ impl DevServer {
         let store: Arc<dyn crate::store::Store> =
             Arc::new(crate::store::sqlite::SqliteStore::open(&db)?);
         let log_task = opts.log.as_ref().map(|log| {
-            crate::log_task::LogTask::new(store.clone(), log.dir.clone(), log.key.clone(), &self_url)
-                .spawn(log.interval, true)
+            crate::log_task::LogTask::new(
+                store.clone(),
+                log.dir.clone(),
+                log.key.clone(),
+                &self_url,
+            )
+            .spawn(log.interval, true)
         });
         let outbox = crate::mailer::outbox::OutboxMailer::new(
             &opts.state_dir.join("outbox"),

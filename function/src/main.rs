@@ -80,11 +80,11 @@ async fn run() -> anyhow::Result<()> {
                 "--log-dir: the store {} records no transparency log (only SQLite does, so far)",
                 config.store
             );
-            let seed = secrets
-                .log_key
-                .as_deref()
-                .context("--log-dir needs the log signing key CAHIER_LOG_KEY (cahier log keygen)")?;
-            let key = cahier_tlog::LogKey::from_base64(seed).context("while reading CAHIER_LOG_KEY")?;
+            let seed = secrets.log_key.as_deref().context(
+                "--log-dir needs the log signing key CAHIER_LOG_KEY (cahier log keygen)",
+            )?;
+            let key =
+                cahier_tlog::LogKey::from_base64(seed).context("while reading CAHIER_LOG_KEY")?;
             if let Some(published) = &manifest.site.log_public_key {
                 anyhow::ensure!(
                     *published == key.public_base64(),

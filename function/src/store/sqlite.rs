@@ -230,7 +230,9 @@ pub(super) fn log_uncounted(
     now: i64,
 ) -> anyhow::Result<()> {
     let stored: Option<Option<Vec<u8>>> = tx
-        .prepare_cached("SELECT commitment FROM signatures WHERE petition = ?1 AND email_hash = ?2")?
+        .prepare_cached(
+            "SELECT commitment FROM signatures WHERE petition = ?1 AND email_hash = ?2",
+        )?
         .query_row(params![petition, email_hash], |r| r.get(0))
         .optional()?;
     let Some(bytes) = stored.flatten() else {
@@ -601,7 +603,10 @@ impl Store for SqliteStore {
         email_hash: &str,
         now: i64,
     ) -> anyhow::Result<ConfirmOutcome> {
-        Ok(self.confirm_with_receipt(petition, email_hash, now).await?.0)
+        Ok(self
+            .confirm_with_receipt(petition, email_hash, now)
+            .await?
+            .0)
     }
 
     fn records_log(&self) -> bool {
@@ -610,7 +615,8 @@ impl Store for SqliteStore {
 
     async fn log_petitions(&self) -> anyhow::Result<Vec<String>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT DISTINCT petition FROM log_events ORDER BY petition")?;
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT petition FROM log_events ORDER BY petition")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -635,7 +641,11 @@ impl Store for SqliteStore {
                  ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(
-                params![petition, i64::try_from(from).unwrap_or(i64::MAX), limit as i64],
+                params![
+                    petition,
+                    i64::try_from(from).unwrap_or(i64::MAX),
+                    limit as i64
+                ],
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )?;
             let mut out = Vec::new();

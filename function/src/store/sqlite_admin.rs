@@ -10,10 +10,10 @@ use super::{
     audit, bump_counter, is_expired, log_counted, log_uncounted, status_from, Durability,
     SqliteStore,
 };
-use cahier_tlog::Reason;
 use crate::store::admin::{AdminStore, Criteria};
 use crate::store::{AuditEvent, Count, SignatureRecord, Status};
 use async_trait::async_trait;
+use cahier_tlog::Reason;
 use rusqlite::{params, params_from_iter, types::Value, Connection};
 
 const COLUMNS: &str = "petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed,

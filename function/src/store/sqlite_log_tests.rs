@@ -72,7 +72,10 @@ async fn confirm_erase_invalidate_and_release_record_their_events() {
     for h in ["a", "b", "c", "d"] {
         store.sign(&sig(h, None)).await.unwrap();
     }
-    store.sign(&sig("held", Some("protected domain"))).await.unwrap();
+    store
+        .sign(&sig("held", Some("protected domain")))
+        .await
+        .unwrap();
     store.sign(&sig("pending", None)).await.unwrap();
 
     // Confirm: counted, with the commitment of the secret handed back, kept on the row.
@@ -101,7 +104,10 @@ async fn confirm_erase_invalidate_and_release_record_their_events() {
     let (again, none) = store.confirm_with_receipt(P, "a", NOW + 20).await.unwrap();
     assert!(matches!(again, ConfirmOutcome::AlreadyConfirmed { .. }));
     assert!(none.is_none());
-    let (held, none) = store.confirm_with_receipt(P, "held", NOW + 20).await.unwrap();
+    let (held, none) = store
+        .confirm_with_receipt(P, "held", NOW + 20)
+        .await
+        .unwrap();
     assert_eq!(
         held,
         ConfirmOutcome::Confirmed {
@@ -134,7 +140,10 @@ async fn confirm_erase_invalidate_and_release_record_their_events() {
     assert_eq!(changed, 2);
     // Release of the confirmed-held one: counted.
     assert_eq!(
-        store.release(P, &["held".into()], "test", NOW + 50).await.unwrap(),
+        store
+            .release(P, &["held".into()], "test", NOW + 50)
+            .await
+            .unwrap(),
         1
     );
     assert!(commitment_of(&store, "held").is_some());
@@ -202,7 +211,14 @@ async fn a_failed_transaction_leaves_no_event() {
     assert!(store.confirm(P, "a", NOW).await.is_err());
     assert!(store.erase(P, "b", NOW).await.is_err());
     assert!(store
-        .set_status(P, &["b".into()], &[Status::Confirmed], Status::Invalidated, "", NOW)
+        .set_status(
+            P,
+            &["b".into()],
+            &[Status::Confirmed],
+            Status::Invalidated,
+            "",
+            NOW
+        )
         .await
         .is_err());
     assert_eq!(events(&store).await.len(), 1);
@@ -231,10 +247,8 @@ async fn an_older_database_gets_the_column_and_its_counted_signatures_in_the_log
     // Back to the schema of before the log: no column, no table.
     {
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "DROP TABLE log_events; ALTER TABLE signatures DROP COLUMN commitment;",
-        )
-        .unwrap();
+        conn.execute_batch("DROP TABLE log_events; ALTER TABLE signatures DROP COLUMN commitment;")
+            .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     store.init().await.unwrap();
