@@ -73,6 +73,21 @@ pub struct Config {
     /// The organizer's disposable-domain list (one domain a line); default: the bundled one.
     #[arg(long, env = "CAHIER_DISPOSABLE_DOMAINS")]
     pub disposable_domains: Option<PathBuf>,
+    /// Publish the transparency log (standalone server, SQLite store only for now): a
+    /// background task integrates each petition's pending events into `<DIR>/<slug>/log/`
+    /// (checkpoint and tiles), signed with the secret `CAHIER_LOG_KEY` (the seed `cahier log
+    /// keygen` prints; environment or secrets file). Serve `<DIR>` at the site's root so that
+    /// the log is at `/<slug>/log/`, and keep it out of a folder `cahier build` replaces.
+    #[arg(long, env = "CAHIER_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Seconds between two integrations of the transparency log.
+    #[arg(
+        long,
+        env = "CAHIER_LOG_INTERVAL",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub log_interval: f64,
 }
 
 impl Config {

@@ -51,6 +51,29 @@ pub struct DevServerOptions {
     pub manifest: Manifest,
     /// Print each mail's links to stdout.
     pub print_mails: bool,
+    /// The transparency log: integrated by a background task into `dir/<slug>/log/` and
+    /// served at `/<slug>/log/`. `None`: no log.
+    pub log: Option<DevLog>,
+}
+
+/// Where and how `cahier serve` keeps the transparency log (outside the built site, so that a
+/// rebuild's swap of the site's folder leaves it alone).
+#[derive(Clone)]
+pub struct DevLog {
+    /// `.cahier/log/`: each petition's log in `<dir>/<slug>/log/`.
+    pub dir: PathBuf,
+    pub key: cahier_tlog::LogKey,
+    /// Between two integrations.
+    pub interval: std::time::Duration,
+}
+
+impl std::fmt::Debug for DevLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevLog")
+            .field("dir", &self.dir)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DevServerOptions {
@@ -61,6 +84,7 @@ impl DevServerOptions {
             state_dir,
             manifest,
             print_mails: true,
+            log: None,
         }
     }
 }
@@ -71,6 +95,8 @@ pub struct DevServer {
     state: AppState,
     reload_tx: broadcast::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The transparency log's sequencer task, if any.
+    log_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The outbox mailer, plus the links printed to the terminal.
@@ -113,7 +139,17 @@ impl DevServer {
         let (captcha, tokens) = build_captcha(&manifest, &secrets, None, &self_url)?;
         let tokens: Arc<DevTokens> = tokens.context("the dev captcha was not set up")?;
         let db = opts.state_dir.join("signatures.sqlite3");
-        let store = Arc::new(crate::store::sqlite::SqliteStore::open(&db)?);
+        let store: Arc<dyn crate::store::Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&db)?);
+        let log_task = opts.log.as_ref().map(|log| {
+            crate::log_task::LogTask::new(
+                store.clone(),
+                log.dir.clone(),
+                log.key.clone(),
+                &self_url,
+            )
+            .spawn(log.interval, true)
+        });
         let outbox = crate::mailer::outbox::OutboxMailer::new(
             &opts.state_dir.join("outbox"),
             crate::mailer::parse_from(None)?,
@@ -138,7 +174,13 @@ impl DevServer {
         })?
         .with_dev_tokens(tokens);
         let (reload_tx, _) = broadcast::channel(16);
-        let router = router(state.clone(), opts.public_dir.clone(), reload_tx.clone());
+        let log_dir = opts.log.as_ref().map(|l| l.dir.clone());
+        let router = router(
+            state.clone(),
+            opts.public_dir.clone(),
+            log_dir,
+            reload_tx.clone(),
+        );
         let task = tokio::spawn(async move {
             crate::http_server::serve(listener, router, std::future::pending()).await
         });
@@ -147,6 +189,7 @@ impl DevServer {
             state,
             reload_tx,
             task,
+            log_task,
         })
     }
 
@@ -184,12 +227,18 @@ impl DevServer {
             r = &mut task => { r.context("dev server task failed")??; }
             _ = tokio::signal::ctrl_c() => { task.abort(); }
         }
+        if let Some(t) = self.log_task {
+            t.abort();
+        }
         Ok(())
     }
 
     /// Stops serving.
     pub fn stop(self) {
         self.task.abort();
+        if let Some(t) = self.log_task {
+            t.abort();
+        }
     }
 }
 
@@ -200,8 +249,52 @@ pub async fn serve(opts: DevServerOptions) -> anyhow::Result<()> {
     server.wait().await
 }
 
-/// Static site + API + live reload on one origin.
-pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()>) -> Router {
+/// Whether `path` is a file of a petition's transparency log: `/<slug>/log/<file>…`, no
+/// segment hidden or empty (the sequencer's `.tmp/` is not served).
+fn is_log_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    parts.len() >= 3
+        && parts[1] == "log"
+        && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.'))
+}
+
+/// A log file from the log folder: the checkpoint as text, the tiles as bytes, never cached
+/// (a development log may start afresh at the same paths).
+async fn log_file(log_dir: &std::path::Path, path: &str) -> Response {
+    let rel = path.trim_start_matches('/');
+    match tokio::fs::read(log_dir.join(rel)).await {
+        Ok(bytes) => {
+            let kind = if rel.ends_with("/checkpoint") {
+                "text/plain; charset=utf-8"
+            } else {
+                "application/octet-stream"
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, kind),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            [(header::CACHE_CONTROL, "no-cache")],
+            "not in the log",
+        )
+            .into_response(),
+    }
+}
+
+/// Static site + API + live reload on one origin; with `log_dir`, each petition's
+/// transparency log at `/<slug>/log/` from `log_dir/<slug>/log/`.
+pub fn router(
+    state: AppState,
+    public_dir: PathBuf,
+    log_dir: Option<PathBuf>,
+    reload: broadcast::Sender<()>,
+) -> Router {
     let api = crate::app(state);
     let files = ServeDir::new(&public_dir).append_index_html_on_directories(true);
     Router::new()
@@ -212,12 +305,21 @@ pub fn router(state: AppState, public_dir: PathBuf, reload: broadcast::Sender<()
             let files = files.clone();
             let api = api.clone();
             let public_dir = public_dir.clone();
+            let log_dir = log_dir.clone();
             async move {
-                if req.uri().path().starts_with("/api/") {
+                // The manifest is a static file of the site (monitors such as `cahier log
+                // verify` read it there), not an API route.
+                let manifest = req.uri().path() == "/api/manifest.json";
+                if req.uri().path().starts_with("/api/") && !manifest {
                     return match api.oneshot(req).await {
                         Ok(res) => res,
                         Err(e) => match e {},
                     };
+                }
+                if let Some(dir) = log_dir.as_deref() {
+                    if is_log_path(req.uri().path()) {
+                        return log_file(dir, req.uri().path()).await;
+                    }
                 }
                 let path = req.uri().path().to_string();
                 match files.oneshot(req).await {

@@ -22,6 +22,7 @@ pub mod edge;
 pub mod email;
 pub mod heuristics;
 pub mod http_server;
+pub mod log_task;
 pub mod mail_text;
 pub mod mailer;
 pub mod manifest;

@@ -71,6 +71,39 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let store = store::open(&config.store).await?;
+    let log_task = match &config.log_dir {
+        None => None,
+        Some(_) if lambda => anyhow::bail!("--log-dir is for the standalone server, not Lambda"),
+        Some(dir) => {
+            anyhow::ensure!(
+                store.records_log(),
+                "--log-dir: the store {} records no transparency log (only SQLite does, so far)",
+                config.store
+            );
+            let seed = secrets.log_key.as_deref().context(
+                "--log-dir needs the log signing key CAHIER_LOG_KEY (cahier log keygen)",
+            )?;
+            let key =
+                cahier_tlog::LogKey::from_base64(seed).context("while reading CAHIER_LOG_KEY")?;
+            if let Some(published) = &manifest.site.log_public_key {
+                anyhow::ensure!(
+                    *published == key.public_base64(),
+                    "CAHIER_LOG_KEY is not the key of the manifest's site.log_public_key"
+                );
+            }
+            let interval = std::time::Duration::try_from_secs_f64(config.log_interval.max(0.05))
+                .map_err(|e| anyhow::anyhow!("--log-interval {}: {e}", config.log_interval))?;
+            Some((
+                cahier_function::log_task::LogTask::new(
+                    store.clone(),
+                    dir.clone(),
+                    key,
+                    &manifest.site.base_url,
+                ),
+                interval,
+            ))
+        }
+    };
     let mailer = mailer::open(&config.mailer).await?;
     let state = AppState::new(AppParts {
         manifest,
@@ -92,6 +125,10 @@ async fn run() -> anyhow::Result<()> {
         return lambda_http::run(router)
             .await
             .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"));
+    }
+    if let Some((task, interval)) = log_task {
+        tracing::info!(dir = %task.dir().display(), "transparency log: integrating every {interval:?}");
+        task.spawn(interval, false);
     }
     // Hourly purge of expired unconfirmed signatures (DynamoDB's TTL does it by itself).
     tokio::spawn(async move {

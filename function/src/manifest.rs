@@ -49,6 +49,10 @@ pub struct SiteInfo {
     /// The site's `[budgets]`; absent: the function's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budgets: Option<crate::budgets::BudgetPolicy>,
+    /// The transparency log's Ed25519 public key (32 bytes, base64) that signs every
+    /// petition's checkpoint (`docs/transparency-log.md`); absent: the site publishes no log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_public_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -17,10 +17,15 @@ pub struct Secrets {
     pub age_recipient: Option<String>,
     /// The origin secret CloudFront adds as a header (`CAHIER_EDGE_AUTH=origin-header`).
     pub origin_secret: Option<String>,
+    /// The transparency log's Ed25519 signing seed (base64, `CAHIER_LOG_KEY`; `cahier log
+    /// keygen` prints one). Only the sequencer task needs it.
+    pub log_key: Option<String>,
 }
 
 /// The secrets a deployment may keep in AWS Secrets Manager: each variable `NAME` may instead
 /// be given as `NAME_ARN`, resolved at cold start ([`crate::secrets_manager`]).
+/// (`CAHIER_LOG_KEY` is not among them yet: the log runs only standalone and under
+/// `cahier serve` so far.)
 pub const SECRET_VARIABLES: [&str; 4] = [
     "CAHIER_TOKEN_KEY",
     "CAHIER_PEPPER",
@@ -43,6 +48,7 @@ struct SecretsFile {
     hcaptcha_secret: Option<String>,
     cahier_age_recipient: Option<String>,
     cahier_origin_secret: Option<String>,
+    cahier_log_key: Option<String>,
 }
 
 /// Hex or base64 (standard or URL-safe) to bytes.
@@ -90,6 +96,7 @@ impl Secrets {
             hcaptcha_secret: pick("HCAPTCHA_SECRET", f.hcaptcha_secret),
             age_recipient: pick("CAHIER_AGE_RECIPIENT", f.cahier_age_recipient),
             origin_secret: pick("CAHIER_ORIGIN_SECRET", f.cahier_origin_secret),
+            log_key: pick("CAHIER_LOG_KEY", f.cahier_log_key),
         };
         anyhow::ensure!(
             secrets.token_key.len() >= 32,
@@ -120,6 +127,7 @@ impl Secrets {
             hcaptcha_secret: Some(format!("0x{}", hex::encode(captcha))),
             age_recipient: Some(identity.to_public().to_string()),
             origin_secret: None,
+            log_key: Some(cahier_tlog::LogKey::generate().seed_base64()),
         };
         (secrets, identity.to_string().expose_secret().to_string())
     }
@@ -149,6 +157,7 @@ pub fn ensure_dev_secrets(dir: &Path) -> anyhow::Result<DevSecretsPaths> {
         age_identity: dir.join("age-identity.txt"),
     };
     if paths.secrets_file.exists() {
+        add_dev_log_key(&paths.secrets_file)?;
         return Ok(paths);
     }
     let (secrets, identity) = Secrets::generate();
@@ -158,6 +167,7 @@ pub fn ensure_dev_secrets(dir: &Path) -> anyhow::Result<DevSecretsPaths> {
         hcaptcha_secret: secrets.hcaptcha_secret.clone(),
         cahier_age_recipient: secrets.age_recipient.clone(),
         cahier_origin_secret: None,
+        cahier_log_key: secrets.log_key.clone(),
     };
     let text = format!(
         "# Development secrets created by `cahier serve`. Never commit, never publish.\n{}",
@@ -166,6 +176,26 @@ pub fn ensure_dev_secrets(dir: &Path) -> anyhow::Result<DevSecretsPaths> {
     write_private(&paths.age_identity, &format!("{identity}\n"))?;
     write_private(&paths.secrets_file, &text)?;
     Ok(paths)
+}
+
+/// A development secrets file from before the transparency log gets a log key, once.
+fn add_dev_log_key(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("while reading the secrets file {}", path.display()))?;
+    let f: SecretsFile = toml::from_str(&text)
+        .with_context(|| format!("while parsing the secrets file {}", path.display()))?;
+    if f.cahier_log_key.is_some() {
+        return Ok(());
+    }
+    let mut text = text;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "cahier_log_key = \"{}\"\n",
+        cahier_tlog::LogKey::generate().seed_base64()
+    ));
+    write_private(path, &text)
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {

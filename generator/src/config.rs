@@ -44,6 +44,10 @@ pub struct Config {
     /// The collective's age public key (`age1...`); personal data is encrypted to it.
     #[serde(default)]
     pub age_recipient: Option<String>,
+    /// The transparency log's public key (base64, from `cahier log keygen`), published as
+    /// `site.log_public_key` in the manifest. `cahier serve` sets its development key.
+    #[serde(default)]
+    pub log_public_key: Option<String>,
     /// Other origins allowed to post signatures (sites that embed the form).
     #[serde(default)]
     pub extra_origins: Vec<String>,
@@ -310,6 +314,15 @@ impl Config {
                 err(
                     "age_recipient",
                     "`age_recipient` must be an age public key (age1...)".into(),
+                );
+            }
+        }
+        if let Some(k) = &self.log_public_key {
+            if cahier_tlog::checkpoint::parse_public_key(k).is_err() {
+                err(
+                    "log_public_key",
+                    "`log_public_key` must be an Ed25519 public key in base64 (cahier log keygen)"
+                        .into(),
                 );
             }
         }

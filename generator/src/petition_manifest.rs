@@ -24,6 +24,7 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
         age_recipient: cfg.age_recipient.clone(),
         signing: (cfg.signing == Signing::Paused).then(|| "paused".to_string()),
         budgets: cfg.budgets.clone(),
+        log_public_key: cfg.log_public_key.clone(),
     };
     let petitions = content
         .petitions

@@ -4,7 +4,14 @@
 //!
 //! Everything it writes stays under `<root>/.cahier/`: the site is built into
 //! `.cahier/public`, so the user's `public/` (what `cahier build` produces for the CDN) is never
-//! touched, and the overrides (local `base_url`/`api_url`, `dev` captcha) never leak into it.
+//! touched, and the overrides (local `base_url`/`api_url`, `dev` captcha, development log key)
+//! never leak into it.
+//!
+//! The transparency log: a background task integrates the store's pending events every
+//! `--log-interval` into `.cahier/log/<slug>/log/`, outside the built site, so that each
+//! rebuild's atomic swap of `.cahier/public` leaves it alone; the dev server serves it at
+//! `/<slug>/log/`. Its key is the development `cahier_log_key` of `.cahier/secrets.toml`, and
+//! its public key goes into the manifest as `site.log_public_key`.
 
 use crate::site::{self, BuildOptions};
 use anyhow::Context;
@@ -33,6 +40,8 @@ pub struct ServeOptions {
     /// 0 picks a free port.
     pub port: u16,
     pub drafts: bool,
+    /// Between two integrations of the transparency log.
+    pub log_interval: Duration,
 }
 
 /// Builds, serves and watches until Ctrl-C.
@@ -42,6 +51,13 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
     let state_dir = root.join(STATE_DIR);
     let listen = SocketAddr::new(opts.bind, resolve_port(opts.bind, opts.port)?);
     let url = local_url(listen);
+    // The development log key, created with the other development secrets.
+    let secrets = cahier_function::secrets::ensure_dev_secrets(&state_dir)?;
+    let log_key = cahier_function::secrets::Secrets::load(Some(&secrets.secrets_file), &|_| None)?
+        .log_key
+        .context("the development secrets have no log key")?;
+    let log_key = cahier_tlog::LogKey::from_base64(&log_key)
+        .context("while reading cahier_log_key of the development secrets")?;
     let build_opts = BuildOptions {
         root: root.clone(),
         out: state_dir.join("public"),
@@ -49,6 +65,7 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         base_url: Some(url.clone()),
         api_url: Some(format!("{url}/api")),
         captcha_provider: Some("dev".to_string()),
+        log_public_key: Some(log_key.public_base64()),
     };
 
     let (manifest, ms) = rebuild(&build_opts).context("while building the site")?;
@@ -58,6 +75,11 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut dev = DevServerOptions::new(build_opts.out.clone(), state_dir.clone(), manifest);
         dev.listen = listen;
+        dev.log = Some(cahier_function::dev::DevLog {
+            dir: state_dir.join("log"),
+            key: log_key,
+            interval: opts.log_interval,
+        });
         let server = DevServer::start(dev).await?;
         let reloader = Reloader {
             state: server.state().clone(),

@@ -33,6 +33,8 @@ pub struct BuildOptions {
     pub api_url: Option<String>,
     /// Overrides `captcha.provider` (`dev` for local development).
     pub captcha_provider: Option<String>,
+    /// Overrides `log_public_key` (`cahier serve`'s development log key).
+    pub log_public_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,9 @@ pub fn load_config(opts: &BuildOptions) -> anyhow::Result<Config> {
             "captcha provider {p:?} is unknown; use \"hcaptcha\" or \"dev\""
         );
         cfg.captcha.provider = p.clone();
+    }
+    if let Some(k) = &opts.log_public_key {
+        cfg.log_public_key = Some(k.clone());
     }
     Ok(cfg)
 }

@@ -77,6 +77,7 @@ pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
             age_recipient: Some(age_recipient.to_string()),
             signing: None,
             budgets: Some(functional_budgets()),
+            log_public_key: None,
         },
         petitions: vec![petition(SLUG, None), petition(CLOSED, Some(1_000_000_000))],
     }

@@ -37,6 +37,11 @@ impl CahierServe {
     /// Starts `cahier --root <root> serve --port <free>` and waits (at most 60 s: the first
     /// build renders the Open Graph cards) until it answers.
     pub fn start(root: &Path) -> CahierServe {
+        CahierServe::start_with(root, &[])
+    }
+
+    /// [`CahierServe::start`] with more arguments to `serve` (`--log-interval 0.2`).
+    pub fn start_with(root: &Path, extra: &[&str]) -> CahierServe {
         let port = crate::free_port();
         let log = root.with_extension("serve.log");
         let out = std::fs::File::create(&log).expect("serve log");
@@ -44,6 +49,7 @@ impl CahierServe {
             .arg("--root")
             .arg(root)
             .args(["serve", "--port", &port.to_string()])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .env_remove("CAHIER_SECRETS_FILE")
             .stdin(Stdio::null())

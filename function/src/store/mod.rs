@@ -9,6 +9,7 @@ pub mod admin;
 pub mod report;
 
 use async_trait::async_trait;
+pub use cahier_tlog::{Pending as LogPending, ReceiptSecret};
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of one signature. Only `Confirmed` is counted.
@@ -278,6 +279,43 @@ pub trait Store: Send + Sync {
         email_hash: &str,
         now: i64,
     ) -> anyhow::Result<ConfirmOutcome>;
+
+    /// [`Store::confirm`], also giving back the receipt secret drawn when the signature started
+    /// to count (`Some` only for `Confirmed { status: Confirmed }` on a store that records the
+    /// transparency log, see `docs/transparency-log.md`). The store keeps only its commitment;
+    /// the secret is for the signer's receipt. The default (DynamoDB for now, test doubles)
+    /// records no log event and gives no secret.
+    async fn confirm_with_receipt(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<(ConfirmOutcome, Option<ReceiptSecret>)> {
+        Ok((self.confirm(petition, email_hash, now).await?, None))
+    }
+
+    /// Whether this store records transparency-log events with its count changes (SQLite
+    /// only, for now; DynamoDB does not yet).
+    fn records_log(&self) -> bool {
+        false
+    }
+
+    /// The petitions that have log events (SQLite only; the default has none).
+    async fn log_petitions(&self) -> anyhow::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Up to `limit` log events of `petition` with `seq >= from`, in `seq` order, and the number
+    /// of events the petition has in all (SQLite only; the default has none).
+    async fn log_events(
+        &self,
+        petition: &str,
+        from: u64,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<LogPending>, u64)> {
+        let _ = (petition, from, limit);
+        Ok((Vec::new(), 0))
+    }
 
     /// Deletes the personal data (sealed blob, hashes of IP/name) and corrects the count.
     async fn erase(

@@ -12,11 +12,17 @@ use super::{
     first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
     OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
+use super::{LogPending, ReceiptSecret};
 use anyhow::Context;
 use async_trait::async_trait;
+use cahier_tlog::{Commitment, Entry, Reason};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+#[cfg(test)]
+#[path = "sqlite_log_tests.rs"]
+mod log_tests;
 
 /// `AdminStore` for this store (a child module: it shares the connections and helpers).
 #[path = "sqlite_admin.rs"]
@@ -45,6 +51,7 @@ CREATE TABLE IF NOT EXISTS signatures (
     created_at INTEGER NOT NULL,
     confirmed_at INTEGER,
     expires_at INTEGER,
+    commitment BLOB,
     PRIMARY KEY (petition, email_hash)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS signatures_expiry ON signatures (expires_at) WHERE expires_at IS NOT NULL;
@@ -75,6 +82,12 @@ CREATE TABLE IF NOT EXISTS mail_queue (
     PRIMARY KEY (petition, queue, created_at, email_hash)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mail_queue_signer ON mail_queue (petition, email_hash);
+CREATE TABLE IF NOT EXISTS log_events (
+    petition TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry BLOB NOT NULL,
+    PRIMARY KEY (petition, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     petition TEXT NOT NULL,
@@ -113,8 +126,25 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
 }
 
 /// Brings a database created by an older version to [`SCHEMA`]: columns added since are added
-/// with their default (records signed before keep an empty `network`). Idempotent.
+/// with their default (records signed before keep an empty `network`). A database from before
+/// the transparency log gets its `commitment` column, and each signature it already counts gets
+/// a commitment (to a fresh secret nobody keeps: there was no receipt then) and a counted log
+/// event, so that the log starts equal to the count. Idempotent. Runs in a transaction.
 fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch("SAVEPOINT migrate")?;
+    match migrate_in(conn) {
+        Ok(()) => {
+            conn.execute_batch("RELEASE migrate")?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO migrate; RELEASE migrate");
+            Err(e)
+        }
+    }
+}
+
+fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('signatures')")?
         .query_map([], |r| r.get(0))?
@@ -123,6 +153,98 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
         conn.execute_batch("ALTER TABLE signatures ADD COLUMN network TEXT NOT NULL DEFAULT ''")
             .context("while adding the network column")?;
     }
+    if !columns.iter().any(|c| c == "commitment") {
+        conn.execute_batch("ALTER TABLE signatures ADD COLUMN commitment BLOB")
+            .context("while adding the commitment column")?;
+        // Ordered by hour, then by the random commitment: the log tells no finer order.
+        let mut counted: Vec<(String, String, i64, Commitment)> = conn
+            .prepare(
+                "SELECT petition, email_hash, COALESCE(confirmed_at, created_at) FROM signatures
+                 WHERE status = 'confirmed'",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .map(|row| {
+                row.map(|(p, h, at): (String, String, i64)| {
+                    let c = Commitment::new(&p, &ReceiptSecret::random());
+                    (p, h, at, c)
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        counted.sort_by_key(|(p, _, at, c)| (p.clone(), Entry::hour_of(*at), *c));
+        for (petition, email_hash, at, c) in &counted {
+            set_commitment(conn, petition, email_hash, Some(c))?;
+            log_event(conn, petition, &Entry::counted(*c, *at))?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends one event to the petition's log, numbered densely (`seq` 0, 1, 2, …) inside the
+/// caller's write transaction (SQLite has one writer). Returns its `seq`.
+fn log_event(tx: &Connection, petition: &str, entry: &Entry) -> rusqlite::Result<u64> {
+    let seq: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), -1) + 1 FROM log_events WHERE petition = ?1")?
+        .query_row(params![petition], |r| r.get(0))?;
+    tx.prepare_cached("INSERT INTO log_events (petition, seq, entry) VALUES (?1, ?2, ?3)")?
+        .execute(params![petition, seq, entry.encode()])?;
+    Ok(seq as u64)
+}
+
+fn set_commitment(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    c: Option<&Commitment>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE signatures SET commitment = ?3 WHERE petition = ?1 AND email_hash = ?2",
+    )?
+    .execute(params![petition, email_hash, c.map(|c| c.0.to_vec())])?;
+    Ok(())
+}
+
+/// The signature starts to count: a fresh receipt secret, its commitment kept on the row (so
+/// that a later uncounted event can cancel it) and a counted event. The secret is returned,
+/// never stored.
+pub(super) fn log_counted(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    now: i64,
+) -> rusqlite::Result<ReceiptSecret> {
+    let secret = ReceiptSecret::random();
+    let c = Commitment::new(petition, &secret);
+    set_commitment(tx, petition, email_hash, Some(&c))?;
+    log_event(tx, petition, &Entry::counted(c, now))?;
+    Ok(secret)
+}
+
+/// The signature stops counting: an uncounted event carrying the commitment it had, which
+/// leaves the row (a later count draws a new one). A row without a commitment never entered
+/// the log, so there is nothing to cancel.
+pub(super) fn log_uncounted(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    reason: Reason,
+    now: i64,
+) -> anyhow::Result<()> {
+    let stored: Option<Option<Vec<u8>>> = tx
+        .prepare_cached(
+            "SELECT commitment FROM signatures WHERE petition = ?1 AND email_hash = ?2",
+        )?
+        .query_row(params![petition, email_hash], |r| r.get(0))
+        .optional()?;
+    let Some(bytes) = stored.flatten() else {
+        return Ok(());
+    };
+    let c = Commitment(
+        bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a stored commitment is not 32 bytes"))?,
+    );
+    log_event(tx, petition, &Entry::uncounted(c, reason, now))?;
+    set_commitment(tx, petition, email_hash, None)?;
     Ok(())
 }
 
@@ -481,30 +603,99 @@ impl Store for SqliteStore {
         email_hash: &str,
         now: i64,
     ) -> anyhow::Result<ConfirmOutcome> {
+        Ok(self
+            .confirm_with_receipt(petition, email_hash, now)
+            .await?
+            .0)
+    }
+
+    fn records_log(&self) -> bool {
+        true
+    }
+
+    async fn log_petitions(&self) -> anyhow::Result<Vec<String>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT DISTINCT petition FROM log_events ORDER BY petition")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn log_events(
+        &self,
+        petition: &str,
+        from: u64,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<LogPending>, u64)> {
+        let petition = petition.to_string();
+        self.read(move |conn| {
+            let total: i64 = conn.query_row(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM log_events WHERE petition = ?1",
+                params![petition],
+                |r| r.get(0),
+            )?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, entry FROM log_events WHERE petition = ?1 AND seq >= ?2
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    petition,
+                    i64::try_from(from).unwrap_or(i64::MAX),
+                    limit as i64
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, bytes) = row?;
+                let entry = Entry::decode(&bytes).map_err(|e| {
+                    anyhow::anyhow!("log event {seq} of {petition} does not decode: {e}")
+                })?;
+                out.push(LogPending {
+                    seq: seq as u64,
+                    entry,
+                });
+            }
+            Ok((out, total.max(0) as u64))
+        })
+        .await
+    }
+
+    async fn confirm_with_receipt(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<(ConfirmOutcome, Option<ReceiptSecret>)> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
         // Durable: the signer is told the signature counts only once it is fsynced.
         self.write(Durability::Full, move |tx| {
             let Some((status, expires)) = row_status(tx, &petition, &email_hash)? else {
-                return Ok(ConfirmOutcome::NotFound);
+                return Ok((ConfirmOutcome::NotFound, None));
             };
             if is_expired(status, expires, now) {
-                return Ok(ConfirmOutcome::NotFound);
+                return Ok((ConfirmOutcome::NotFound, None));
             }
             let next = match status.on_confirm() {
                 Ok(next) => next,
-                Err(answer) => return Ok(answer),
+                Err(answer) => return Ok((answer, None)),
             };
             tx.execute(
                 "UPDATE signatures SET status = ?3, confirmed_at = ?4, expires_at = NULL
                  WHERE petition = ?1 AND email_hash = ?2",
                 params![petition, email_hash, next.as_str(), now],
             )?;
+            let mut receipt = None;
             if next == Status::Confirmed {
                 bump_counter(tx, &petition, 1, now)?;
+                receipt = Some(log_counted(tx, &petition, &email_hash, now)?);
             }
             give_back(tx, &petition, &email_hash)?;
             audit(tx, &petition, &email_hash, "confirmed", now, next.as_str())?;
-            Ok(ConfirmOutcome::Confirmed { status: next })
+            Ok((ConfirmOutcome::Confirmed { status: next }, receipt))
         })
         .await
         .context("while confirming a signature")
@@ -526,12 +717,15 @@ impl Store for SqliteStore {
                 return Ok(EraseOutcome::NotFound);
             }
             let was_counted = status == Status::Confirmed;
+            if was_counted {
+                log_uncounted(tx, &petition, &email_hash, Reason::Erased, now)?;
+            }
             // The row stays (pseudonymous hash only) so the same address cannot be re-used
             // by whoever abused it; everything personal is overwritten.
             tx.execute(
                 "UPDATE signatures SET status = 'erased', sealed = x'', ip_hash = '', prefix_hash = '',
                     network = '', name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
-                    newsletter = 0, expires_at = NULL
+                    newsletter = 0, expires_at = NULL, commitment = NULL
                  WHERE petition = ?1 AND email_hash = ?2",
                 params![petition, email_hash],
             )?;

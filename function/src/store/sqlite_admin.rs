@@ -6,10 +6,14 @@
 //! counter changes and audit events, committed with `synchronous=FULL`, so a crash mid-batch
 //! leaves counts equal to the confirmed records.
 
-use super::{audit, bump_counter, is_expired, status_from, Durability, SqliteStore};
+use super::{
+    audit, bump_counter, is_expired, log_counted, log_uncounted, status_from, Durability,
+    SqliteStore,
+};
 use crate::store::admin::{AdminStore, Criteria};
 use crate::store::{AuditEvent, Count, SignatureRecord, Status};
 use async_trait::async_trait;
+use cahier_tlog::Reason;
 use rusqlite::{params, params_from_iter, types::Value, Connection};
 
 const COLUMNS: &str = "petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed,
@@ -103,6 +107,18 @@ fn set_one(
     if delta != 0 {
         bump_counter(tx, petition, delta, now)?;
     }
+    // The log follows the count in the same transaction: counted again with a new commitment,
+    // or uncounted with the reason (an erasure, else an organizer's invalidation).
+    if delta > 0 {
+        log_counted(tx, petition, email_hash, now)?;
+    } else if delta < 0 {
+        let reason = if to == Status::Erased {
+            Reason::Erased
+        } else {
+            Reason::Invalidated
+        };
+        log_uncounted(tx, petition, email_hash, reason, now)?;
+    }
     audit(tx, petition, email_hash, to.as_str(), now, detail)?;
     Ok(1)
 }
@@ -137,6 +153,9 @@ fn release_one(
     tx.execute(sql, params![petition, email_hash, to.as_str()])?;
     if to == Status::Confirmed {
         bump_counter(tx, petition, 1, now)?;
+        // Released after review: it counts, with a new counted entry (its receipt secret is
+        // drawn and dropped here: the signer's receipt came with the first confirmation).
+        log_counted(tx, petition, email_hash, now)?;
     }
     audit(tx, petition, email_hash, "released", now, detail)?;
     Ok(1)

@@ -26,6 +26,7 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         base_url: args.base_url,
         api_url: None,
         captcha_provider: None,
+        log_public_key: None,
     })?;
     for w in &report.warnings {
         println!("warning: {w}");

@@ -15,6 +15,10 @@ pub struct Args {
     /// Include petitions marked `draft = true`.
     #[arg(long)]
     pub drafts: bool,
+    /// Seconds between two integrations of the transparency log (the pending events of each
+    /// petition into `.cahier/log/<slug>/log/`, served at `/<slug>/log/`).
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub log_interval: f64,
 }
 
 pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
@@ -23,6 +27,8 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
         bind: args.bind,
         port: args.port,
         drafts: args.drafts,
+        log_interval: std::time::Duration::try_from_secs_f64(args.log_interval.max(0.05))
+            .map_err(|e| anyhow::anyhow!("--log-interval {}: {e}", args.log_interval))?,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -57,6 +57,7 @@ pub fn opts(root: &Path, out: &Path) -> cahier::BuildOptions {
         base_url: None,
         api_url: None,
         captcha_provider: None,
+        log_public_key: None,
     }
 }
 

@@ -1,0 +1,278 @@
+//! The background sequencer of the transparency log (standalone server and `cahier serve`).
+//!
+//! The store records one log event in the transaction of every count change (SQLite only for
+//! now, see [`Store::records_log`]) and numbers each petition's events densely. Every few
+//! seconds this task takes, per petition, the events from the log's current size on and
+//! integrates them with [`cahier_tlog::Sequencer`] into `<dir>/<slug>/log/` (entry bundles,
+//! tiles, then the signed checkpoint).
+//!
+//! There is no cursor in the store: the signed checkpoint's size *is* the cursor, and the
+//! store keeps every event. Killed anywhere, the next run reopens the folder (checking the
+//! checkpoint's signature and that the tiles give its root), asks the store for `seq >= size`
+//! and writes the same bytes again: no gap, no duplicate. A log bigger than the store's events
+//! (a database replaced under a log) is refused with an error rather than silently extended.
+//! One task per folder: the sequencer swaps the checkpoint only over the one it started from.
+
+use crate::store::Store;
+use anyhow::Context;
+use cahier_tlog::{LogDir, LogKey, Sequencer};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the task integrates, unless configured.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Events read from the store per integration step (one checkpoint each).
+const BATCH: usize = 65_536;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Events integrated, all petitions together.
+    pub added: u64,
+    /// Petitions whose log grew.
+    pub grown: usize,
+}
+
+pub struct LogTask {
+    store: Arc<dyn Store>,
+    dir: PathBuf,
+    key: LogKey,
+    /// The site's `base_url`: each log's origin is it without the scheme, then `/<slug>`.
+    base_url: String,
+    durable: bool,
+    /// The logs opened so far (reopened from disk after an error).
+    logs: HashMap<String, Sequencer>,
+}
+
+/// A slug as a folder name: what the generator accepts (lower-case letters, digits, `-`, `_`).
+fn safe_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && !slug.starts_with(['.', '-'])
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The folder of one petition's log under `dir`: `<dir>/<slug>/log`, served at `/<slug>/log/`.
+pub fn log_folder(dir: &Path, slug: &str) -> PathBuf {
+    dir.join(slug).join("log")
+}
+
+impl LogTask {
+    pub fn new(store: Arc<dyn Store>, dir: PathBuf, key: LogKey, base_url: &str) -> LogTask {
+        LogTask {
+            store,
+            dir,
+            key,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            durable: true,
+            logs: HashMap::new(),
+        }
+    }
+
+    /// Without fsync (tests).
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Integrates every petition's pending events. A petition that fails is reported in the
+    /// error and retried from disk at the next pass; the others go on.
+    pub async fn run_once(&mut self) -> anyhow::Result<Pass> {
+        let mut pass = Pass::default();
+        let mut failed = Vec::new();
+        for slug in self.store.log_petitions().await? {
+            match self.integrate(&slug).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    pass.added += n;
+                    pass.grown += 1;
+                }
+                Err(e) => {
+                    self.logs.remove(&slug);
+                    failed.push(format!("{slug}: {e:#}"));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!("{}", failed.join("; "));
+        }
+        Ok(pass)
+    }
+
+    async fn integrate(&mut self, slug: &str) -> anyhow::Result<u64> {
+        anyhow::ensure!(safe_slug(slug), "{slug:?} is not a slug");
+        let mut seq = match self.logs.remove(slug) {
+            Some(s) => s,
+            None => {
+                let folder = log_folder(&self.dir, slug);
+                let origin = cahier_tlog::checkpoint::origin(&self.base_url, slug);
+                let (key, durable) = (self.key.clone(), self.durable);
+                tokio::task::spawn_blocking(move || {
+                    let mut dir = LogDir::open(&folder)?;
+                    dir.set_durable(durable);
+                    Sequencer::open(dir, key, &origin)
+                })
+                .await
+                .context("the log task panicked")??
+            }
+        };
+        let mut added = 0;
+        loop {
+            let (events, total) = self.store.log_events(slug, seq.size(), BATCH).await?;
+            anyhow::ensure!(
+                total >= seq.size(),
+                "the log holds {} entries but the store only {total} events: refusing to go on \
+                 (was the database replaced?)",
+                seq.size()
+            );
+            if events.is_empty() {
+                break;
+            }
+            let full = events.len() == BATCH;
+            let (back, done) = tokio::task::spawn_blocking(move || {
+                let r = seq.integrate(&events);
+                (seq, r)
+            })
+            .await
+            .context("the sequencer panicked")?;
+            seq = back;
+            added += done?.added;
+            if !full {
+                break;
+            }
+        }
+        self.logs.insert(slug.to_string(), seq);
+        Ok(added)
+    }
+
+    /// Runs a pass every `interval` until the returned task is aborted; failures are logged
+    /// (and printed when `print` is set, as under `cahier serve`) and retried.
+    pub fn spawn(mut self, interval: Duration, print: bool) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.run_once().await {
+                    tracing::warn!(error = %format!("{e:#}"), "transparency log: integration failed");
+                    if print {
+                        eprintln!("warning: transparency log: {e:#}");
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::NewSignature;
+
+    fn sig(h: &str) -> NewSignature {
+        NewSignature {
+            petition: "ecole".into(),
+            email_hash: h.into(),
+            email_domain: "example.org".into(),
+            ip_hash: String::new(),
+            prefix_hash: String::new(),
+            network: String::new(),
+            name_hash: String::new(),
+            sealed: Vec::new(),
+            lang: "fr".into(),
+            public: false,
+            newsletter: false,
+            hold_reason: None,
+            flags: Vec::new(),
+            created_at: 1_700_000_000,
+            expires_at: 1_800_000_000,
+            budgets: Vec::new(),
+            deferred_mail: None,
+        }
+    }
+
+    async fn confirm_many(store: &SqliteStore, from: usize, to: usize) {
+        for i in from..to {
+            let h = format!("h{i:04}");
+            store.sign(&sig(&h)).await.unwrap();
+            store.confirm("ecole", &h, 1_700_000_100).await.unwrap();
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Killed after writing a pass's tiles but before its checkpoint swap: the next task
+    /// starts from the old checkpoint and ends byte for byte where an uninterrupted one does.
+    #[tokio::test]
+    async fn a_task_stopped_before_its_checkpoint_resumes_without_gap_or_duplicate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<SqliteStore> =
+            Arc::new(SqliteStore::open(&tmp.path().join("s.sqlite3")).unwrap());
+        let key = LogKey::generate();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let task = |dir: &Path| {
+            let mut t = LogTask::new(
+                store.clone(),
+                dir.to_path_buf(),
+                key.clone(),
+                "https://p.example",
+            );
+            t.set_durable(false);
+            t
+        };
+        let (mut ta, mut tb) = (task(&a), task(&b));
+        confirm_many(&store, 0, 300).await;
+        assert_eq!(ta.run_once().await.unwrap().added, 300);
+        let cp = log_folder(&a, "ecole").join("checkpoint");
+        let first = std::fs::read(&cp).unwrap();
+        confirm_many(&store, 300, 520).await;
+        store.erase("ecole", "h0007", 1_700_000_200).await.unwrap();
+        assert_eq!(ta.run_once().await.unwrap().added, 221);
+        // The state a kill before the second checkpoint's rename leaves.
+        std::fs::write(&cp, &first).unwrap();
+        let mut resumed = task(&a);
+        assert_eq!(resumed.run_once().await.unwrap().added, 221);
+        assert_eq!(resumed.run_once().await.unwrap(), Pass::default());
+        // The same events in one pass give the same bytes.
+        assert_eq!(tb.run_once().await.unwrap().added, 521);
+        // (The resumed folder also keeps the first pass's partial tiles, as the spec allows.)
+        let resumed_files = files(&log_folder(&a, "ecole"));
+        for f in files(&log_folder(&b, "ecole")) {
+            assert!(resumed_files.contains(&f), "{} differs", f.0);
+        }
+        let text = String::from_utf8(std::fs::read(&cp).unwrap()).unwrap();
+        assert_eq!(text.lines().nth(1), Some("521"));
+        // A log ahead of the store (another database) is refused.
+        let other: Arc<SqliteStore> =
+            Arc::new(SqliteStore::open(&tmp.path().join("other.sqlite3")).unwrap());
+        other.sign(&sig("x")).await.unwrap();
+        other.confirm("ecole", "x", 1_700_000_100).await.unwrap();
+        let mut wrong = LogTask::new(other, a.clone(), key.clone(), "https://p.example");
+        let e = wrong.run_once().await.unwrap_err();
+        assert!(format!("{e:#}").contains("refusing"), "{e:#}");
+    }
+}
