@@ -141,12 +141,19 @@ impl DevServer {
         let db = opts.state_dir.join("signatures.sqlite3");
         let store: Arc<dyn crate::store::Store> =
             Arc::new(crate::store::sqlite::SqliteStore::open(&db)?);
-        let log_task = opts.log.as_ref().map(|log| {
+        // Signed under the site's origin, as the standalone server does, in one folder per
+        // origin: a checkpoint names its origin, so a log begun under another port could not be
+        // extended (the store keeps every event: a new folder is rebuilt from the first).
+        let log_dir = opts
+            .log
+            .as_ref()
+            .map(|l| l.dir.join(origin_folder(&manifest.site.base_url)));
+        let log_task = opts.log.as_ref().zip(log_dir.clone()).map(|(log, dir)| {
             crate::log_task::LogTask::new(
                 store.clone(),
-                log.dir.clone(),
+                dir,
                 log.key.clone(),
-                &self_url,
+                &manifest.site.base_url,
             )
             .spawn(log.interval, true)
         });
@@ -174,7 +181,6 @@ impl DevServer {
         })?
         .with_dev_tokens(tokens);
         let (reload_tx, _) = broadcast::channel(16);
-        let log_dir = opts.log.as_ref().map(|l| l.dir.clone());
         let router = router(
             state.clone(),
             opts.public_dir.clone(),
@@ -249,13 +255,38 @@ pub async fn serve(opts: DevServerOptions) -> anyhow::Result<()> {
     server.wait().await
 }
 
-/// Whether `path` is a file of a petition's transparency log: `/<slug>/log/<file>…`, no
-/// segment hidden or empty (the sequencer's `.tmp/` is not served).
+/// The folder of the logs signed under `base_url`: `127.0.0.1-8080` for
+/// `http://127.0.0.1:8080/`.
+fn origin_folder(base_url: &str) -> String {
+    let origin = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    origin
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Whether `path` is a file of a petition's transparency log: `/<slug>/log/<file>…`, every
+/// segment made of `[a-z0-9.-]` only and none hidden or empty (the sequencer's `.tmp/` is not
+/// served; no backslash, so no Windows path can climb out of the log folder).
 fn is_log_path(path: &str) -> bool {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     parts.len() >= 3
         && parts[1] == "log"
-        && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.'))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        })
 }
 
 /// A log file from the log folder: the checkpoint as text, the tiles as bytes, never cached
@@ -411,4 +442,37 @@ async fn inject_livereload(res: Response) -> Response {
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_paths_stay_inside_the_log_folder() {
+        assert!(is_log_path("/noel/log/checkpoint"));
+        assert!(is_log_path("/noel/log/tile/0/x001/067.p/5"));
+        assert!(is_log_path("/noel/log/tile/entries/000"));
+        for bad in [
+            "/noel/log/.tmp/checkpoint",
+            "/noel/log/../../secrets.toml",
+            "/a/log/b\\..\\..\\secrets.toml",
+            "/noel/log//checkpoint",
+            "/noel/log/Checkpoint",
+            "/noel/log",
+            "/noel/logs/checkpoint",
+        ] {
+            assert!(!is_log_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_log_folder_per_origin() {
+        assert_eq!(origin_folder("http://127.0.0.1:8080/"), "127.0.0.1-8080");
+        assert_eq!(origin_folder("http://127.0.0.1:9000"), "127.0.0.1-9000");
+        assert_eq!(
+            origin_folder("https://Petitions.Example/sub/"),
+            "petitions.example-sub"
+        );
+    }
 }

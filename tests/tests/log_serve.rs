@@ -204,8 +204,10 @@ async fn the_served_log_counts_what_the_store_counts_and_shows_each_uncount_with
 
     // The log lives outside the built site: a rebuild (its atomic swap of .cahier/public)
     // leaves it served, and the monitor sees the same tree extended by nothing.
+    // One folder per origin under .cahier/log/.
+    let origin = s.base.trim_start_matches("http://").replace(':', "-");
     assert!(root
-        .join(format!(".cahier/log/{SLUG}/log/checkpoint"))
+        .join(format!(".cahier/log/{origin}/{SLUG}/log/checkpoint"))
         .is_file());
     assert!(!root.join(format!(".cahier/public/{SLUG}/log")).exists());
     let page = root.join(format!("content/{SLUG}/index.md"));
