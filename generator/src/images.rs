@@ -1,8 +1,10 @@
 //! Responsive images. Every JPEG or PNG a petition shows — its cover (`image` in the front
 //! matter) and the images its Markdown references — becomes derivatives at a few widths
 //! ([`WIDTHS`], never upscaled: an image narrower than the largest gets one at its own width),
-//! with the EXIF orientation applied and every metadata block dropped (a phone photo's GPS
-//! position does not reach the site), in the original's format. Pages get `srcset`, `sizes`,
+//! with the EXIF orientation applied and every metadata block dropped, in the original's
+//! format. The original file is still published beside them as it was uploaded (a link may
+//! point to it), metadata included: a phone photo's GPS position is in it unless the
+//! collective strips it first (docs/writing-petitions.md says so). Pages get `srcset`, `sizes`,
 //! `width` and `height`, so the browser picks the size it needs and reserves the space.
 //!
 //! WebP and AVIF are not produced: the `image` crate's WebP encoder is lossless only (a photo
@@ -244,6 +246,17 @@ impl ImageCache {
     }
 }
 
+/// Largest side decoded: above it the image crate refuses before allocating.
+const MAX_SIDE: u32 = 16_384;
+/// Largest decode buffer (a 50-megapixel RGBA photo takes 200 MB).
+const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest image resized: a few hundred KB of flat PNG can decode to gigabytes, and the
+/// Lanczos filter needs several times the decoded size again, on every core at once.
+const MAX_PIXELS: u64 = 50_000_000;
+/// Longest side over shortest side: widths are capped but heights follow the ratio, so a
+/// 1,600-pixel-wide derivative of a 1:50 strip would still be 80,000 pixels tall.
+const MAX_ASPECT: u32 = 8;
+
 /// One encoded derivative: width, height, bytes.
 type Encoded = (u32, u32, Vec<u8>);
 
@@ -267,9 +280,25 @@ fn render(bytes: &[u8]) -> anyhow::Result<(&'static str, Vec<Encoded>)> {
         ),
         None => anyhow::bail!("not a JPEG or PNG image (unknown content)"),
     };
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
     let mut decoder = reader
         .into_decoder()
         .context("cannot decode it (a damaged or truncated file?)")?;
+    let (w0, h0) = decoder.dimensions();
+    anyhow::ensure!(
+        u64::from(w0) * u64::from(h0) <= MAX_PIXELS,
+        "it is too large to resize ({w0}×{h0} pixels, at most {} megapixels): scale it down first",
+        MAX_PIXELS / 1_000_000
+    );
+    anyhow::ensure!(
+        h0 <= w0.saturating_mul(MAX_ASPECT) && w0 <= h0.saturating_mul(MAX_ASPECT),
+        "it is too elongated to resize ({w0}×{h0} pixels, at most {MAX_ASPECT}:1): crop it or link it as a file"
+    );
     let orientation = decoder
         .orientation()
         .context("cannot read its orientation")?;

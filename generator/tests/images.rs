@@ -352,6 +352,35 @@ fn a_broken_image_names_the_file_line_and_image_and_writes_nothing() {
     );
 }
 
+/// A long strip (flat colour, it would be a few KB on disk) would need gigabytes to resize (its
+/// 1,600-wide derivative 80,000 pixels tall): refused before decoding, with the reason.
+#[test]
+fn an_image_too_elongated_to_resize_is_refused_with_its_size() {
+    let site = common::example_site();
+    let root = site.path();
+    let tmp = tempfile::tempdir().unwrap();
+    let public = tmp.path().join("public");
+    std::fs::write(
+        root.join("content/noel-sans-geant/strip.png"),
+        png(1601, 16_000),
+    )
+    .unwrap();
+    append(
+        root,
+        "content/noel-sans-geant/index.md",
+        "\n![Une bande](strip.png)\n",
+    );
+    let e = cahier::build(&common::opts(root, &public)).expect_err("must fail");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("image \"strip.png\"")
+            && msg.contains("too elongated")
+            && msg.contains("1601×16000"),
+        "{msg}"
+    );
+    assert!(!public.exists(), "nothing written");
+}
+
 #[test]
 fn every_page_links_the_theme_favicon_or_the_configured_one() {
     let site = common::example_site();
