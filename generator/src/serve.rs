@@ -8,8 +8,8 @@
 //! never leak into it.
 //!
 //! The transparency log: a background task integrates the store's pending events every
-//! `--log-interval` into `.cahier/log/<slug>/log/`, outside the built site, so that each
-//! rebuild's atomic swap of `.cahier/public` leaves it alone; the dev server serves it at
+//! `--log-interval` into `.cahier/log/<origin>/<slug>/log/` (one folder per origin, such as
+//! `127.0.0.1-8080`), outside the built site, so that each rebuild's atomic swap of `.cahier/public` leaves it alone; the dev server serves it at
 //! `/<slug>/log/`. Its key is the development `cahier_log_key` of `.cahier/secrets.toml`, and
 //! its public key goes into the manifest as `site.log_public_key`.
 
