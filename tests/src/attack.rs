@@ -243,6 +243,69 @@ fn record(report: &mut RunReport, done: Done) {
     }
 }
 
+/// How many kinds of junk [`junk`] makes.
+pub const JUNK_KINDS: usize = 6;
+
+/// One request of the Thursday flood's junk, kind `k` (0..[`JUNK_KINDS`]), and the status the
+/// function must answer it with: malformed JSON (400), a wrong content type (415), an oversized
+/// body (413), an invalid address (400), an unknown petition (404), a spent captcha answer
+/// `replay` (403). `fields` are merged into the last one's body: what the petition requires
+/// besides (the example petition asks for a postcode), so that only the captcha is wrong.
+pub struct Junk {
+    pub path: String,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub expected: u16,
+}
+
+pub fn junk(k: usize, slug: &str, replay: &str, fields: &serde_json::Value) -> Junk {
+    use serde_json::json;
+    let sign = format!("/api/petitions/{slug}/sign");
+    let bot = |email: &str| {
+        json!({
+            "name": "Bot", "email": email, "consent": true,
+            "h-captcha-response": "x", "lang": "fr",
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let (path, content_type, body, expected) = match k % JUNK_KINDS {
+        0 => (sign, "application/json", br#"{"name": "x", "#.to_vec(), 400),
+        1 => (sign, "text/plain", b"name=x".to_vec(), 415),
+        2 => (
+            sign,
+            "application/json",
+            json!({ "name": "A".repeat(20_000) })
+                .to_string()
+                .into_bytes(),
+            413,
+        ),
+        3 => (sign, "application/json", bot("not-an-address"), 400),
+        4 => (
+            "/api/petitions/no-such-petition/sign".to_string(),
+            "application/json",
+            bot("bot@example.org"),
+            404,
+        ),
+        _ => {
+            let mut body = json!({
+                "name": "Replay", "email": "replay@example.org", "consent": true,
+                "h-captcha-response": replay, "lang": "fr", "fill_ms": 5000,
+            });
+            if let (Some(b), Some(extra)) = (body.as_object_mut(), fields.as_object()) {
+                b.extend(extra.clone());
+            }
+            (sign, "application/json", body.to_string().into_bytes(), 403)
+        }
+    };
+    Junk {
+        path,
+        content_type,
+        body,
+        expected,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -420,43 +420,9 @@ async fn raw_post(
 
 /// One junk request of kind `k` from `source`; returns the status.
 async fn junk(source: IpAddr, port: u16, k: usize, replay: Option<String>) -> anyhow::Result<u16> {
-    let path = format!("/api/petitions/{SLUG}/sign");
-    let json_body = |v: Value| v.to_string().into_bytes();
-    let (path, ct, body): (String, &str, Vec<u8>) = match k {
-        0 => (path, "application/json", br#"{"name": "x", "#.to_vec()),
-        1 => (path, "text/plain", b"name=x".to_vec()),
-        2 => (
-            path,
-            "application/json",
-            format!("{{\"name\":\"{}\"}}", "A".repeat(20_000)).into_bytes(),
-        ),
-        3 => (
-            path,
-            "application/json",
-            json_body(json!({
-                "name": "Bot", "email": "not-an-address", "consent": true,
-                "h-captcha-response": "x", "lang": "fr",
-            })),
-        ),
-        4 => (
-            "/api/petitions/no-such-petition/sign".to_string(),
-            "application/json",
-            json_body(json!({
-                "name": "Bot", "email": "bot@example.org", "consent": true,
-                "h-captcha-response": "x", "lang": "fr",
-            })),
-        ),
-        _ => (
-            path,
-            "application/json",
-            json_body(json!({
-                "name": "Replay", "email": format!("replay{k}@example.org"), "consent": true,
-                "h-captcha-response": replay.unwrap_or_else(|| "P1_replayed".into()),
-                "lang": "fr", "fill_ms": 5000,
-            })),
-        ),
-    };
-    raw_post(source, port, &path, ct, &body).await
+    let replay = replay.unwrap_or_else(|| "P1_replayed".into());
+    let j = cahier_tests::attack::junk(k, SLUG, &replay, &Value::Null);
+    raw_post(source, port, &j.path, j.content_type, &j.body).await
 }
 
 /// Thursday: a flood from 4,000 distinct sources of junk and replayed captcha tokens, with 200
@@ -465,7 +431,7 @@ async fn junk(source: IpAddr, port: u16, k: usize, replay: Option<String>) -> an
 async fn thursday_flood_from_4000_sources() {
     const JUNK: usize = 4_000;
     const LEGIT: usize = 200;
-    const KINDS: usize = 6;
+    const KINDS: usize = cahier_tests::attack::JUNK_KINDS;
     let dir = tempfile::tempdir().unwrap();
     let port = cahier_tests::free_port();
     let relay = counting_relay(format!("http://127.0.0.1:{port}/api/__dev/siteverify")).await;
@@ -583,7 +549,8 @@ async fn thursday_flood_from_4000_sources() {
     assert_eq!(legit_ok.load(Ordering::Relaxed), LEGIT);
     // Malformed requests never reach the captcha: only legitimate tokens and replays are verified.
     assert_eq!(verifications, LEGIT + replays);
-    for (k, expected) in [(0, 400), (1, 415), (2, 413), (3, 400), (4, 404), (5, 403)] {
+    for k in 0..KINDS {
+        let expected = cahier_tests::attack::junk(k, SLUG, "", &Value::Null).expected;
         assert!(
             by_kind[k].lock().unwrap().iter().all(|s| *s == expected),
             "junk kind {k}: {statuses:?}"

@@ -265,49 +265,13 @@ async fn junk(
     k: usize,
     spent: &str,
 ) -> anyhow::Result<u16> {
-    let sign = format!("/api/petitions/{PETITION}/sign");
-    let (path, content_type, body) = match k {
-        0 => (sign, "application/json", r#"{"name": "x", "#.to_string()),
-        1 => (sign, "text/plain", "name=x".to_string()),
-        2 => (
-            sign,
-            "application/json",
-            json!({ "name": "A".repeat(20_000) }).to_string(),
-        ),
-        3 => (
-            sign,
-            "application/json",
-            json!({
-                "name": "Bot", "email": "not-an-address", "consent": true,
-                "h-captcha-response": "x", "lang": "fr",
-            })
-            .to_string(),
-        ),
-        4 => (
-            "/api/petitions/no-such-petition/sign".to_string(),
-            "application/json",
-            json!({
-                "name": "Bot", "email": "bot@example.org", "consent": true,
-                "h-captcha-response": "x", "lang": "fr",
-            })
-            .to_string(),
-        ),
-        _ => (
-            sign,
-            "application/json",
-            json!({
-                "name": "Replay", "email": "replay@example.org", "consent": true, "postcode": "69001",
-                "h-captcha-response": spent, "lang": "fr", "fill_ms": 5000,
-            })
-            .to_string(),
-        ),
-    };
+    let j = cahier_tests::attack::junk(k, PETITION, spent, &json!({ "postcode": "69001" }));
     let res = theme_client::post(
         client,
-        &stack.edge.url(&path),
+        &stack.edge.url(&j.path),
         &stack.edge.base,
-        content_type,
-        body,
+        j.content_type,
+        String::from_utf8(j.body)?,
     )
     .send()
     .await?;
@@ -321,7 +285,7 @@ async fn junk(
 async fn thursday_flood_through_the_edge() {
     const JUNK: usize = 600;
     const LEGIT: usize = 30;
-    const KINDS: usize = 6;
+    const KINDS: usize = cahier_tests::attack::JUNK_KINDS;
     let _slot = STACKS.acquire().await.unwrap();
     let stack = Arc::new(EdgeStack::start(ApiAuth::AwsIam).await.unwrap());
     let by_kind: Arc<Vec<Mutex<Vec<u16>>>> =
@@ -403,20 +367,16 @@ async fn thursday_flood_through_the_edge() {
         "{}",
         report.summary()
     );
-    let not_found = stack
-        .edge
-        .dist
-        .error_response(404)
-        .and_then(|e| e.response_code)
-        .unwrap_or(404);
-    for (k, expected) in [
-        (0, 400),
-        (1, 415),
-        (2, 413),
-        (3, 400),
-        (4, not_found),
-        (5, 403),
-    ] {
+    for k in 0..KINDS {
+        // What the viewer gets: the function's status, unless a custom error response of the
+        // distribution replaces it.
+        let status = cahier_tests::attack::junk(k, PETITION, "", &Value::Null).expected;
+        let expected = stack
+            .edge
+            .dist
+            .error_response(status)
+            .and_then(|e| e.response_code)
+            .unwrap_or(status);
         assert!(
             by_kind[k].lock().unwrap().iter().all(|s| *s == expected),
             "junk kind {k} (expected {expected}): {statuses:?}"
