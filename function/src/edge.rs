@@ -164,6 +164,27 @@ mod tests {
         assert_eq!(viewer_address(&h), None, "two values: believe neither");
     }
 
+    /// Spellings an attacker (or an odd network) can put in front of the edge: an IPv4-mapped
+    /// viewer lands in its IPv4 network, one budget for both spellings; a zone index or a
+    /// bracket without a port is not an address (the caller falls to the shared unknown bucket).
+    #[test]
+    fn odd_viewer_spellings() {
+        let mapped = parse_viewer_address("::ffff:198.51.100.7:40000").unwrap();
+        assert_eq!(
+            crate::network::network_of(mapped),
+            crate::network::network_of("198.51.100.9".parse().unwrap())
+        );
+        for bad in [
+            "fe80::1%eth0:443",
+            "[fe80::1%eth0]:443",
+            "[2001:db8::1]",
+            "2001:db8::1",
+            " 198.51.100.7:1 , 203.0.113.1:2",
+        ] {
+            assert_eq!(parse_viewer_address(bad), None, "{bad:?}");
+        }
+    }
+
     #[test]
     fn origin_secret_checked_and_modes_parsed() {
         let secret = "s".repeat(40);
