@@ -2,6 +2,7 @@
 # Builds the AWS Lambda package of the signing function:
 #   target/lambda/cahier-function/bootstrap.zip  =  bootstrap (the function, for provided.al2023)
 #                                                 + manifest.json (the petition manifest)
+# (under $CARGO_TARGET_DIR instead of target/ when it is set, like the build itself)
 #
 # Usage: scripts/package-lambda.sh [MANIFEST]   (default: public/api/manifest.json, from `cahier build`)
 # Env:   CAHIER_LAMBDA_ARCH=x86_64|arm64 (default x86_64; arm64 needs `rustup target add
@@ -62,10 +63,11 @@ CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_DEV_STRIP=symbols CARGO_PROFIL
   cargo zigbuild $profile_flag --locked \
   -p cahier-function --bin cahier-function --no-default-features --features dynamodb,ses,secretsmanager \
   --target "$triple.$glibc"
-built=target/$triple/$profile_dir/cahier-function
+target_dir=${CARGO_TARGET_DIR:-target}
+built=$target_dir/$triple/$profile_dir/cahier-function
 [ -f "$built" ] || die "cargo-zigbuild produced no $built"
 
-out=target/lambda/cahier-function
+out=$target_dir/lambda/cahier-function
 rm -rf "$out" && mkdir -p "$out"
 # Deterministic zip: fixed order and timestamps, bootstrap executable.
 python3 - "$built" "$manifest" "$out/bootstrap.zip" "$glibc" <<'PY'

@@ -52,7 +52,25 @@ if [ "${CAHIER_SKIP_LINT:-0}" != 1 ]; then
 fi
 
 step "cargo test (whole workspace)"
-cargo test --workspace --no-fail-fast
+# Everything is built first. The Lambda package test then compiles the function for Lambda's
+# target, in its own folder, for minutes: it runs beside the other tests (which mostly wait on
+# servers, browsers and paced floods) instead of after them. Its output follows theirs.
+cargo test --workspace --no-fail-fast --no-run
+lambda_log=$(mktemp)
+cargo test --workspace --no-fail-fast --test lambda_package >"$lambda_log" 2>&1 &
+lambda_pid=$!
+trap 'kill "$lambda_pid" 2>/dev/null || true' EXIT
+status=0
+cargo test --workspace --no-fail-fast -- --skip package_lambda_builds_a_zip || status=$?
+lambda_status=0
+wait "$lambda_pid" || lambda_status=$?
+step "cargo test --test lambda_package (ran beside the others)"
+cat "$lambda_log"
+rm -f "$lambda_log"
+if [ "$status" != 0 ] || [ "$lambda_status" != 0 ]; then
+  echo "tests failed (workspace: exit $status, lambda_package: exit $lambda_status)" >&2
+  exit 1
+fi
 
 echo
 echo "all tests passed in $((SECONDS - started)) s"

@@ -24,13 +24,12 @@ pub struct Secrets {
 
 /// The secrets a deployment may keep in AWS Secrets Manager: each variable `NAME` may instead
 /// be given as `NAME_ARN`, resolved at cold start ([`crate::secrets_manager`]).
-/// (`CAHIER_LOG_KEY` is not among them yet: the log runs only standalone and under
-/// `cahier serve` so far.)
-pub const SECRET_VARIABLES: [&str; 4] = [
+pub const SECRET_VARIABLES: [&str; 5] = [
     "CAHIER_TOKEN_KEY",
     "CAHIER_PEPPER",
     "HCAPTCHA_SECRET",
     "CAHIER_ORIGIN_SECRET",
+    "CAHIER_LOG_KEY",
 ];
 
 impl std::fmt::Debug for Secrets {

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod fixture;
 pub mod flow;
 pub mod lambda;
+pub mod log_folder;
 pub mod moto;
 pub mod outbox;
 pub mod serve;

@@ -6,6 +6,7 @@ use cahier_function::crypto::Hasher;
 use cahier_function::token::{TokenClaims, TokenKey, TokenKind};
 use cahier_tests::attack::{client_from, clients_in_prefix, run_paced, spread_address};
 use cahier_tests::fixture::{secrets, secrets_env, SLUG};
+use cahier_tests::log_folder;
 use cahier_tests::server::{cahier_binary, FunctionServer, ServerConfig};
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -15,12 +16,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The real binary with the fixture manifest but the function's default budgets.
+/// The real binary with the fixture manifest but the function's default budgets, and its
+/// transparency log written into `dir/public` (so every replay can end by auditing it).
 struct Site {
     server: FunctionServer,
     secrets: cahier_function::secrets::Secrets,
     db: PathBuf,
     outbox: PathBuf,
+    log_dir: PathBuf,
+    log_public: String,
 }
 
 impl Site {
@@ -34,25 +38,93 @@ impl Site {
         let mut manifest =
             cahier_tests::fixture::manifest(&base, secrets.age_recipient.as_deref().unwrap());
         manifest.site.budgets = None;
+        let log_key = secrets
+            .log_key
+            .clone()
+            .expect("generated secrets have a log key");
+        let log_public = cahier_tlog::LogKey::from_base64(&log_key)
+            .unwrap()
+            .public_base64();
+        manifest.site.log_public_key = Some(log_public.clone());
         let manifest_path = dir.join("manifest.json");
         std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
         let db = dir.join("signatures.sqlite3");
         let outbox = dir.join("outbox");
+        let log_dir = dir.join("public");
+        let mut env = secrets_env(&secrets);
+        env.push(("CAHIER_LOG_KEY".to_string(), log_key));
+        let mut all_args = vec![
+            "--log-dir".to_string(),
+            log_dir.display().to_string(),
+            "--log-interval".to_string(),
+            "0.2".to_string(),
+        ];
+        all_args.extend(args);
         let server = FunctionServer::start(ServerConfig {
             dir: dir.to_path_buf(),
             port,
             manifest: manifest_path,
             store: format!("sqlite:{}", db.display()),
             mailer: format!("outbox:{}", outbox.display()),
-            env: secrets_env(&secrets),
-            args,
+            env,
+            args: all_args,
         });
         Site {
             server,
             secrets,
             db,
             outbox,
+            log_dir,
+            log_public,
         }
+    }
+
+    /// Waits (at most 20 s) until the log holds every event the store recorded, audits it as
+    /// an outside monitor would and checks that it counts what the count endpoint shows.
+    /// Prints and returns the log's figures.
+    async fn log_agrees_with_count(&self, replay: &str) -> cahier_tlog::tally::Tally {
+        let events = self.sql(
+            "SELECT COUNT(*) FROM log_events WHERE petition = ?1",
+            &[&SLUG],
+        ) as u64;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while events > 0 && log_folder::size(&self.log_dir, SLUG) != Some(events) {
+            assert!(
+                Instant::now() < deadline,
+                "{replay}: the log has {:?} of the store's {events} events:\n{}",
+                log_folder::size(&self.log_dir, SLUG),
+                self.server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let count: Value = reqwest::get(self.server.url(&format!("/api/petitions/{SLUG}/count")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let count = count["count"].as_u64().unwrap();
+        if events == 0 {
+            assert_eq!(count, 0, "{replay}: a count without log events");
+            println!("{replay}: the log is empty, the count is 0");
+            return cahier_tlog::tally::Tally::default();
+        }
+        let (_, audit) = log_folder::audit_log(
+            &self.log_dir,
+            &self.server.base,
+            SLUG,
+            &self.log_public,
+            None,
+        );
+        assert!(audit.problems.is_empty(), "{replay}: {:?}", audit.problems);
+        let t = audit.tally;
+        assert!(t.anomalies.is_empty(), "{replay}: {:?}", t.anomalies);
+        println!(
+            "{replay}: the log has {} entries, {} counted, uncounted {:?}: count {} = the count endpoint's {count}",
+            t.entries, t.counted, t.uncounted, t.count
+        );
+        assert_eq!(t.count, count, "{replay}: the log's count");
+        t
     }
 
     fn hasher(&self) -> Hasher {
@@ -315,6 +387,7 @@ async fn tuesday_one_slash_24_of_218_servers() {
         .await
         .unwrap();
     assert_eq!(count["count"], LEGIT as u64);
+    site.log_agrees_with_count("tuesday").await;
 }
 
 /// A deterministic scrambler for mailbox names (splitmix64).
@@ -573,6 +646,7 @@ async fn thursday_flood_from_4000_sources() {
         .await
         .unwrap();
     assert_eq!(count["count"], LEGIT as u64);
+    site.log_agrees_with_count("thursday").await;
 }
 
 /// Signs from `source` over a raw connection with a fresh captcha token; returns the status.
@@ -695,6 +769,7 @@ async fn saturday_925_protected_addresses() {
         .await
         .unwrap();
     assert_eq!(count["count"], 0);
+    site.log_agrees_with_count("saturday").await;
 }
 
 /// False-positive control: 300 people, each from their own network, sign once: all counted.
@@ -756,6 +831,7 @@ async fn three_hundred_ordinary_signers_are_all_counted() {
         count["count"]
     );
     assert_eq!(count["count"], PEOPLE as u64);
+    site.log_agrees_with_count("three hundred").await;
     assert_eq!(held, 0);
 }
 
@@ -905,6 +981,42 @@ async fn cleanup_10000_from_one_prefix_in_one_evening() {
         LEGIT as i64,
         "no legitimate signature touched"
     );
+
+    // The log the sequencer makes of that evening: every confirmation counted, and the
+    // invalidated ones that had counted shown as uncounted with their reason.
+    let logs = tempfile::tempdir().unwrap();
+    let key = cahier_tlog::LogKey::generate();
+    let site_url = "https://petitions.example";
+    let mut task = cahier_function::log_task::LogTask::new(
+        Arc::new(SqliteStore::open(&db).unwrap()),
+        logs.path().to_path_buf(),
+        key.clone(),
+        site_url,
+    );
+    task.set_durable(false);
+    let t = Instant::now();
+    let pass = task.run_once().await.unwrap();
+    let (_, audit) = log_folder::audit_log(logs.path(), site_url, SLUG, &key.public_base64(), None);
+    println!(
+        "cleanup: the log integrated {} events in {:.2}s: {} counted, uncounted {:?}, count {}",
+        pass.added,
+        t.elapsed().as_secs_f64(),
+        audit.tally.counted,
+        audit.tally.uncounted,
+        audit.tally.count
+    );
+    assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+    assert!(
+        audit.tally.anomalies.is_empty(),
+        "{:?}",
+        audit.tally.anomalies
+    );
+    assert_eq!(audit.tally.counted, (LEGIT + FRAUD / 10) as u64);
+    assert_eq!(
+        audit.tally.uncounted.get("invalidated"),
+        Some(&((FRAUD / 10) as u64))
+    );
+    assert_eq!(audit.tally.count, LEGIT as u64);
 }
 
 /// Confirms, as their owners would, every mail in the outbox not confirmed yet, until no new
@@ -1022,6 +1134,11 @@ async fn a_realistic_crowd_with_shared_addresses_is_counted() {
         site.mails()
     );
     assert!(pct >= 99.0, "{counted} of {PEOPLE} counted");
+    let log = site.log_agrees_with_count("realistic crowd").await;
+    assert_eq!(
+        log.counted, counted,
+        "every confirmation is a counted entry"
+    );
 }
 
 /// Aliases: one mailbox signed under many spellings counts once and gets one first
@@ -1120,4 +1237,5 @@ async fn aliases_of_one_mailbox_and_of_protected_domains() {
     assert_eq!(held, protected.len() as i64);
     assert_eq!(counted_protected, 0);
     assert_eq!(count["count"], 1, "only Jane counts");
+    site.log_agrees_with_count("aliases").await;
 }

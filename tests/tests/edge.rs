@@ -337,19 +337,15 @@ async fn three_hundred_people_from_three_hundred_networks_sign_and_are_counted()
     let mails = std::sync::Arc::new(mails);
     let confirming = {
         let (stack, mails) = (stack.clone(), mails.clone());
+        let http = reqwest::Client::new();
         run_paced(PEOPLE, 4, None, Duration::from_secs(240), move |i| {
-            let (stack, mails) = (stack.clone(), mails.clone());
+            let (stack, mails, http) = (stack.clone(), mails.clone(), http.clone());
             async move {
                 let (to, body) = &mails[i];
                 let t = token(body, "confirm").with_context(|| format!("no link for {to}"))?;
-                let res = theme_client::token(
-                    &reqwest::Client::new(),
-                    &stack.edge.base,
-                    "/api/confirm",
-                    &t,
-                )
-                .send()
-                .await?;
+                let res = theme_client::token(&http, &stack.edge.base, "/api/confirm", &t)
+                    .send()
+                    .await?;
                 anyhow::ensure!(res.status() == 200, "{to}: {}", res.status());
                 Ok(())
             }

@@ -5,6 +5,10 @@
 //! The full release build takes minutes on two cores, so this test builds the `dev` profile
 //! (`CAHIER_LAMBDA_PROFILE=dev`): the same target, features, linker and zip, unoptimised.
 //! `CAHIER_LAMBDA_TEST_PROFILE=release` checks the real package instead.
+//!
+//! The build goes to its own folder (`CARGO_TARGET_TMPDIR/lambda-package`): it holds that
+//! folder's lock for minutes, and the other tests' binaries are built in the main one, so
+//! `scripts/test.sh` runs this test beside the others rather than after them.
 
 use cahier_tests::fixture;
 use std::path::Path;
@@ -41,13 +45,15 @@ fn package_lambda_builds_a_zip_with_bootstrap_and_manifest() {
 
     let profile = std::env::var("CAHIER_LAMBDA_TEST_PROFILE").unwrap_or_else(|_| "dev".to_string());
     let venv_dir = venv.parent().and_then(Path::parent).unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lambda-package");
     let mut cmd = Command::new("bash");
     cmd.arg(root.join("scripts/package-lambda.sh"))
         .arg(&manifest_path)
         .current_dir(&root)
         .env("CAHIER_LAMBDA_PROFILE", &profile)
         .env("CAHIER_LAMBDA_ARCH", "x86_64")
-        .env("CAHIER_VENV", venv_dir);
+        .env("CAHIER_VENV", venv_dir)
+        .env("CARGO_TARGET_DIR", &target);
     // The variables cargo sets for this test would change the inner build's fingerprints.
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().to_string();
@@ -74,7 +80,7 @@ fn package_lambda_builds_a_zip_with_bootstrap_and_manifest() {
             .join(" | ")
     );
 
-    let zip = root.join("target/lambda/cahier-function/bootstrap.zip");
+    let zip = target.join("lambda/cahier-function/bootstrap.zip");
     let listing = Command::new(&venv)
         .args(["-c", LIST])
         .arg(&zip)
@@ -121,8 +127,8 @@ fn package_lambda_builds_a_zip_with_bootstrap_and_manifest() {
     );
 
     // The binary it was zipped from starts (this machine's glibc is newer than 2.34).
-    let built = root.join(format!(
-        "target/x86_64-unknown-linux-gnu/{}/cahier-function",
+    let built = target.join(format!(
+        "x86_64-unknown-linux-gnu/{}/cahier-function",
         if profile == "release" {
             "release"
         } else {
