@@ -132,26 +132,33 @@ issue_tokens() {
 }
 
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system, in clock ticks) of a process and all its threads so far: the cost
+# per request, which depends far less on the host's load than the rate does.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 reset_hwm() { echo 5 >"/proc/$1/clear_refs"; }
 
 overall_server=$(hwm "$server")
 results="$raw/results.tsv"
 : >"$results"
-# run NAME ROUND PID URL [SCRIPT]: appends "name round rps p99 non2xx hwm_kb requests".
+# run NAME ROUND PID URL [SCRIPT]: appends "name round rps p99 non2xx hwm_kb requests cpu_us".
 run() {
   local name=$1 round=$2 pid=$3 url=$4 script=${5:-}
   local args=(-t"$THREADS" -c"$CONNS" -d"$DURATION" --latency)
   [ -n "$script" ] && args+=(-s "$script")
   reset_hwm "$pid"
+  local t0; t0=$(cpu_ticks "$pid")
   local out; out=$(wrk "${args[@]}" "$url")
+  local t1; t1=$(cpu_ticks "$pid")
   echo "$out" >"$raw/$name-$round.txt"
   local rps p99 non2xx reqs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" "$p99" "${non2xx:-0}" "$(hwm "$pid")" "$reqs" >>"$results"
-  echo "  $name round $round: $rps req/s, p99 $p99, non-2xx ${non2xx:-0}" >&2
+  local cpu_us=$(( (t1 - t0) * 1000000 / hz ))
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" "$p99" "${non2xx:-0}" "$(hwm "$pid")" "$reqs" "$cpu_us" >>"$results"
+  echo "  $name round $round: $rps req/s, p99 $p99, non-2xx ${non2xx:-0}, server CPU $cpu_us µs" >&2
 }
 
 for r in $(seq "$ROUNDS"); do
@@ -176,21 +183,21 @@ def ms(s):
             return float(s[: -len(suf)]) * f
     return float(s)
 by = {}
-for name, rnd, rps, p99, non2xx, hwm, reqs in rows:
-    by.setdefault(name, {})[int(rnd)] = (float(rps), ms(p99), int(non2xx), int(hwm), int(reqs))
+for name, rnd, rps, p99, non2xx, hwm, reqs, cpu in rows:
+    by.setdefault(name, {})[int(rnd)] = (float(rps), ms(p99), int(non2xx), int(hwm), int(reqs), int(cpu) / max(int(reqs), 1))
 print("wrk -t$THREADS -c$CONNS -d$DURATION --latency over loopback, release build; $ROUNDS interleaved rounds")
 print("(hello, junk, valid, count, hello, ...); medians, and each round's rate divided by hello's in the same round.\n")
-print("| scenario | requests/s (median) | ÷ hello (median of rounds) | p99 ms (median) | non-2xx (all rounds) | server peak RSS (MB, max) |")
-print("|---|---|---|---|---|---|")
+print("| scenario | requests/s (median) | ÷ hello (median of rounds) | p99 ms (median) | non-2xx (all rounds) | server peak RSS (MB, max) | CPU µs/request (median) |")
+print("|---|---|---|---|---|---|---|")
 for name in ("hello", "junk", "valid", "count"):
     rs = by[name]
     ratios = [rs[r][0] / by["hello"][r][0] for r in rs]
     print(f"| {name} | {statistics.median(v[0] for v in rs.values()):,.0f} | {statistics.median(ratios):.2f} | "
           f"{statistics.median(v[1] for v in rs.values()):.2f} | {sum(v[2] for v in rs.values())} | "
-          f"{max(v[3] for v in rs.values()) / 1024:.1f} |")
+          f"{max(v[3] for v in rs.values()) / 1024:.1f} | {statistics.median(v[5] for v in rs.values()):.1f} |")
 print("\nEvery round (requests/s, p99 ms, non-2xx, VmHWM KB during the scenario):\n")
-for name, rnd, rps, p99, non2xx, hwm, reqs in rows:
-    print(f"- {name} #{rnd}: {rps} req/s ({reqs} requests), p99 {p99}, non-2xx {non2xx}, {hwm} KB")
+for name, rnd, rps, p99, non2xx, hwm, reqs, cpu in rows:
+    print(f"- {name} #{rnd}: {rps} req/s ({reqs} requests), p99 {p99}, non-2xx {non2xx}, {hwm} KB, CPU {int(cpu) / max(int(reqs), 1):.1f} µs/request")
 PY
 echo
 echo "Valid runs: signatures stored (all, pending) = $stored; mails written = $mails."

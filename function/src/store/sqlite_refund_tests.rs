@@ -1,0 +1,102 @@
+//! The `Defer` units a signature took live in its row: a database from before (a `refunds`
+//! table) gets them moved on open, and the first confirmation still gives them back.
+
+use super::SqliteStore;
+use crate::store::{Budget, NewSignature, OverBudget, Store};
+use rusqlite::Connection;
+
+const P: &str = "ecole";
+const NOW: i64 = 1_700_000_000;
+
+fn net() -> Budget {
+    Budget::new(format!("net:3600:n:{P}"), 1, 3_600).with(OverBudget::Defer)
+}
+
+fn sig(email_hash: &str) -> NewSignature {
+    NewSignature {
+        petition: P.into(),
+        email_hash: email_hash.into(),
+        email_domain: "example.org".into(),
+        ip_hash: "ip".into(),
+        prefix_hash: "prefix".into(),
+        network: "203.0.113.0/24".into(),
+        name_hash: "name".into(),
+        sealed: vec![1, 2, 3],
+        lang: "fr".into(),
+        public: false,
+        newsletter: false,
+        hold_reason: None,
+        flags: Vec::new(),
+        created_at: NOW,
+        expires_at: NOW + 86_400,
+        budgets: vec![net()],
+        deferred_mail: None,
+    }
+}
+
+fn budget_used(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT used FROM budgets WHERE key = ?1",
+            [net().key],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refunds_of_an_older_database_move_into_the_rows_and_are_still_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.sign(&sig("a")).await.unwrap();
+    }
+    assert_eq!(budget_used(&path), 1);
+    // Back to the layout of before: a table of refunds, no column.
+    {
+        let conn = Connection::open(&path).unwrap();
+        let (key, start): (String, i64) = conn
+            .query_row(
+                "SELECT json_extract(refunds, '$[0][0]'), json_extract(refunds, '$[0][1]')
+                 FROM signatures WHERE email_hash = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(key, net().key);
+        conn.execute_batch(
+            "ALTER TABLE signatures DROP COLUMN refunds;
+             CREATE TABLE refunds (petition TEXT NOT NULL, email_hash TEXT NOT NULL,
+                 key TEXT NOT NULL, window_start INTEGER NOT NULL,
+                 PRIMARY KEY (petition, email_hash, key)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO refunds VALUES (?1, 'a', ?2, ?3)",
+            rusqlite::params![P, key, start],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store.init().await.unwrap();
+    let tables: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'refunds'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the old table is gone");
+    store.confirm(P, "a", NOW + 60).await.unwrap();
+    assert_eq!(budget_used(&path), 0, "the confirmation gave the unit back");
+    // Once only: a second confirmation gives nothing more.
+    store.confirm(P, "a", NOW + 120).await.unwrap();
+    store.sign(&sig("b")).await.unwrap();
+    assert_eq!(budget_used(&path), 1);
+    store.confirm(P, "b", NOW + 180).await.unwrap();
+    store.confirm(P, "b", NOW + 240).await.unwrap();
+    assert_eq!(budget_used(&path), 0);
+}
