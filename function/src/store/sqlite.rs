@@ -150,9 +150,7 @@ fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
         conn.execute_batch("ALTER TABLE signatures ADD COLUMN network TEXT NOT NULL DEFAULT ''")
             .context("while adding the network column")?;
     }
-    if !columns.iter().any(|c| c == "refunds") {
-        migrate_refunds(conn)?;
-    }
+    migrate_refunds(conn, columns.iter().any(|c| c == "refunds"))?;
     if !columns.iter().any(|c| c == "commitment") {
         conn.execute_batch("ALTER TABLE signatures ADD COLUMN commitment BLOB")
             .context("while adding the commitment column")?;
@@ -181,10 +179,13 @@ fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
 
 /// The `Defer` units a signature took, kept in its own row (`refunds`, a JSON list of
 /// `[key, window_start]`) since a table of their own cost a fifth of the sign rate (one more
-/// B-tree page written per signature). A database that had that table gets its rows moved.
-fn migrate_refunds(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch("ALTER TABLE signatures ADD COLUMN refunds TEXT")
-        .context("while adding the refunds column")?;
+/// B-tree page written per signature). A database that has that table (from before, or
+/// written again by an older binary since) gets its rows moved into the rows that have none.
+fn migrate_refunds(conn: &Connection, has_column: bool) -> anyhow::Result<()> {
+    if !has_column {
+        conn.execute_batch("ALTER TABLE signatures ADD COLUMN refunds TEXT")
+            .context("while adding the refunds column")?;
+    }
     let had_table: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refunds')",
         [],
@@ -195,7 +196,7 @@ fn migrate_refunds(conn: &Connection) -> anyhow::Result<()> {
             "UPDATE signatures SET refunds =
                  (SELECT json_group_array(json_array(r.key, r.window_start)) FROM refunds r
                   WHERE r.petition = signatures.petition AND r.email_hash = signatures.email_hash)
-             WHERE EXISTS (SELECT 1 FROM refunds r
+             WHERE refunds IS NULL AND EXISTS (SELECT 1 FROM refunds r
                   WHERE r.petition = signatures.petition AND r.email_hash = signatures.email_hash);
              DROP TABLE refunds;",
         )

@@ -99,4 +99,46 @@ async fn refunds_of_an_older_database_move_into_the_rows_and_are_still_given_bac
     store.confirm(P, "b", NOW + 180).await.unwrap();
     store.confirm(P, "b", NOW + 240).await.unwrap();
     assert_eq!(budget_used(&path), 0);
+    drop(store);
+
+    // An older binary opened it since: it made the table again and wrote a refund there,
+    // beside the column. The next open moves that one too.
+    store_with_old_binary_row(&path, "c");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(budget_used(&path), 1);
+    store.confirm(P, "c", NOW + 300).await.unwrap();
+    assert_eq!(
+        budget_used(&path),
+        0,
+        "the older binary's refund was given back"
+    );
+}
+
+/// What a binary of before does on a sign: the budget taken, the refund in its own table.
+fn store_with_old_binary_row(path: &std::path::Path, email_hash: &str) {
+    let conn = Connection::open(path).unwrap();
+    let start = NOW - NOW % 3_600;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS refunds (petition TEXT NOT NULL, email_hash TEXT NOT NULL,
+             key TEXT NOT NULL, window_start INTEGER NOT NULL,
+             PRIMARY KEY (petition, email_hash, key)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO signatures (petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash,
+             sealed, lang, public, newsletter, status, flags, created_at, expires_at)
+         VALUES (?1, ?2, 'example.org', 'ip', 'prefix', 'name', x'01', 'fr', 0, 0, 'pending', '[]', ?3, ?4)",
+        rusqlite::params![P, email_hash, NOW, NOW + 86_400],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE budgets SET used = used + 1 WHERE key = ?1",
+        [net().key],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO refunds VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![P, email_hash, net().key, start],
+    )
+    .unwrap();
 }
