@@ -269,3 +269,34 @@ async fn an_older_database_gets_the_column_and_its_counted_signatures_in_the_log
     assert_eq!(log[2].event, Event::Uncounted(Reason::Erased));
     assert_eq!(tally(&log).count, 1);
 }
+
+#[tokio::test]
+async fn the_petitions_with_events_are_listed_each_once_in_order() {
+    let (_dir, store) = store().await;
+    assert!(store.log_petitions().await.unwrap().is_empty());
+    for (petition, n) in [("zoo", 3), ("ecole", 2), ("a-b", 1)] {
+        for i in 0..n {
+            let h = format!("{petition}-{i}");
+            store
+                .sign(&NewSignature {
+                    petition: petition.into(),
+                    ..sig(&h, None)
+                })
+                .await
+                .unwrap();
+            store.confirm(petition, &h, NOW).await.unwrap();
+        }
+    }
+    // A signature that never counted makes no event, and no petition.
+    store
+        .sign(&NewSignature {
+            petition: "silence".into(),
+            ..sig("s", None)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log_petitions().await.unwrap(),
+        ["a-b", "ecole", "zoo"]
+    );
+}
