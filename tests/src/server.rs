@@ -77,13 +77,9 @@ pub struct FunctionServer {
 }
 
 impl FunctionServer {
-    /// Starts the binary and waits (at most 20 s) until `/api/health` answers.
-    pub fn start(config: ServerConfig) -> FunctionServer {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(config.dir.join("server.log"))
-            .expect("server log");
+    /// The binary's command line for `config`, not started (a test that expects it to refuse
+    /// to start runs it to the end itself).
+    pub fn command(config: &ServerConfig) -> Command {
         let mut cmd = Command::new(binary());
         cmd.arg("--listen")
             .arg(format!("127.0.0.1:{}", config.port))
@@ -98,11 +94,23 @@ impl FunctionServer {
             .env_remove("AWS_LAMBDA_RUNTIME_API")
             .env_remove("CAHIER_SECRETS_FILE")
             .env("RUST_LOG", "warn")
-            .envs(config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    }
+
+    /// Starts the binary and waits (at most 20 s) until `/api/health` answers.
+    pub fn start(config: ServerConfig) -> FunctionServer {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.dir.join("server.log"))
+            .expect("server log");
+        let child = Self::command(&config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
-            .stderr(log);
-        let child = cmd.spawn().expect("spawning cahier-function");
+            .stderr(log)
+            .spawn()
+            .expect("spawning cahier-function");
         let base = format!("http://127.0.0.1:{}", config.port);
         let mut server = FunctionServer {
             child: Some(child),

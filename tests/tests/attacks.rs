@@ -97,13 +97,10 @@ impl Site {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let count: Value = reqwest::get(self.server.url(&format!("/api/petitions/{SLUG}/count")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let count = count["count"].as_u64().unwrap();
+        let count = cahier_tests::flow::Api::new(&self.server.base)
+            .slug(SLUG)
+            .count()
+            .await;
         if events == 0 {
             assert_eq!(count, 0, "{replay}: a count without log events");
             println!("{replay}: the log is empty, the count is 0");

@@ -148,21 +148,7 @@ async fn a_log_key_that_is_not_the_published_one_refuses_to_start() {
     let moto = Moto::start().expect("moto starts (run scripts/test.sh to create the venv)");
     let s = site(&moto, &LogKey::generate(), &LogKey::generate()).await;
     let c = config(&s);
-    let out = std::process::Command::new(cahier_tests::server::binary())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{}", c.port))
-        .arg("--manifest")
-        .arg(&c.manifest)
-        .arg("--store")
-        .arg(&c.store)
-        .arg("--mailer")
-        .arg(&c.mailer)
-        .args(&c.args)
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("CAHIER_SECRETS_FILE")
-        .envs(c.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap();
+    let out = FunctionServer::command(&c).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started with the wrong key:\n{err}");
     assert!(

@@ -8,10 +8,10 @@ use cahier_tlog::tally::Counter;
 use cahier_tlog::{Commitment, Entry, Event, Reason};
 use rusqlite::{params, Connection};
 
-const P: &str = "ecole";
-const NOW: i64 = 1_700_000_000;
+pub(super) const P: &str = "ecole";
+pub(super) const NOW: i64 = 1_700_000_000;
 
-fn sig(email_hash: &str, hold: Option<&str>) -> NewSignature {
+pub(super) fn sig(email_hash: &str, hold: Option<&str>) -> NewSignature {
     NewSignature {
         petition: P.into(),
         email_hash: email_hash.into(),

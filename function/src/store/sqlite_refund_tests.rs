@@ -1,36 +1,20 @@
 //! The `Defer` units a signature took live in its row: a database from before (a `refunds`
 //! table) gets them moved on open, and the first confirmation still gives them back.
 
+use super::log_tests::{self, NOW, P};
 use super::SqliteStore;
 use crate::store::{Budget, NewSignature, OverBudget, Store};
 use rusqlite::Connection;
-
-const P: &str = "ecole";
-const NOW: i64 = 1_700_000_000;
 
 fn net() -> Budget {
     Budget::new(format!("net:3600:n:{P}"), 1, 3_600).with(OverBudget::Defer)
 }
 
+/// The log tests' pending signature, taking one network unit.
 fn sig(email_hash: &str) -> NewSignature {
     NewSignature {
-        petition: P.into(),
-        email_hash: email_hash.into(),
-        email_domain: "example.org".into(),
-        ip_hash: "ip".into(),
-        prefix_hash: "prefix".into(),
-        network: "203.0.113.0/24".into(),
-        name_hash: "name".into(),
-        sealed: vec![1, 2, 3],
-        lang: "fr".into(),
-        public: false,
-        newsletter: false,
-        hold_reason: None,
-        flags: Vec::new(),
-        created_at: NOW,
-        expires_at: NOW + 86_400,
         budgets: vec![net()],
-        deferred_mail: None,
+        ..log_tests::sig(email_hash, None)
     }
 }
 
