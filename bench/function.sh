@@ -66,7 +66,7 @@ cat >"$work/manifest.json" <<JSON
  "budgets":{"per_petition":[{"limit":50000000,"window_secs":3600}]}},
  "petitions":[{"slug":"bench","languages":["fr","en"],"titles":{"fr":"Banc d'essai"},"opens_at":null,
  "closes_at":null,"goal":1000,"fields":[],"public_signers":false,"newsletter":false,
- "text_sha256":{},"consent_sha256":{}}]}
+ "text_sha256":{"fr":"$(printf a%.0s {1..64})"},"consent_sha256":{"fr":"$(printf b%.0s {1..64})"}}]}
 JSON
 
 RUST_LOG=error "$bin" --listen "127.0.0.1:$port" --manifest "$work/manifest.json" \
@@ -111,7 +111,7 @@ function request()
   if t == nil then t = "exhausted" end
   local ip = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
   local body = string.format(
-    '{"name":"Banc %d %d","email":"r$1t%dx%d@d%d-r$1.example","consent":"yes","h-captcha-response":"%s","lang":"fr","fill_ms":5000}',
+    '{"name":"Camille Dupont-Lefèvre %d %d","email":"r$1t%dx%d@d%d-r$1.example","consent":"yes","h-captcha-response":"%s","lang":"fr","fill_ms":5000}',
     id, counter, id, counter, counter % 5000, t)
   return wrk.format("POST", "/api/petitions/bench/sign",
     {["Content-Type"] = "application/json", ["X-Forwarded-For"] = ip}, body)

@@ -24,7 +24,9 @@
 //! # Budget keys
 //!
 //! Keys never contain a raw IP: addresses and prefixes appear only as `hash(label)`, where the
-//! caller's keyed hash (HMAC with the pepper) is applied to the canonical CIDR label of the
+//! caller's keyed hash (HMAC with the pepper, [`crate::crypto::Hasher::budget`], 128 bits: a
+//! collision would only make two networks share a counter, and short keys keep a signature's
+//! row, which lists the units to give back, within one SQLite page) is applied to the canonical CIDR label of the
 //! network (`203.0.113.7/32`, `203.0.113.0/24`, `203.0.0.0/16`, `2001:db8:1:2::/64`,
 //! `2001:db8:1::/48`, `2001:db8::/32`; IPv4-mapped IPv6 addresses are treated as IPv4). The
 //! window length is part of the key so that two rates of one scope never share a counter; the
@@ -300,6 +302,14 @@ impl BudgetPolicy {
     }
 }
 
+/// The start of the window of `key` (the `<window>` of the key format above) that contains
+/// `at`: what a unit taken at `at` was counted in, so a signature need not keep it to give the
+/// unit back. `None` for a key not in that format.
+pub fn window_start_of(key: &str, at: i64) -> Option<i64> {
+    let window: i64 = key.split(':').nth(1)?.parse().ok().filter(|w| *w > 0)?;
+    Some(at.div_euclid(window) * window)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +351,23 @@ mod tests {
             .map(|b| b.key.split(':').next().unwrap())
             .collect();
         assert_eq!(defer, ["addr", "addr", "net", "wide"]);
+    }
+
+    #[test]
+    fn a_keys_window_is_read_back_from_the_key() {
+        let p = BudgetPolicy::default();
+        let at = 1_764_658_871;
+        for b in p.budgets_for(
+            "noel",
+            Some("203.0.113.7".parse().unwrap()),
+            h,
+            "example.org",
+        ) {
+            let start = at - at % i64::from(b.window_secs);
+            assert_eq!(window_start_of(&b.key, at), Some(start), "{}", b.key);
+        }
+        assert_eq!(window_start_of("nonsense", at), None);
+        assert_eq!(window_start_of("net:0:x:p", at), None);
     }
 
     #[test]

@@ -40,6 +40,16 @@ impl Hasher {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The keyed hash of a network's label in a budget key ([`crate::budgets`]): the first
+    /// 128 bits of [`Hasher::hash`], 32 hex characters. Enough that no two networks share a
+    /// counter by chance, and short enough that the refunds a signature's row lists keep the
+    /// row within one SQLite page (a row that spills takes an overflow page of its own).
+    pub fn budget(&self, label: &str) -> String {
+        let mut h = self.hash("budget", label);
+        h.truncate(32);
+        h
+    }
+
     /// The dedup key of a canonical e-mail.
     pub fn email(&self, canonical: &str) -> String {
         self.hash("email", canonical)

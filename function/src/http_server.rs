@@ -181,6 +181,10 @@ async fn read_body(
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(closing(Problem::too_large()));
     }
+    // A GET's empty body: nothing to wait for.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Body::empty());
+    }
     let read = Limited::new(body, limits.max_body).collect();
     match tokio::time::timeout(limits.body_read_timeout, read).await {
         Ok(Ok(collected)) => Ok(Body::from(collected.to_bytes())),

@@ -68,12 +68,9 @@ pub(super) async fn record(
         disposable: &state.0.disposable,
         burst: Some(&state.0.name_burst),
     });
-    let budgets = loaded.budgets.budgets_for(
-        slug,
-        ip,
-        |label| hasher.hash("budget", label),
-        &email.domain,
-    );
+    let budgets = loaded
+        .budgets
+        .budgets_for(slug, ip, |label| hasher.budget(label), &email.domain);
     let personal = PersonalData {
         name: d.form.name.clone(),
         email: email.address.clone(),
