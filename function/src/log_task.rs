@@ -1,7 +1,8 @@
 //! The background sequencer of the transparency log (standalone server and `cahier serve`).
 //!
-//! The store records one log event in the transaction of every count change (SQLite only for
-//! now, see [`Store::records_log`]) and numbers each petition's events densely. Every few
+//! The store records one log event in the transaction of every count change (see
+//! [`Store::records_log`]) and numbers each petition's events densely (DynamoDB when asked
+//! for them, see `store/dynamo_log.rs`). Every few
 //! seconds this task takes, per petition, the events from the log's current size on and
 //! integrates them with [`cahier_tlog::Sequencer`] into `<dir>/<slug>/log/` (entry bundles,
 //! tiles, then the signed checkpoint).
@@ -43,6 +44,9 @@ pub struct LogTask {
     /// The site's `base_url`: each log's origin is it without the scheme, then `/<slug>`.
     base_url: String,
     durable: bool,
+    /// The manifest's petitions, gone through besides those the store lists (DynamoDB lists
+    /// none: see [`Store::log_petitions`]).
+    petitions: Vec<String>,
     /// The logs opened so far (reopened from disk after an error).
     logs: HashMap<String, Sequencer>,
 }
@@ -69,8 +73,15 @@ impl LogTask {
             key,
             base_url: base_url.trim_end_matches('/').to_string(),
             durable: true,
+            petitions: Vec::new(),
             logs: HashMap::new(),
         }
+    }
+
+    /// Also integrates these petitions' events (the manifest's).
+    pub fn with_petitions(mut self, petitions: impl IntoIterator<Item = String>) -> LogTask {
+        self.petitions = petitions.into_iter().collect();
+        self
     }
 
     /// Without fsync (tests).
@@ -87,7 +98,11 @@ impl LogTask {
     pub async fn run_once(&mut self) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         let mut failed = Vec::new();
-        for slug in self.store.log_petitions().await? {
+        let mut slugs = self.store.log_petitions().await?;
+        slugs.extend(self.petitions.iter().cloned());
+        slugs.sort();
+        slugs.dedup();
+        for slug in slugs {
             match self.integrate(&slug).await {
                 Ok(0) => {}
                 Ok(n) => {
@@ -117,7 +132,9 @@ impl LogTask {
                 tokio::task::spawn_blocking(move || {
                     let mut dir = LogDir::open(&folder)?;
                     dir.set_durable(durable);
-                    Sequencer::open(dir, key, &origin)
+                    let mut seq = Sequencer::open(dir, key, &origin)?;
+                    seq.publish_empty()?;
+                    anyhow::Ok(seq)
                 })
                 .await
                 .context("the log task panicked")??
@@ -223,6 +240,45 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// A petition of the manifest has its log from the start: an empty signed checkpoint,
+    /// which a later pass extends like any other.
+    #[tokio::test]
+    async fn a_petition_without_events_publishes_the_empty_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<SqliteStore> =
+            Arc::new(SqliteStore::open(&tmp.path().join("s.sqlite3")).unwrap());
+        let key = LogKey::generate();
+        let dir = tmp.path().join("public");
+        let task = || {
+            let mut t = LogTask::new(store.clone(), dir.clone(), key.clone(), "https://p.example")
+                .with_petitions(["ecole".to_string()]);
+            t.set_durable(false);
+            t
+        };
+        assert_eq!(task().run_once().await.unwrap(), Pass::default());
+        let cp = log_folder(&dir, "ecole").join("checkpoint");
+        let note = std::fs::read(&cp).unwrap();
+        let opened = cahier_tlog::checkpoint::open(
+            &note,
+            &cahier_tlog::checkpoint::origin("https://p.example", "ecole"),
+            &key.public(),
+        )
+        .unwrap();
+        assert_eq!(opened.size, 0);
+        // Reopened (a restart), then extended.
+        let mut again = task();
+        assert_eq!(again.run_once().await.unwrap(), Pass::default());
+        assert_eq!(
+            std::fs::read(&cp).unwrap(),
+            note,
+            "the empty checkpoint is not re-signed"
+        );
+        confirm_many(&store, 0, 3).await;
+        assert_eq!(again.run_once().await.unwrap().added, 3);
+        let text = String::from_utf8(std::fs::read(&cp).unwrap()).unwrap();
+        assert_eq!(text.lines().nth(1), Some("3"));
     }
 
     /// Killed after writing a pass's tiles but before its checkpoint swap: the next task

@@ -77,7 +77,7 @@ async fn run() -> anyhow::Result<()> {
         Some(dir) => {
             anyhow::ensure!(
                 store.records_log(),
-                "--log-dir: the store {} records no transparency log (only SQLite does, so far)",
+                "--log-dir: the store {} records no transparency log",
                 config.store
             );
             let seed = secrets.log_key.as_deref().context(
@@ -99,7 +99,8 @@ async fn run() -> anyhow::Result<()> {
                     dir.clone(),
                     key,
                     &manifest.site.base_url,
-                ),
+                )
+                .with_petitions(manifest.petitions.iter().map(|p| p.slug.clone())),
                 interval,
             ))
         }

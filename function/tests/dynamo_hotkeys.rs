@@ -203,11 +203,12 @@ fn simulate(policy: &BudgetPolicy) {
             confirms.push((now + CONFIRM_DELAY, petition, email_hash));
         }
     }
-    // Confirms: state change + count shard + audit event, one transaction.
+    // Confirms: state change + count shard + audit event + queued log event, one transaction.
     for (at, petition, email_hash) in &confirms {
         let keys = confirm_write_keys(petition, email_hash);
         load.write(&keys[0], at - T0, 2, true);
         load.write(&keys[1], at - T0, 1, true);
+        load.write(&keys[2], at - T0, 1, true);
     }
 
     let (hot, writes) = load
@@ -233,6 +234,7 @@ fn simulate(policy: &BudgetPolicy) {
     );
     for prefix in [
         "count#noel-sans-amazon#",
+        "logq#noel-sans-amazon#",
         "budget#pet:3600:noel-sans-amazon#",
         "budget#dom:3600:gmail.com:noel",
     ] {

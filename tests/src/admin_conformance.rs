@@ -6,7 +6,9 @@
 use crate::conformance::{check_counts, now, signature};
 use anyhow::{ensure, Context};
 use cahier_function::store::admin::{AdminStore, Criteria};
-use cahier_function::store::{Budget, NewSignature, SignOutcome, SignatureRecord, Status};
+use cahier_function::store::{
+    Budget, ConfirmOutcome, EraseOutcome, NewSignature, SignOutcome, SignatureRecord, Status,
+};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     audit_log_in_order(store.clone())
         .await
         .context("admin scenario audit_log_in_order")?;
+    log_follows_the_count(store.clone())
+        .await
+        .context("admin scenario log_follows_the_count")?;
     Ok(())
 }
 
@@ -557,4 +562,150 @@ pub async fn audit_log_in_order(store: Arc<dyn AdminStore>) -> anyhow::Result<()
         "without a petition, every petition's events"
     );
     check_counts(&*store, &p, &[h]).await
+}
+
+/// Every count change leaves its log event, numbered densely and in an order the tally
+/// accepts (an uncount after what it cancels): confirmations (each with its receipt, whose
+/// commitment is in the log), an erasure, an invalidation and an approval back, a release
+/// after review, concurrent confirmations. The log's count is the store's.
+pub async fn log_follows_the_count(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    use cahier_tlog::tally::Counter;
+    use cahier_tlog::{Commitment, Event};
+    ensure!(store.records_log(), "the store records the log");
+    let p = petition("log");
+    let t = now();
+    let hashes: Vec<String> = (0..8).map(|i| hash("log", i)).collect();
+    for h in &hashes {
+        store
+            .sign(&sig(&p, h, t, 30, "prefix-l", "example.org"))
+            .await?;
+    }
+    let mut receipts = Vec::new();
+    for h in &hashes[..6] {
+        let (outcome, secret) = store.confirm_with_receipt(&p, h, t).await?;
+        ensure!(
+            outcome
+                == ConfirmOutcome::Confirmed {
+                    status: Status::Confirmed
+                },
+            "{outcome:?}"
+        );
+        receipts.push(Commitment::new(
+            &p,
+            &secret.context("a receipt with the count")?,
+        ));
+    }
+    let (again, none) = store.confirm_with_receipt(&p, &hashes[0], t).await?;
+    ensure!(
+        matches!(again, ConfirmOutcome::AlreadyConfirmed { .. }) && none.is_none(),
+        "a second confirmation draws no receipt: {again:?}"
+    );
+    ensure!(store.erase(&p, &hashes[1], t).await? == EraseOutcome::Erased { was_counted: true });
+    let from = [Status::Confirmed];
+    ensure!(
+        store
+            .set_status(&p, &hashes[2..3], &from, Status::Invalidated, "log", t)
+            .await?
+            == 1
+    );
+    // Approved back after review: it counts again, under a new commitment.
+    let approve = [Status::Invalidated];
+    ensure!(
+        store
+            .set_status(&p, &hashes[2..3], &approve, Status::Confirmed, "ok", t)
+            .await?
+            == 1
+    );
+    // A held one, confirmed by its owner (no event: it does not count), then released.
+    let mut held = sig(&p, &hashes[6], t, 30, "prefix-l", "example.org");
+    held.email_hash = hash("log-held", 0);
+    held.hold_reason = Some("protected domain".into());
+    store.sign(&held).await?;
+    store.confirm(&p, &held.email_hash, t).await?;
+    let (before, _) = store.log_events(&p, 0, 1_000).await?;
+    ensure!(
+        before.len() == 9,
+        "{} events before the release, expected 9",
+        before.len()
+    );
+    let released = store
+        .release(&p, &[held.email_hash.clone()], "review", t)
+        .await?;
+    ensure!(released == 1, "the held one was released: {released}");
+    // Concurrent confirmations, as a crowd makes them.
+    let crowd: Vec<String> = (0..24).map(|i| hash("log-crowd", i)).collect();
+    for h in &crowd {
+        store
+            .sign(&sig(&p, h, t, 30, &format!("prefix-{h}"), "example.org"))
+            .await?;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in crowd.clone() {
+        let (store, p) = (store.clone(), p.clone());
+        tasks.spawn(async move { store.confirm(&p, &h, t).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+
+    // Two sequencers numbering the crowd's events at once (one is the plan; two must not
+    // number an event twice or leave a gap).
+    let (a, b) = tokio::join!(
+        store.log_events(&p, 0, 1_000),
+        store.log_events(&p, 0, 1_000)
+    );
+    let (events, total) = a?;
+    ensure!(b?.0 == events, "two sequencers at once read different logs");
+    ensure!(
+        total == events.len() as u64,
+        "{total} events in all, {} read",
+        events.len()
+    );
+    for (i, e) in events.iter().enumerate() {
+        ensure!(e.seq == i as u64, "event {i} is numbered {}", e.seq);
+    }
+    let mut counter = Counter::default();
+    for e in &events {
+        counter.add(&e.entry);
+    }
+    let tally = counter.finish();
+    ensure!(
+        tally.anomalies.is_empty(),
+        "the tally found {:?}",
+        tally.anomalies
+    );
+    let count = store.count(&p).await?.count;
+    ensure!(
+        tally.count == count,
+        "the log counts {}, the store {count}",
+        tally.count
+    );
+    ensure!(count == 6 - 1 + 1 + 24, "count {count}");
+    ensure!(
+        tally.uncounted.get("erased") == Some(&1) && tally.uncounted.get("invalidated") == Some(&1),
+        "uncounted by reason: {:?}",
+        tally.uncounted
+    );
+    for c in &receipts {
+        ensure!(
+            events
+                .iter()
+                .any(|e| e.entry.event == Event::Counted && e.entry.commitment == *c),
+            "a receipt's commitment is not in the log"
+        );
+    }
+    // Numbered once: read again, from the middle, the same events.
+    let (part, total_again) = store.log_events(&p, 3, 4).await?;
+    ensure!(
+        total_again == total,
+        "the log grew from {total} to {total_again} on a read"
+    );
+    ensure!(
+        part.len() == 4 && part[..] == events[3..7],
+        "events 3..7 read again differ"
+    );
+    let mut all = hashes;
+    all.push(held.email_hash.clone());
+    all.extend(crowd);
+    check_counts(&*store, &p, &all).await
 }

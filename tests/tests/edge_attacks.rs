@@ -255,6 +255,11 @@ async fn tuesday_one_slash_24_through_the_edge() {
         }
     }
     wait_count(&stack, LEGIT as u64).await;
+    let log = stack.log_agrees_with_count(PETITION).await;
+    println!(
+        "tuesday through the edge: the table's log has {} entries, {} counted, uncounted {:?}, count {}",
+        log.entries, log.counted, log.uncounted, log.count
+    );
 }
 
 /// One junk request of kind `k` through the edge from `client`, kind 5 replaying the captcha
@@ -388,6 +393,12 @@ async fn thursday_flood_through_the_edge() {
     assert!(all.iter().all(|r| r.network != edge_network()));
     assert_eq!(mails, LEGIT + 1, "junk mailed nobody");
     wait_count(&stack, LEGIT as u64 + 1).await;
+    let log = stack.log_agrees_with_count(PETITION).await;
+    assert_eq!(log.counted, LEGIT as u64 + 1, "the junk left no log entry");
+    println!(
+        "thursday through the edge: the table's log has {} entries, count {}",
+        log.entries, log.count
+    );
 }
 
 /// Saturday through the edge: deputies' and senators' real addresses, each from its own viewer.
@@ -474,4 +485,7 @@ async fn saturday_protected_addresses_through_the_edge() {
     );
     assert!(mails > 0 && mails <= 2 * mail_budget, "{mails} mails");
     wait_count(&stack, 0).await;
+    let log = stack.log_agrees_with_count(PETITION).await;
+    assert_eq!(log.entries, 0, "held signatures never enter the log");
+    println!("saturday through the edge: the table's log is empty, count 0");
 }

@@ -93,6 +93,19 @@ impl Sequencer {
         &mut self.dir
     }
 
+    /// Signs the empty log's checkpoint (size 0, the empty tree's root) when the folder has
+    /// none, so that a petition's log answers from its first day instead of a 404, and a
+    /// monitor pins the key and the origin before the first signature. Whether it wrote one.
+    pub fn publish_empty(&mut self) -> anyhow::Result<bool> {
+        if self.checkpoint.is_some() {
+            return Ok(false);
+        }
+        let cp = self.key.sign(&self.origin, 0, EMPTY_HASH)?;
+        self.dir.swap_checkpoint(None, &cp)?;
+        self.checkpoint = Some(cp);
+        Ok(true)
+    }
+
     /// Integrates `events` (in `seq` order; those already in the log are skipped).
     pub fn integrate(&mut self, events: &[Pending]) -> anyhow::Result<Integrated> {
         let mut out = Integrated {

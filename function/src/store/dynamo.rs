@@ -20,9 +20,11 @@ use super::dynamo_keys::{
     self as keys, audit_sk, budget_slot, count_pk, count_pks, count_shard, queue_pk, queue_sk,
     signature_pk, spread_of, BudgetSlot, BUDGET_SK, COUNT_SK, SIG_SK,
 };
+use super::dynamo_log::LogWrite;
 use crate::store::{
-    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
-    OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, LogPending,
+    NewSignature, OverBudget, QueuedMail, ReceiptSecret, SignOutcome, SignatureRecord, Status,
+    Store,
 };
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -609,32 +611,26 @@ impl DynamoStore {
         )?))
     }
 
-    /// Changes the state of one signature from `from` to `to` (with `set`/`remove` clauses), the
-    /// count by `delta` if non-zero, and records the audit event `event` with `detail`, in one
-    /// transaction. `Ok(false)` if the signature was no longer in `from` (a concurrent change
-    /// won).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn transition(
-        &self,
-        petition: &str,
-        email_hash: &str,
-        from: Status,
-        to: Status,
-        update_expression: &str,
-        values: Vec<(&str, AttributeValue)>,
-        delta: i64,
-        (event, detail): (&str, &str),
-        now: i64,
-    ) -> anyhow::Result<bool> {
+    /// Applies one [`Change`] of a signature's state in one transaction: the signature
+    /// (conditioned on still being in `from`), its count shard when the count moves, the audit
+    /// event and, when the count moves, the log event (`dynamo_log.rs`). `Lost` if the
+    /// signature was no longer in `from` (a concurrent change won).
+    pub(super) async fn transition(&self, c: Change<'_>) -> anyhow::Result<Transitioned> {
+        let log = LogWrite::for_change(c.item, c.petition, c.email_hash, c.delta, c.to, c.now)?;
+        let mut values = c.values;
+        let update_expression = match &log {
+            Some(log) => log.add_to(c.update_expression, &mut values),
+            None => c.update_expression.to_string(),
+        };
         for attempt in 0..MAX_TX_ATTEMPTS {
             let mut update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(signature_pk(petition, email_hash), SIG_SK)))
-                .update_expression(update_expression)
+                .set_key(Some(key(signature_pk(c.petition, c.email_hash), SIG_SK)))
+                .update_expression(&update_expression)
                 .condition_expression("#status = :from")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":from", s(from.as_str()))
-                .expression_attribute_values(":to", s(to.as_str()));
+                .expression_attribute_values(":from", s(c.from.as_str()))
+                .expression_attribute_values(":to", s(c.to.as_str()));
             if update_expression.contains("#ttl") {
                 update = update.expression_attribute_names("#ttl", TTL_ATTR);
             }
@@ -645,19 +641,52 @@ impl DynamoStore {
                 update = update.expression_attribute_values(*name, value.clone());
             }
             let mut items = vec![TransactWriteItem::builder().update(update.build()?).build()];
-            if delta != 0 {
-                items.push(self.count_update(petition, email_hash, delta, now)?);
+            if c.delta != 0 {
+                items.push(self.count_update(c.petition, c.email_hash, c.delta, c.now)?);
             }
-            items.push(self.audit_put(petition, email_hash, event, now, detail)?);
+            let (event, detail) = c.audit;
+            items.push(self.audit_put(c.petition, c.email_hash, event, c.now, detail)?);
+            if let Some(log) = &log {
+                items.push(log.queue_put(&self.table)?);
+            }
             match self.transact(items).await {
-                Ok(()) => return Ok(true),
-                Err(TxError::Condition(_)) => return Ok(false),
+                Ok(()) => {
+                    return Ok(Transitioned::Done {
+                        receipt: log.and_then(|l| l.secret),
+                    })
+                }
+                Err(TxError::Condition(_)) => return Ok(Transitioned::Lost),
                 Err(TxError::Retry) => backoff(attempt).await,
                 Err(TxError::Other(e)) => return Err(e),
             }
         }
         bail!("DynamoDB kept conflicting or throttling after {MAX_TX_ATTEMPTS} attempts")
     }
+}
+
+/// One change of a signature's state, decided on `item` (read just before).
+pub(super) struct Change<'a> {
+    pub petition: &'a str,
+    pub email_hash: &'a str,
+    pub item: &'a Item,
+    pub from: Status,
+    pub to: Status,
+    /// `SET`/`REMOVE` clauses on the signature (`:to` is bound to `to`).
+    pub update_expression: &'a str,
+    pub values: Vec<(&'a str, AttributeValue)>,
+    /// How the count moves: +1, -1 or 0.
+    pub delta: i64,
+    /// The audit event and its detail.
+    pub audit: (&'a str, &'a str),
+    pub now: i64,
+}
+
+/// What [`DynamoStore::transition`] did.
+pub(super) enum Transitioned {
+    /// Applied; a change that made the signature count carries its receipt secret.
+    Done { receipt: Option<ReceiptSecret> },
+    /// The signature had left `from`: nothing was written.
+    Lost,
 }
 
 #[async_trait]
@@ -864,46 +893,73 @@ impl Store for DynamoStore {
         email_hash: &str,
         now: i64,
     ) -> anyhow::Result<ConfirmOutcome> {
+        Ok(self
+            .confirm_with_receipt(petition, email_hash, now)
+            .await?
+            .0)
+    }
+
+    async fn confirm_with_receipt(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+    ) -> anyhow::Result<(ConfirmOutcome, Option<ReceiptSecret>)> {
         for _ in 0..MAX_TX_ATTEMPTS {
             let Some(item) = self.get_item(petition, email_hash).await? else {
-                return Ok(ConfirmOutcome::NotFound);
+                return Ok((ConfirmOutcome::NotFound, None));
             };
             if is_expired(get_n(&item, TTL_ATTR)?, now) {
-                return Ok(ConfirmOutcome::NotFound);
+                return Ok((ConfirmOutcome::NotFound, None));
             }
             let status =
                 status_from(get_s(&item, "status").context("signature item without status")?)?;
             let next = match status.on_confirm() {
                 Ok(next) => next,
-                Err(answer) => return Ok(answer),
+                Err(answer) => return Ok((answer, None)),
             };
             let delta = i64::from(next == Status::Confirmed);
             let done = self
-                .transition(
+                .transition(Change {
                     petition,
                     email_hash,
-                    status,
-                    next,
-                    "SET #status = :to, confirmed_at = :now REMOVE #ttl, refunds",
-                    vec![(":now", n(now))],
+                    item: &item,
+                    from: status,
+                    to: next,
+                    update_expression:
+                        "SET #status = :to, confirmed_at = :now REMOVE #ttl, refunds",
+                    values: vec![(":now", n(now))],
                     delta,
-                    ("confirmed", status.as_str()),
+                    audit: ("confirmed", status.as_str()),
                     now,
-                )
+                })
                 .await
                 .context("while confirming a signature")?;
-            if done {
+            if let Transitioned::Done { receipt } = done {
                 let refunds: Vec<String> = item
                     .get("refunds")
                     .and_then(|v| v.as_l().ok())
                     .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
                     .unwrap_or_default();
                 self.give_back(&refunds).await;
-                return Ok(ConfirmOutcome::Confirmed { status: next });
+                return Ok((ConfirmOutcome::Confirmed { status: next }, receipt));
             }
             // Another confirm (or an erase) won the race: look again.
         }
         bail!("while confirming a signature: it kept changing under us")
+    }
+
+    fn records_log(&self) -> bool {
+        true
+    }
+
+    async fn log_events(
+        &self,
+        petition: &str,
+        from: u64,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<LogPending>, u64)> {
+        self.numbered_events(petition, from, limit).await
     }
 
     async fn erase(
@@ -925,21 +981,22 @@ impl Store for DynamoStore {
             // The item stays, with only its pseudonymous key, so the address cannot be reused
             // by whoever abused it; everything personal goes.
             let done = self
-                .transition(
+                .transition(Change {
                     petition,
                     email_hash,
-                    status,
-                    Status::Erased,
-                    "SET #status = :to, #public = :no, newsletter = :no \
+                    item: &item,
+                    from: status,
+                    to: Status::Erased,
+                    update_expression: "SET #status = :to, #public = :no, newsletter = :no \
                      REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl, refunds, queue_pk, queue_sk",
-                    vec![(":no", AttributeValue::Bool(false))],
-                    if was_counted { -1 } else { 0 },
-                    ("erased", status.as_str()),
+                    values: vec![(":no", AttributeValue::Bool(false))],
+                    delta: if was_counted { -1 } else { 0 },
+                    audit: ("erased", status.as_str()),
                     now,
-                )
+                })
                 .await
                 .context("while erasing a signature")?;
-            if done {
+            if let Transitioned::Done { .. } = done {
                 // Its queued mail holds its address: gone too.
                 if let (Some(pk), Some(sk)) = (get_s(&item, "queue_pk"), get_s(&item, "queue_sk")) {
                     self.client

@@ -8,7 +8,8 @@
 
 use super::admin::{AdminStore, Criteria};
 use super::dynamo::{
-    backoff, get_n, get_s, is_expired, key, n, record_from, s, DynamoStore, Item, TxError, TTL_ATTR,
+    backoff, get_n, get_s, is_expired, key, n, record_from, s, Change, DynamoStore, Item,
+    Transitioned, TxError, TTL_ATTR,
 };
 use super::dynamo_keys::{count_pk, count_pks, count_shard, signature_pk, COUNT_SHARDS, COUNT_SK};
 use super::{AuditEvent, Count, SignatureRecord, Status};
@@ -153,20 +154,21 @@ impl DynamoStore {
                 "SET #status = :to REMOVE #ttl"
             };
             let changed = self
-                .transition(
+                .transition(Change {
                     petition,
                     email_hash,
-                    status,
+                    item: &item,
+                    from: status,
                     to,
-                    expression,
-                    Vec::new(),
+                    update_expression: expression,
+                    values: Vec::new(),
                     delta,
-                    (to.as_str(), detail),
+                    audit: (to.as_str(), detail),
                     now,
-                )
+                })
                 .await
                 .with_context(|| format!("while setting a signature of {petition} to {to:?}"))?;
-            if changed {
+            if let Transitioned::Done { .. } = changed {
                 return Ok(1);
             }
             // Changed under us (a confirm, an erase): look again.
@@ -202,20 +204,21 @@ impl DynamoStore {
                 _ => return Ok(0),
             };
             let changed = self
-                .transition(
+                .transition(Change {
                     petition,
                     email_hash,
-                    status,
+                    item: &item,
+                    from: status,
                     to,
-                    expression,
-                    Vec::new(),
+                    update_expression: expression,
+                    values: Vec::new(),
                     delta,
-                    ("released", detail),
+                    audit: ("released", detail),
                     now,
-                )
+                })
                 .await
                 .with_context(|| format!("while releasing a signature of {petition}"))?;
-            if changed {
+            if let Transitioned::Done { .. } = changed {
                 return Ok(1);
             }
         }

@@ -131,11 +131,42 @@ pub fn sign_write_keys(
     keys
 }
 
-/// Partition keys written by a confirm (or by an erase of a counted signature).
+/// Partition key of one shard of a petition's queue of log events not yet numbered
+/// (`logq#<petition>#<shard>`, the signature's count shard): a count change writes its event
+/// there in its own transaction, spread as the count is, and the sequencer alone numbers the
+/// events into [`log_pk`] (see `dynamo_log.rs`).
+pub fn log_queue_pk(petition: &str, shard: u32) -> String {
+    format!("logq#{petition}#{shard:02}")
+}
+
+/// Sort key of a queued log event: the hour of its entry, then the signature and its event
+/// number, so that a signature's events (always in one shard) sort in the order they happened.
+pub fn log_queue_sk(hour: i64, email_hash: &str, n: u64) -> String {
+    format!("{hour:012}#{email_hash}#{n:06}")
+}
+
+/// Partition key of a petition's numbered log events and of its head (`log#<petition>`),
+/// written by the sequencer only.
+pub fn log_pk(petition: &str) -> String {
+    format!("log#{petition}")
+}
+
+/// Sort key of the log's head: how many events are numbered.
+pub const LOG_HEAD_SK: &str = "head";
+
+/// Sort key of numbered event `seq`.
+pub fn log_entry_sk(seq: u64) -> String {
+    format!("e#{seq:020}")
+}
+
+/// Partition keys written by a confirm (or by an erase of a counted signature): the signature,
+/// its count shard and the matching shard of the log queue.
 pub fn confirm_write_keys(petition: &str, email_hash: &str) -> Vec<String> {
+    let shard = count_shard(email_hash);
     vec![
         signature_pk(petition, email_hash),
-        count_pk(petition, count_shard(email_hash)),
+        count_pk(petition, shard),
+        log_queue_pk(petition, shard),
     ]
 }
 
@@ -194,6 +225,14 @@ mod tests {
             seen[count_shard(&format!("{i:064x}")) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| (800..1_200).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_signatures_log_events_sort_in_order_and_entries_by_number() {
+        assert!(log_queue_sk(5, "ab", 1) < log_queue_sk(5, "ab", 2));
+        assert!(log_queue_sk(5, "zz", 9) < log_queue_sk(6, "aa", 0));
+        assert!(log_entry_sk(9) < log_entry_sk(10));
+        assert!(log_entry_sk(u64::MAX) > log_entry_sk(1 << 40));
     }
 
     #[test]

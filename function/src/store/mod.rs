@@ -283,8 +283,8 @@ pub trait Store: Send + Sync {
     /// [`Store::confirm`], also giving back the receipt secret drawn when the signature started
     /// to count (`Some` only for `Confirmed { status: Confirmed }` on a store that records the
     /// transparency log, see `docs/transparency-log.md`). The store keeps only its commitment;
-    /// the secret is for the signer's receipt. The default (DynamoDB for now, test doubles)
-    /// records no log event and gives no secret.
+    /// the secret is for the signer's receipt. The default (test doubles) records no log event
+    /// and gives no secret.
     async fn confirm_with_receipt(
         &self,
         petition: &str,
@@ -294,19 +294,21 @@ pub trait Store: Send + Sync {
         Ok((self.confirm(petition, email_hash, now).await?, None))
     }
 
-    /// Whether this store records transparency-log events with its count changes (SQLite
-    /// only, for now; DynamoDB does not yet).
+    /// Whether this store records transparency-log events with its count changes (SQLite and
+    /// DynamoDB do; test doubles do not).
     fn records_log(&self) -> bool {
         false
     }
 
-    /// The petitions that have log events (SQLite only; the default has none).
+    /// The petitions that have log events, when the store can list them cheaply (SQLite);
+    /// the others (DynamoDB, where that would be a scan) list none, and the sequencer goes
+    /// through the manifest's petitions.
     async fn log_petitions(&self) -> anyhow::Result<Vec<String>> {
         Ok(Vec::new())
     }
 
     /// Up to `limit` log events of `petition` with `seq >= from`, in `seq` order, and the number
-    /// of events the petition has in all (SQLite only; the default has none).
+    /// of events the petition has in all (the default has none).
     async fn log_events(
         &self,
         petition: &str,
@@ -366,6 +368,10 @@ pub mod dynamo;
 #[cfg(feature = "dynamodb")]
 mod dynamo_admin;
 pub mod dynamo_keys;
+/// The transparency log's events on DynamoDB (queued by each count change, numbered by the
+/// sequencer).
+#[cfg(feature = "dynamodb")]
+mod dynamo_log;
 pub mod sqlite;
 
 /// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.

@@ -186,6 +186,44 @@ impl EdgeStack {
         cahier_function::store::dynamo::DynamoStore::new(client, self.table.clone())
     }
 
+    /// Integrates the log events the function recorded in its table for `slug` into a fresh
+    /// folder with a fresh key (the sequencer of `log_task.rs`, run here: the S3 and
+    /// scheduled-function path is not part of this stack), audits that folder as a monitor
+    /// would and checks its count against the count the function answers through the edge.
+    /// Returns the tally.
+    pub async fn log_agrees_with_count(&self, slug: &str) -> cahier_tlog::tally::Tally {
+        use cahier_function::log_task::LogTask;
+        let dir = tempfile::tempdir().expect("a log folder");
+        let key = cahier_tlog::LogKey::generate();
+        let base = self.edge.url("");
+        let store: std::sync::Arc<dyn cahier_function::store::Store> =
+            std::sync::Arc::new(self.store().await);
+        let mut task = LogTask::new(store, dir.path().to_path_buf(), key.clone(), &base)
+            .with_petitions([slug.to_string()]);
+        task.set_durable(false);
+        task.run_once()
+            .await
+            .expect("the sequencer integrates the table's events");
+        let (_, audit) =
+            crate::log_folder::audit_log(dir.path(), &base, slug, &key.public_base64(), None);
+        assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+        let t = audit.tally;
+        assert!(t.anomalies.is_empty(), "{:?}", t.anomalies);
+        let count: serde_json::Value =
+            reqwest::get(self.edge.url(&format!("/api/petitions/{slug}/count")))
+                .await
+                .expect("GET count")
+                .json()
+                .await
+                .expect("count JSON");
+        assert_eq!(
+            Some(t.count),
+            count["count"].as_u64(),
+            "the log's count against the count endpoint's {count}"
+        );
+        t
+    }
+
     /// The keyed hashes the function computes.
     pub fn hasher(&self) -> cahier_function::crypto::Hasher {
         cahier_function::crypto::Hasher::new(&self.secrets.pepper).expect("the pepper")
