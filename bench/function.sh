@@ -21,6 +21,10 @@
 #          loopback proxy, random 10.x.y.z) and its own e-mail, like a real crowd. The site's
 #          per-petition surge budget is raised (a viral petition's setting), so every signature
 #          takes the full pending + mail path; the budgets are still taken in the same write.
+#   confirm POST confirm with the tokens of the valid scenario's mails (read from the outbox),
+#          each used once, for CONFIRM_DURATION (1 s: a round's mails last that long): the
+#          state change, the counter, the give-back of the network units and the
+#          transparency-log event in one transaction, fsynced (synchronous=FULL).
 #   count  GET count (served from the counter)
 # Peak memory: the server's VmHWM, reset (clear_refs 5) before each scenario and read after it;
 # "overall" is the VmHWM since start without reset, read before the first reset.
@@ -32,6 +36,7 @@ ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-1}
 CONNS=${CONNS:-32}
 TOKENS=${TOKENS:-40000}
+CONFIRM_DURATION=${CONFIRM_DURATION:-1s}
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 
 # Always (re)built: a stale release binary would measure old code.
@@ -119,6 +124,50 @@ end
 LUA
 }
 
+# confirm.lua: one confirm token per request from $work/confirm-tokens.txt, split by thread.
+cat >"$work/confirm.lua" <<LUA
+local tokens = {}
+local counter = 0
+local nthreads = $THREADS
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  local i = 0
+  for line in io.lines("$work/confirm-tokens.txt") do
+    if i % nthreads == id then table.insert(tokens, line) end
+    i = i + 1
+  end
+end
+function request()
+  counter = counter + 1
+  local t = tokens[counter] or "exhausted"
+  return wrk.format("POST", "/api/confirm", {["Content-Type"] = "application/json"},
+    string.format('{"token":"%s"}', t))
+end
+LUA
+
+# The confirm tokens of the mails not confirmed yet (each mail is read once, then moved).
+confirm_tokens() {
+  mkdir -p "$work/outbox-read"
+  python3 - "$work/outbox" "$work/outbox-read" >"$work/confirm-tokens.txt" <<'PY'
+import email, email.policy, os, re, sys
+src, done = sys.argv[1], sys.argv[2]
+for name in sorted(os.listdir(src)):
+    if not name.endswith(".eml"):
+        continue
+    with open(os.path.join(src, name), "rb") as f:
+        msg = email.message_from_binary_file(f, policy=email.policy.default)
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    m = re.search(r"/confirm/#t=([A-Za-z0-9_.~-]+)", text)
+    if m:
+        print(m.group(1))
+    os.rename(os.path.join(src, name), os.path.join(done, name))
+PY
+}
+
 issue_tokens() {
   : >"$work/tokens.txt"
   local left=$TOKENS
@@ -167,12 +216,14 @@ for r in $(seq "$ROUNDS"); do
   issue_tokens
   valid_lua "$r"
   run valid "$r" "$server" "$base/api/petitions/bench/sign" "$work/valid.lua"
+  confirm_tokens
+  DURATION=$CONFIRM_DURATION run confirm "$r" "$server" "$base/api/confirm" "$work/confirm.lua"
   run count "$r" "$server" "$base/api/petitions/bench/count"
 done
 final_server=$(hwm "$server")
 
-stored=$(python3 -c "import sqlite3; c=sqlite3.connect('$work/signatures.sqlite3'); print(c.execute('select count(*) from signatures').fetchone()[0], c.execute(\"select count(*) from signatures where status='pending'\").fetchone()[0])")
-mails=$(find "$work/outbox" -name '*.eml' | wc -l)
+stored=$(python3 -c "import sqlite3; c=sqlite3.connect('$work/signatures.sqlite3'); print(c.execute('select count(*) from signatures').fetchone()[0], c.execute(\"select count(*) from signatures where status='pending'\").fetchone()[0], c.execute(\"select count(*) from signatures where status='confirmed'\").fetchone()[0])")
+mails=$(find "$work/outbox" "$work/outbox-read" -name '*.eml' | wc -l)
 
 python3 - "$results" <<PY
 import statistics, sys
@@ -189,7 +240,7 @@ print("wrk -t$THREADS -c$CONNS -d$DURATION --latency over loopback, release buil
 print("(hello, junk, valid, count, hello, ...); medians, and each round's rate divided by hello's in the same round.\n")
 print("| scenario | requests/s (median) | ÷ hello (median of rounds) | p99 ms (median) | non-2xx (all rounds) | server peak RSS (MB, max) | CPU µs/request (median) |")
 print("|---|---|---|---|---|---|---|")
-for name in ("hello", "junk", "valid", "count"):
+for name in ("hello", "junk", "valid", "confirm", "count"):
     rs = by[name]
     ratios = [rs[r][0] / by["hello"][r][0] for r in rs]
     print(f"| {name} | {statistics.median(v[0] for v in rs.values()):,.0f} | {statistics.median(ratios):.2f} | "
@@ -200,7 +251,7 @@ for name, rnd, rps, p99, non2xx, hwm, reqs, cpu in rows:
     print(f"- {name} #{rnd}: {rps} req/s ({reqs} requests), p99 {p99}, non-2xx {non2xx}, {hwm} KB, CPU {int(cpu) / max(int(reqs), 1):.1f} µs/request")
 PY
 echo
-echo "Valid runs: signatures stored (all, pending) = $stored; mails written = $mails."
+echo "Signatures stored (all, pending, confirmed) = $stored; mails written = $mails."
 echo "Server peak RSS at start, before any load: $((overall_server / 1024)) MB; at the end, since the last reset: $((final_server / 1024)) MB."
 echo "The peak-RSS column of hello is the hello process's; the others are the signing server's."
 echo "Dev captcha tokens are self-contained (MAC-signed); the server remembers only the nonces of redeemed ones, for 120 s."

@@ -5,10 +5,9 @@
 use super::record::{short, Recorded};
 use super::respond::page_url;
 use super::Ctx;
-use crate::deferred::RELEASED_PER_CONFIRMATION;
 use crate::mail_text::{render, MailContext, MailKind};
 use crate::manifest::Petition;
-use crate::store::{AuditEvent, Budget, SignOutcome, Status};
+use crate::store::{AuditEvent, Budget, QueuedMail, SignOutcome, Status};
 use crate::token::{TokenClaims, TokenKind, CONFIRM_TTL_SECS};
 
 /// One mail to send.
@@ -158,25 +157,12 @@ pub(super) async fn send_mail(ctx: &Ctx<'_>, letter: &Letter<'_>) {
     }
 }
 
-/// After a first confirmation from network `queue` (its `prefix_hash`): sends the mails
-/// queued behind that network's budget, [`RELEASED_PER_CONFIRMATION`] of them at most.
-pub(crate) async fn release_queued(ctx: &Ctx<'_>, queue: &str) {
-    if queue.is_empty() {
-        return;
-    }
+/// After a first confirmation: sends the mails it released from the queue of its network
+/// ([`crate::store::Store::confirm_and_release`], [`crate::deferred::RELEASED_PER_CONFIRMATION`]
+/// at most).
+pub(crate) async fn send_released(ctx: &Ctx<'_>, released: Vec<QueuedMail>) {
     let Some(petition) = ctx.loaded.manifest.petition(ctx.slug) else {
         return;
-    };
-    let store = &ctx.state.0.store;
-    let released = match store
-        .release_queued(ctx.slug, queue, RELEASED_PER_CONFIRMATION, ctx.now)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "store.release_queued failed");
-            return;
-        }
     };
     for queued in released {
         let letter = match ctx.state.0.letters.open(&queued.sealed) {
@@ -194,7 +180,6 @@ pub(crate) async fn release_queued(ctx: &Ctx<'_>, queue: &str) {
             decision = "mail_released",
             petition = ctx.slug,
             email = short(&queued.email_hash),
-            prefix = short(queue),
             "a queued mail is released by a confirmation from its network"
         );
         let letter = Letter {

@@ -256,6 +256,17 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
+/// What [`Store::confirm_and_release`] did.
+#[derive(Debug)]
+pub struct Confirmation {
+    pub outcome: ConfirmOutcome,
+    /// The receipt secret, when the signature started to count on a store that logs.
+    pub receipt: Option<ReceiptSecret>,
+    /// The mails queued behind the signature's network that this confirmation releases, each
+    /// handed out once.
+    pub released: Vec<QueuedMail>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Creates the tables / indexes if needed. Idempotent.
@@ -292,6 +303,46 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> anyhow::Result<(ConfirmOutcome, Option<ReceiptSecret>)> {
         Ok((self.confirm(petition, email_hash, now).await?, None))
+    }
+
+    /// [`Store::confirm_with_receipt`], then, when the signature starts to count, the mails
+    /// queued behind its network ([`Store::release_queued`] on its `prefix_hash`, up to
+    /// `release`): a confirmation proves a mailbox behind that network. What comes after the
+    /// confirmation never fails it (a failure is logged and releases nothing). The default
+    /// makes the three calls; SQLite does it all in the confirmation's one transaction.
+    async fn confirm_and_release(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+        release: usize,
+    ) -> anyhow::Result<Confirmation> {
+        let (outcome, receipt) = self.confirm_with_receipt(petition, email_hash, now).await?;
+        let mut done = Confirmation {
+            outcome,
+            receipt,
+            released: Vec::new(),
+        };
+        if outcome
+            != (ConfirmOutcome::Confirmed {
+                status: Status::Confirmed,
+            })
+        {
+            return Ok(done);
+        }
+        let queue = match self.get(petition, email_hash).await {
+            Ok(Some(rec)) if !rec.prefix_hash.is_empty() => rec.prefix_hash,
+            Ok(_) => return Ok(done),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "store.get after a confirm failed");
+                return Ok(done);
+            }
+        };
+        match self.release_queued(petition, &queue, release, now).await {
+            Ok(released) => done.released = released,
+            Err(e) => tracing::error!(error = format!("{e:#}"), "store.release_queued failed"),
+        }
+        Ok(done)
     }
 
     /// Whether this store records transparency-log events with its count changes (SQLite and

@@ -9,8 +9,8 @@
 //! reads run on tokio's blocking pool.
 
 use super::{
-    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature,
-    OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Confirmation, Count, EraseOutcome,
+    NewSignature, OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
 use super::{LogPending, ReceiptSecret};
 use crate::budgets::window_start_of;
@@ -155,6 +155,9 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Each writer job runs in a savepoint, whose rollback journal is a temporary file: in
+    // memory, not one more file written beside the database on every batch.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -268,10 +271,12 @@ fn migrate_budgets(conn: &Connection) -> anyhow::Result<()> {
 /// caller's write transaction (SQLite has one writer). Returns its `seq`.
 fn log_event(tx: &Connection, petition: &str, entry: &Entry) -> rusqlite::Result<u64> {
     let seq: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(seq), -1) + 1 FROM log_events WHERE petition = ?1")?
-        .query_row(params![petition], |r| r.get(0))?;
-    tx.prepare_cached("INSERT INTO log_events (petition, seq, entry) VALUES (?1, ?2, ?3)")?
-        .execute(params![petition, seq, entry.encode()])?;
+        .prepare_cached(
+            "INSERT INTO log_events (petition, seq, entry)
+             SELECT ?1, COALESCE(MAX(seq), -1) + 1, ?2 FROM log_events WHERE petition = ?1
+             RETURNING seq",
+        )?
+        .query_row(params![petition, entry.encode()], |r| r.get(0))?;
     Ok(seq as u64)
 }
 
@@ -297,11 +302,16 @@ pub(super) fn log_counted(
     email_hash: &str,
     now: i64,
 ) -> rusqlite::Result<ReceiptSecret> {
-    let secret = ReceiptSecret::random();
-    let c = Commitment::new(petition, &secret);
+    let (secret, c) = fresh_commitment(petition);
     set_commitment(tx, petition, email_hash, Some(&c))?;
     log_event(tx, petition, &Entry::counted(c, now))?;
     Ok(secret)
+}
+
+fn fresh_commitment(petition: &str) -> (ReceiptSecret, Commitment) {
+    let secret = ReceiptSecret::random();
+    let c = Commitment::new(petition, &secret);
+    (secret, c)
 }
 
 /// The signature stops counting: an uncounted event carrying the commitment it had, which
@@ -412,7 +422,8 @@ enum Refund {
 }
 
 /// Gives back the `Defer` units a signature took (its row's `refunds`), in the window it took
-/// them in (a later window has started afresh anyway), and forgets them.
+/// them in (a later window has started afresh anyway). The caller's update of the row sets
+/// `refunds` to NULL, so that they are given back once.
 fn give_back(tx: &Connection, petition: &str, email_hash: &str) -> anyhow::Result<()> {
     let row: Option<(Option<String>, i64)> = tx
         .prepare_cached(
@@ -441,10 +452,6 @@ fn give_back(tx: &Connection, petition: &str, email_hash: &str) -> anyhow::Resul
         )?
         .execute(params![key, start])?;
     }
-    tx.prepare_cached(
-        "UPDATE signatures SET refunds = NULL WHERE petition = ?1 AND email_hash = ?2",
-    )?
-    .execute(params![petition, email_hash])?;
     Ok(())
 }
 
@@ -469,6 +476,111 @@ fn row_status(
         })
         .optional()?;
     row.map(|(s, e)| Ok((status_from(&s)?, e))).transpose()
+}
+
+/// A queued mail as read: created_at, email_hash, sealed letter, expires_at, and whether its
+/// signature is still pending (NULL when the row is gone).
+type QueueRow = (i64, String, Vec<u8>, i64, Option<bool>);
+
+/// Takes up to `n` mails queued behind `queue` on `petition`, oldest first, inside the caller's
+/// transaction; entries whose signature is no longer pending (confirmed by a reminder, erased,
+/// expired) are dropped on the way.
+fn take_queued(
+    tx: &Connection,
+    petition: &str,
+    queue: &str,
+    n: usize,
+    now: i64,
+) -> anyhow::Result<Vec<QueuedMail>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT q.created_at, q.email_hash, q.sealed, q.expires_at,
+                (s.status = 'pending' AND (s.expires_at IS NULL OR s.expires_at > ?3))
+         FROM mail_queue q LEFT JOIN signatures s
+           ON s.petition = q.petition AND s.email_hash = q.email_hash
+         WHERE q.petition = ?1 AND q.queue = ?2
+         ORDER BY q.created_at, q.email_hash LIMIT ?4",
+    )?;
+    let rows: Vec<QueueRow> = stmt
+        .query_map(params![petition, queue, now, (n * 4 + 8) as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for (created_at, email_hash, sealed, expires_at, live) in rows {
+        if out.len() >= n {
+            break;
+        }
+        tx.prepare_cached(
+            "DELETE FROM mail_queue WHERE petition = ?1 AND queue = ?2 AND created_at = ?3 AND email_hash = ?4",
+        )?
+        .execute(params![petition, queue, created_at, email_hash])?;
+        if live == Some(true) && expires_at > now {
+            out.push(QueuedMail {
+                petition: petition.to_string(),
+                email_hash,
+                sealed,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One confirmation inside the writer's transaction (see [`Store::confirm_and_release`]): the
+/// state change, and when it starts to count the counter, the log event with its fresh receipt
+/// secret, the network units given back and the mails queued behind its network taken.
+fn confirm_in(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    now: i64,
+    release: usize,
+) -> anyhow::Result<Confirmation> {
+    let nothing = |outcome| Confirmation {
+        outcome,
+        receipt: None,
+        released: Vec::new(),
+    };
+    let Some((status, expires)) = row_status(tx, petition, email_hash)? else {
+        return Ok(nothing(ConfirmOutcome::NotFound));
+    };
+    if is_expired(status, expires, now) {
+        return Ok(nothing(ConfirmOutcome::NotFound));
+    }
+    let next = match status.on_confirm() {
+        Ok(next) => next,
+        Err(answer) => return Ok(nothing(answer)),
+    };
+    let counts = next == Status::Confirmed;
+    // The commitment goes on the row in the same write as the state (the log's event follows).
+    let fresh = counts.then(|| fresh_commitment(petition));
+    let mut done = nothing(ConfirmOutcome::Confirmed { status: next });
+    give_back(tx, petition, email_hash)?;
+    let queue: String = tx
+        .prepare_cached(
+            "UPDATE signatures SET status = ?3, confirmed_at = ?4, expires_at = NULL,
+                 refunds = NULL, commitment = COALESCE(?5, commitment)
+             WHERE petition = ?1 AND email_hash = ?2 RETURNING prefix_hash",
+        )?
+        .query_row(
+            params![
+                petition,
+                email_hash,
+                next.as_str(),
+                now,
+                fresh.as_ref().map(|(_, c)| c.0.to_vec())
+            ],
+            |r| r.get(0),
+        )?;
+    if let Some((secret, c)) = fresh {
+        bump_counter(tx, petition, 1, now)?;
+        log_event(tx, petition, &Entry::counted(c, now))?;
+        done.receipt = Some(secret);
+        if release > 0 && !queue.is_empty() {
+            done.released = take_queued(tx, petition, &queue, release, now)?;
+        }
+    }
+    audit(tx, petition, email_hash, "confirmed", now, next.as_str())?;
+    Ok(done)
 }
 
 impl SqliteStore {
@@ -667,39 +779,7 @@ impl Store for SqliteStore {
     ) -> anyhow::Result<Vec<QueuedMail>> {
         let (petition, queue) = (petition.to_string(), queue.to_string());
         self.write(Durability::Normal, move |tx| {
-            // Entries whose signature is no longer pending (confirmed by a reminder, erased,
-            // expired) are dropped on the way.
-            let mut stmt = tx.prepare_cached(
-                "SELECT q.created_at, q.email_hash, q.sealed, q.expires_at,
-                        (s.status = 'pending' AND (s.expires_at IS NULL OR s.expires_at > ?3))
-                 FROM mail_queue q LEFT JOIN signatures s
-                   ON s.petition = q.petition AND s.email_hash = q.email_hash
-                 WHERE q.petition = ?1 AND q.queue = ?2
-                 ORDER BY q.created_at, q.email_hash LIMIT ?4",
-            )?;
-            let rows: Vec<(i64, String, Vec<u8>, i64, Option<bool>)> = stmt
-                .query_map(params![petition, queue, now, (n * 4 + 8) as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut out = Vec::new();
-            for (created_at, email_hash, sealed, expires_at, live) in rows {
-                if out.len() >= n {
-                    break;
-                }
-                tx.prepare_cached(
-                    "DELETE FROM mail_queue WHERE petition = ?1 AND queue = ?2 AND created_at = ?3 AND email_hash = ?4",
-                )?
-                .execute(params![petition, queue, created_at, email_hash])?;
-                if live == Some(true) && expires_at > now {
-                    out.push(QueuedMail {
-                        petition: petition.clone(),
-                        email_hash,
-                        sealed,
-                    });
-                }
-            }
-            Ok(out)
+            take_queued(tx, &petition, &queue, n, now)
         })
         .await
         .context("while releasing queued mails")
@@ -786,32 +866,23 @@ impl Store for SqliteStore {
         email_hash: &str,
         now: i64,
     ) -> anyhow::Result<(ConfirmOutcome, Option<ReceiptSecret>)> {
+        let done = self
+            .confirm_and_release(petition, email_hash, now, 0)
+            .await?;
+        Ok((done.outcome, done.receipt))
+    }
+
+    async fn confirm_and_release(
+        &self,
+        petition: &str,
+        email_hash: &str,
+        now: i64,
+        release: usize,
+    ) -> anyhow::Result<Confirmation> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
         // Durable: the signer is told the signature counts only once it is fsynced.
         self.write(Durability::Full, move |tx| {
-            let Some((status, expires)) = row_status(tx, &petition, &email_hash)? else {
-                return Ok((ConfirmOutcome::NotFound, None));
-            };
-            if is_expired(status, expires, now) {
-                return Ok((ConfirmOutcome::NotFound, None));
-            }
-            let next = match status.on_confirm() {
-                Ok(next) => next,
-                Err(answer) => return Ok((answer, None)),
-            };
-            tx.execute(
-                "UPDATE signatures SET status = ?3, confirmed_at = ?4, expires_at = NULL
-                 WHERE petition = ?1 AND email_hash = ?2",
-                params![petition, email_hash, next.as_str(), now],
-            )?;
-            let mut receipt = None;
-            if next == Status::Confirmed {
-                bump_counter(tx, &petition, 1, now)?;
-                receipt = Some(log_counted(tx, &petition, &email_hash, now)?);
-            }
-            give_back(tx, &petition, &email_hash)?;
-            audit(tx, &petition, &email_hash, "confirmed", now, next.as_str())?;
-            Ok((ConfirmOutcome::Confirmed { status: next }, receipt))
+            confirm_in(tx, &petition, &email_hash, now, release)
         })
         .await
         .context("while confirming a signature")

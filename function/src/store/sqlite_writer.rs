@@ -64,11 +64,26 @@ impl Job {
     }
 }
 
-/// Handle on the writer thread; the thread ends when the last handle drops.
+/// Handle on the writer thread. Dropping it ends the thread once the queued jobs are done, and
+/// waits for that: the file is closed when the store is gone (another opener may need it to
+/// itself, see `grow_pages`).
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
     /// Transactions ended so far (committed or not), for tests and diagnostics.
     batches: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            // (Never from the writer thread itself, should a job hold the last handle.)
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Writer {
@@ -77,10 +92,14 @@ impl Writer {
         let (jobs, queue) = mpsc::channel();
         let batches = Arc::new(AtomicU64::new(0));
         let counter = batches.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("sqlite-writer {name}"))
             .spawn(move || run(conn, queue, &counter))?;
-        Ok(Writer { jobs, batches })
+        Ok(Writer {
+            jobs: Some(jobs),
+            batches,
+            thread: Some(thread),
+        })
     }
 
     /// Transactions the writer has ended so far.
@@ -117,6 +136,8 @@ impl Writer {
             }
         };
         self.jobs
+            .as_ref()
+            .expect("the sender lives until drop")
             .send(Job {
                 durability,
                 run: Box::new(run),
