@@ -15,9 +15,10 @@ mod screen;
 
 use crate::client_ip::{self, UNKNOWN_CLIENT};
 use crate::decode::{decode_token, BodyKind};
+use crate::deferred::RELEASED_PER_CONFIRMATION;
 use crate::problem::{FieldError, Problem};
 use crate::state::{AppState, Loaded};
-use crate::store::{ConfirmOutcome, Status};
+use crate::store::{ConfirmOutcome, Confirmation};
 use crate::token::{TokenClaims, TokenError, TokenKind};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -144,58 +145,58 @@ pub async fn confirm(State(state): State<AppState>, req: Request<Body>) -> Respo
     let outcome = state
         .0
         .store
-        .confirm(&claims.petition, &claims.email_hash, now)
+        .confirm_and_release(
+            &claims.petition,
+            &claims.email_hash,
+            now,
+            RELEASED_PER_CONFIRMATION,
+        )
         .await;
     state.0.counts.forget(&claims.petition);
     match outcome {
-        Ok(ConfirmOutcome::Confirmed { status }) => {
-            if status == Status::Confirmed {
-                release_for(&state, &claims, now).await;
+        Ok(Confirmation {
+            outcome: ConfirmOutcome::Confirmed { .. },
+            receipt,
+            released,
+        }) => {
+            if !released.is_empty() {
+                let loaded = state.loaded();
+                let ctx = Ctx {
+                    state: &state,
+                    loaded: &loaded,
+                    slug: &claims.petition,
+                    now,
+                };
+                notify::send_released(&ctx, released).await;
             }
-            no_store(json(
-                StatusCode::OK,
-                r#"{"status":"confirmed"}"#.to_string(),
-            ))
+            // The receipt secret goes to the signer only, once: the store keeps its commitment.
+            let body = match receipt {
+                Some(secret) => serde_json::json!({
+                    "status": "confirmed",
+                    "receipt": secret.to_base64url(),
+                })
+                .to_string(),
+                None => r#"{"status":"confirmed"}"#.to_string(),
+            };
+            no_store(json(StatusCode::OK, body))
         }
-        Ok(ConfirmOutcome::AlreadyConfirmed { .. }) => no_store(json(
+        Ok(Confirmation {
+            outcome: ConfirmOutcome::AlreadyConfirmed { .. },
+            ..
+        }) => no_store(json(
             StatusCode::OK,
             r#"{"status":"confirmed"}"#.to_string(),
         )),
-        Ok(ConfirmOutcome::NotFound) => {
-            Problem::gone("This signature has expired or was deleted; please sign again.")
-                .into_response()
-        }
+        Ok(Confirmation {
+            outcome: ConfirmOutcome::NotFound,
+            ..
+        }) => Problem::gone("This signature has expired or was deleted; please sign again.")
+            .into_response(),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "store.confirm failed");
             Problem::unavailable().into_response()
         }
     }
-}
-
-/// A confirmation proves a mailbox behind its network: the mails queued behind that network's
-/// budget go out ([`crate::deferred`]).
-async fn release_for(state: &AppState, claims: &TokenClaims, now: i64) {
-    let queue = match state
-        .0
-        .store
-        .get(&claims.petition, &claims.email_hash)
-        .await
-    {
-        Ok(Some(rec)) => rec.prefix_hash,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = format!("{e:#}"), "store.get after a confirm failed");
-            return;
-        }
-    };
-    let loaded = state.loaded();
-    let ctx = Ctx {
-        state,
-        loaded: &loaded,
-        slug: &claims.petition,
-        now,
-    };
-    notify::release_queued(&ctx, &queue).await;
 }
 
 /// `GET /api/confirm`: never confirms (mail scanners follow links).

@@ -17,6 +17,8 @@ pub enum PageClass {
     Plain,
     /// The embed widget: framable by any site, and signs like the petition page.
     Embed,
+    /// The "check my signature" page: also reads the log's static files from the site.
+    Check,
 }
 
 /// The policy for a page class; `meta` drops `frame-ancestors`, which browsers ignore in `<meta>`.
@@ -25,6 +27,9 @@ pub fn csp(cfg: &Config, class: PageClass, meta: bool) -> String {
     let mut script = String::from("'self'");
     let mut style = String::from("'self'");
     let mut connect = api.clone();
+    if class == PageClass::Check {
+        connect.push_str(" 'self'");
+    }
     let mut frame = String::new();
     // The embed widget carries the sign form too.
     let signs = matches!(class, PageClass::Sign | PageClass::Embed);

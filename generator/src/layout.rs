@@ -89,6 +89,11 @@ pub const SUBPAGES: &[SubPage] = &[
         template: "embed.html",
         class: PageClass::Embed,
     },
+    SubPage {
+        name: "check",
+        template: "check.html",
+        class: PageClass::Check,
+    },
 ];
 
 /// Served under every petition though not built: its transparency log, `/<slug>/log/`

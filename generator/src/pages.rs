@@ -26,6 +26,7 @@ pub struct LangSite {
     pub csp_sign: String,
     pub csp_plain: String,
     pub csp_embed: String,
+    pub csp_check: String,
     /// `SOURCE_DATE_EPOCH`, the date of undated things (never the clock).
     pub epoch: i64,
 }
@@ -64,6 +65,8 @@ struct SiteCtx<'a> {
     js: &'a Asset,
     assets: &'a BTreeMap<String, Asset>,
     favicon: Option<&'a crate::theme::Favicon>,
+    /// The transparency log's public key (base64), for the "check my signature" page.
+    log_public_key: Option<&'a str>,
 }
 
 impl LangSite {
@@ -115,6 +118,7 @@ impl LangSite {
             js: &theme.assets["cahier.js"],
             assets: &theme.assets,
             favicon: theme.favicon.as_ref(),
+            log_public_key: cfg.log_public_key.as_deref(),
         };
         let mut context = tera::Context::new();
         context.insert("site", &site);
@@ -134,6 +138,7 @@ impl LangSite {
             csp_sign: csp(cfg, PageClass::Sign, true),
             csp_plain: csp(cfg, PageClass::Plain, true),
             csp_embed: csp(cfg, PageClass::Embed, true),
+            csp_check: csp(cfg, PageClass::Check, true),
             epoch,
         }
     }
@@ -255,6 +260,10 @@ pub struct PetitionCtx {
     pub confirm_path: String,
     pub thanks_path: String,
     pub erase_path: String,
+    /// The "check my signature" page, and the log it reads (`/<slug>/log/`, its origin line).
+    pub check_path: String,
+    pub log_path: String,
+    pub log_origin: String,
     pub embed_path: String,
     pub embed_url: String,
     pub embed_code: String,
@@ -493,6 +502,9 @@ pub fn petition_context(
         confirm_path: format!("{path}confirm/"),
         thanks_path: format!("{path}thanks/"),
         erase_path: format!("{path}erase/"),
+        check_path: format!("{path}check/"),
+        log_path: format!("{}/{}/{}/", cfg.base_path(), p.slug, crate::layout::LOG_DIR),
+        log_origin: cahier_tlog::checkpoint::origin(&cfg.base_url, &p.slug),
         embed_code: format!(
             "<iframe src=\"{embed_url}\" title=\"{}\" width=\"100%\" height=\"720\" loading=\"lazy\"></iframe>",
             crate::templates::escape(&text.title)
@@ -564,6 +576,7 @@ pub fn page_context(cfg: &Config, site: &LangSite, p: &Petition, kind: &str, sub
     let (csp, signs) = match kind {
         "petition" => (site.csp_sign.clone(), true),
         "embed" => (site.csp_embed.clone(), true),
+        "check" => (site.csp_check.clone(), false),
         _ => (site.csp_plain.clone(), false),
     };
     PageCtx {

@@ -14,6 +14,7 @@ pub const REQUIRED: &[&str] = &[
     "thanks.html",
     "erase.html",
     "embed.html",
+    "check.html",
     "index.html",
     "privacy.html",
     "404.html",

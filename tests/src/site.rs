@@ -26,6 +26,12 @@ pub struct Site {
 impl Site {
     /// Copies the example site and starts `cahier serve` on it (waits until it answers).
     pub async fn start() -> anyhow::Result<Site> {
+        Site::start_with(&[]).await
+    }
+
+    /// [`Site::start`] with more arguments to `cahier serve` (`--log-interval 0.2`).
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<Site> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("site");
         std::fs::create_dir_all(&root)?;
@@ -33,7 +39,10 @@ impl Site {
         // Blocking (bounded) wait for the first build; off the async workers.
         let serve = tokio::task::spawn_blocking({
             let root = root.clone();
-            move || CahierServe::start(&root)
+            move || {
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                CahierServe::start_with(&root, &extra)
+            }
         })
         .await
         .context("cahier serve did not start")?;

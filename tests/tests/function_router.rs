@@ -126,11 +126,20 @@ async fn sign_mail_confirm_count_erase() {
     problem(res, StatusCode::METHOD_NOT_ALLOWED).await;
     assert_eq!(count(&app).await, 0);
 
-    for _ in 0..2 {
-        let res = call(&app, token_post("/api/confirm", &confirm)).await;
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(body(res).await, br#"{"status":"confirmed"}"#);
-    }
+    // The first confirmation gives the signer a receipt (the secret of its log entry's
+    // commitment, once); the second, idempotent, gives none.
+    let res = call(&app, token_post("/api/confirm", &confirm)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let first: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
+    assert_eq!(first["status"], "confirmed");
+    let receipt = first["receipt"].as_str().expect("a receipt");
+    assert!(
+        cahier_tlog::ReceiptSecret::from_base64url(receipt).is_some(),
+        "{first}"
+    );
+    let res = call(&app, token_post("/api/confirm", &confirm)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, br#"{"status":"confirmed"}"#);
     let res = call(
         &app,
         Request::get(format!("/api/petitions/{SLUG}/count"))

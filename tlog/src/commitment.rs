@@ -51,6 +51,20 @@ impl ReceiptSecret {
         rand::rngs::OsRng.fill_bytes(&mut b);
         ReceiptSecret(b)
     }
+
+    /// As the signer's receipt carries it (a link's fragment): base64url, no padding.
+    pub fn to_base64url(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn from_base64url(s: &str) -> Option<ReceiptSecret> {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim())
+            .ok()?;
+        Some(ReceiptSecret(b.try_into().ok()?))
+    }
 }
 
 impl fmt::Debug for ReceiptSecret {
@@ -72,6 +86,18 @@ mod tests {
         assert_ne!(a, Commitment::new("ecole", &ReceiptSecret([8; 32])));
         // Length-prefixed: moving a byte from the slug into the secret changes it.
         assert_ne!(ReceiptSecret::random(), ReceiptSecret::random());
+    }
+
+    #[test]
+    fn a_receipt_secret_survives_its_link() {
+        let s = ReceiptSecret::random();
+        let text = s.to_base64url();
+        assert_eq!(text.len(), 43);
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(ReceiptSecret::from_base64url(&text), Some(s));
+        assert_eq!(ReceiptSecret::from_base64url("too-short"), None);
     }
 
     #[test]

@@ -241,7 +241,9 @@
           say(page.getAttribute("data-text-done"), "ok");
           try { history.replaceState(null, "", window.location.pathname); } catch (e) { /* ignore */ }
           var next = page.getAttribute("data-next");
-          if (next) window.location.replace(next);
+          /* The receipt's secret travels in the fragment only: never to a server or a log. */
+          var receipt = r.data && typeof r.data.receipt === "string" && /^[A-Za-z0-9_-]{43}$/.test(r.data.receipt) ? r.data.receipt : "";
+          if (next) window.location.replace(next + (receipt ? "#r=" + receipt : ""));
           return;
         }
         say(page.getAttribute(r.status === 410 || r.status === 404 ? "data-text-expired" : "data-text-error"), "error");
@@ -253,10 +255,23 @@
     });
   }
 
+  /* ---- Thanks page: the receipt from the fragment, as a link the signer can keep ---- */
+  function setupReceipt(box) {
+    var r = new URLSearchParams(window.location.hash.replace(/^#/, "")).get("r");
+    if (!r || !/^[A-Za-z0-9_-]{43}$/.test(r)) return;
+    var link = box.getAttribute("data-check") + "#r=" + r;
+    box.querySelector("[data-receipt-link]").href = link;
+    box.querySelector("[data-receipt-url]").value = new URL(link, window.location.href).href;
+    box.hidden = false;
+    /* Kept out of the address bar (and so out of a shared screen or history). */
+    try { history.replaceState(null, "", window.location.pathname); } catch (e) { /* ignore */ }
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-count-url]"), showCount);
     Array.prototype.forEach.call(document.querySelectorAll("form[data-sign-form]"), setupForm);
     Array.prototype.forEach.call(document.querySelectorAll("[data-token-page]"), setupTokenPage);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-receipt]"), setupReceipt);
     Array.prototype.forEach.call(document.querySelectorAll("input.copy"), function (i) {
       i.addEventListener("focus", function () { i.select(); });
     });
