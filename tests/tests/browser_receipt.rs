@@ -2,13 +2,15 @@
 //! with its transparency log: a signer confirms, gets a receipt on the thanks page, and the
 //! check page (static files only, Web Crypto) finds the signature counted in a log it verified.
 //! Then the log is tampered with in the served folder, one way at a time, and the page must
-//! say so: a changed entry, a changed hash tile, a checkpoint with a bad signature, and a
-//! checkpoint this browser saw before that the log no longer extends (a fork).
+//! say so: a changed entry, a changed hash tile, a checkpoint with a bad signature, a removed
+//! entry, a count endpoint that disagrees with the log, and a checkpoint this browser saw
+//! before that the log no longer extends (a fork).
 //!
 //! Needs `chromium`, `chromium-driver` and `npm ci` in tests/browser (scripts/test.sh).
 
 use anyhow::{ensure, Context};
 use cahier_tests::browser::Browser;
+use cahier_tests::flow::Api;
 use cahier_tests::site::{link, Site, PETITION};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,12 @@ fn log_folder(site: &Site) -> PathBuf {
     let origin = site.base.trim_start_matches("http://").replace(':', "-");
     site.root
         .join(format!(".cahier/log/{origin}/{PETITION}/log"))
+}
+
+/// The size the folder's checkpoint states (for waiting; the page verifies it).
+fn log_size(folder: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(folder.join("checkpoint")).ok()?;
+    text.lines().nth(1)?.parse().ok()
 }
 
 /// Flips one byte of `rel` in the log folder; returns the original to put back.
@@ -203,6 +211,75 @@ async fn receipt_and_check() -> anyhow::Result<()> {
     std::fs::write(folder.join("checkpoint"), original)?;
     open_check(&b, &check).await?;
     ensure!(verdict(&b).await?.0 == "ok", "put back");
+
+    // A second signer, by the API: the log grows to 2, and the page sees it grew.
+    let api = Api::new(&site.base).slug(PETITION);
+    let captcha = api.captcha().await;
+    let res = api
+        .sign_json(&serde_json::json!({
+            "name": "Dominique Second", "email": "second@example.org", "consent": true,
+            "postcode": "69002", "h-captcha-response": captcha, "lang": "fr", "fill_ms": 6000,
+        }))
+        .await;
+    ensure!(res.status() == 202, "second sign: {}", res.status());
+    let mail = site.wait_mail("second@example.org").await?;
+    let token = link(&mail, "confirm")
+        .and_then(|l| l.split("#t=").nth(1).map(str::to_string))
+        .context("a confirm token")?;
+    ensure!(api.confirm(&token).await.status() == 200);
+    let grown = std::time::Instant::now();
+    while log_size(&folder) != Some(2) {
+        ensure!(grown.elapsed().as_secs() < 20, "the log never grew to 2");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    open_check(&b, &check).await?;
+    let (state, checks) = verdict(&b).await?;
+    ensure!(state == "ok" && failed(&checks).is_empty(), "grown: {state} {checks:?}");
+
+    // An entry removed from its bundle (the second one): the bundle no longer holds what the
+    // checkpoint says.
+    let bundle = folder.join("tile/entries/000.p/2");
+    let original = std::fs::read(&bundle)?;
+    let first_len = 2 + usize::from(u16::from_be_bytes([original[0], original[1]]));
+    std::fs::write(&bundle, &original[..first_len])?;
+    open_check(&b, &check).await?;
+    let (state, checks) = verdict(&b).await?;
+    b.shot("removed-entry").await?;
+    ensure!(state == "fail" && !failed(&checks).is_empty(), "removed: {state} {checks:?}");
+    std::fs::write(&bundle, original)?;
+
+    // The count endpoint disagreeing with the log (its counter changed behind the log's back).
+    let db = rusqlite::Connection::open(site.root.join(".cahier/signatures.sqlite3"))?;
+    db.execute(
+        "UPDATE counters SET count = count + 5 WHERE petition = ?1",
+        [PETITION],
+    )?;
+    let changed = std::time::Instant::now();
+    loop {
+        open_check(&b, &check).await?;
+        let (state, checks) = verdict(&b).await?;
+        if state == "fail" {
+            ensure!(failed(&checks) == ["count"], "count: {checks:?}");
+            break;
+        }
+        // The function caches its count for a few seconds.
+        ensure!(changed.elapsed().as_secs() < 20, "the page never saw the count differ");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    b.shot("count-disagrees").await?;
+    db.execute(
+        "UPDATE counters SET count = count - 5 WHERE petition = ?1",
+        [PETITION],
+    )?;
+    let restored = std::time::Instant::now();
+    loop {
+        open_check(&b, &check).await?;
+        if verdict(&b).await?.0 == "ok" {
+            break;
+        }
+        ensure!(restored.elapsed().as_secs() < 20, "the count never agreed again");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 
     // A fork: this browser remembers a head the log does not extend (the view it was shown
     // before was another tree of the same size).
