@@ -57,7 +57,14 @@ fn attr(doc: &Html, selector: &str, name: &str) -> Option<String> {
 }
 
 const SLUGS: [&str; 2] = ["noel-sans-geant", "mediatheque-des-tanneurs"];
-const SUBPAGES: [&str; 6] = ["check-email", "confirm", "thanks", "erase", "embed", "check"];
+const SUBPAGES: [&str; 6] = [
+    "check-email",
+    "confirm",
+    "thanks",
+    "erase",
+    "embed",
+    "check",
+];
 
 fn html_pages() -> Vec<String> {
     built()
@@ -317,8 +324,16 @@ fn assets_are_fingerprinted_with_valid_sri() {
             }
         }
         // The "check my signature" page also carries the log checker.
-        let scripts = if page.ends_with("/check/index.html") { 2 } else { 1 };
-        assert_eq!(n, 1 + scripts, "{page}: one stylesheet and {scripts} script(s)");
+        let scripts = if page.ends_with("/check/index.html") {
+            2
+        } else {
+            1
+        };
+        assert_eq!(
+            n,
+            1 + scripts,
+            "{page}: one stylesheet and {scripts} script(s)"
+        );
     }
 }
 

@@ -234,7 +234,10 @@ async fn receipt_and_check() -> anyhow::Result<()> {
     }
     open_check(&b, &check).await?;
     let (state, checks) = verdict(&b).await?;
-    ensure!(state == "ok" && failed(&checks).is_empty(), "grown: {state} {checks:?}");
+    ensure!(
+        state == "ok" && failed(&checks).is_empty(),
+        "grown: {state} {checks:?}"
+    );
 
     // An entry removed from its bundle (the second one): the bundle no longer holds what the
     // checkpoint says.
@@ -245,7 +248,10 @@ async fn receipt_and_check() -> anyhow::Result<()> {
     open_check(&b, &check).await?;
     let (state, checks) = verdict(&b).await?;
     b.shot("removed-entry").await?;
-    ensure!(state == "fail" && !failed(&checks).is_empty(), "removed: {state} {checks:?}");
+    ensure!(
+        state == "fail" && !failed(&checks).is_empty(),
+        "removed: {state} {checks:?}"
+    );
     std::fs::write(&bundle, original)?;
 
     // The count endpoint disagreeing with the log (its counter changed behind the log's back).
@@ -263,7 +269,10 @@ async fn receipt_and_check() -> anyhow::Result<()> {
             break;
         }
         // The function caches its count for a few seconds.
-        ensure!(changed.elapsed().as_secs() < 20, "the page never saw the count differ");
+        ensure!(
+            changed.elapsed().as_secs() < 20,
+            "the page never saw the count differ"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     b.shot("count-disagrees").await?;
@@ -277,7 +286,10 @@ async fn receipt_and_check() -> anyhow::Result<()> {
         if verdict(&b).await?.0 == "ok" {
             break;
         }
-        ensure!(restored.elapsed().as_secs() < 20, "the count never agreed again");
+        ensure!(
+            restored.elapsed().as_secs() < 20,
+            "the count never agreed again"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 
