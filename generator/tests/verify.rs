@@ -438,7 +438,12 @@ fn watch_exits_at_the_first_mismatch() {
     };
     // Two clean rounds first: it keeps watching while all is well.
     let mut ok_rounds = 0;
+    let clean_by = Instant::now() + Duration::from_secs(60);
     while ok_rounds < 2 {
+        assert!(
+            Instant::now() < clean_by,
+            "no two clean rounds in 60 s (a round that checks another number of files?)"
+        );
         let line = next_line("waiting for clean rounds");
         assert!(!line.contains("FAILED"), "{line}");
         if line.contains("] ok: 51 files") {
