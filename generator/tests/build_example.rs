@@ -787,3 +787,10 @@ fn dev_overrides_for_serve() {
     assert!(csp.contains("connect-src http://127.0.0.1:8080"), "{csp}");
     let _ = Path::new("");
 }
+
+/// A site that publishes no log key gives no receipt link: the check page could not verify it.
+#[test]
+fn no_receipt_without_a_published_log_key() {
+    let doc = html("noel-sans-geant/thanks/index.html");
+    assert_eq!(doc.select(&sel("[data-receipt]")).count(), 0);
+}
