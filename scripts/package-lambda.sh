@@ -14,7 +14,7 @@
 # installed with `cargo install`) against
 # glibc 2.34, the glibc of Amazon Linux 2023, so it runs on Lambda whatever the build machine's
 # glibc (a plain `cargo build` here would link against the build machine's newer glibc symbols).
-# Built with `--no-default-features --features dynamodb,ses,secretsmanager`: no development captcha in the
+# Built with `--no-default-features --features dynamodb,ses,secretsmanager,s3`: no development captcha in the
 # package. The script checks both claims on the result (glibc symbols, no dev captcha route)
 # before zipping.
 set -euo pipefail
@@ -61,7 +61,7 @@ fi
 start=$(date +%s)
 CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_DEV_STRIP=symbols CARGO_PROFILE_DEV_DEBUG=0 \
   cargo zigbuild $profile_flag --locked \
-  -p cahier-function --bin cahier-function --no-default-features --features dynamodb,ses,secretsmanager \
+  -p cahier-function --bin cahier-function --no-default-features --features dynamodb,ses,secretsmanager,s3 \
   --target "$triple.$glibc"
 target_dir=${CARGO_TARGET_DIR:-target}
 built=$target_dir/$triple/$profile_dir/cahier-function

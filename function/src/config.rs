@@ -73,8 +73,7 @@ pub struct Config {
     /// The organizer's disposable-domain list (one domain a line); default: the bundled one.
     #[arg(long, env = "CAHIER_DISPOSABLE_DOMAINS")]
     pub disposable_domains: Option<PathBuf>,
-    /// Publish the transparency log (standalone server, SQLite store only for now): a
-    /// background task integrates each petition's pending events into `<DIR>/<slug>/log/`
+    /// Publish the transparency log (standalone server): a background task integrates each petition's pending events into `<DIR>/<slug>/log/`
     /// (checkpoint and tiles), signed with the secret `CAHIER_LOG_KEY` (the seed `cahier log
     /// keygen` prints; environment or secrets file). Serve `<DIR>` at the site's root so that
     /// the log is at `/<slug>/log/`, and keep it out of a folder `cahier build` replaces.
@@ -88,6 +87,21 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub log_interval: f64,
+    /// The site's S3 bucket, for the scheduled sequencer under AWS Lambda (the function's
+    /// `sequencer` handler, `deploy/aws/template.yaml`): each petition's log goes to
+    /// `<slug>/log/` in it, its checkpoint swapped in the DynamoDB store first.
+    /// `BUCKET[?endpoint=URL&region=REGION]` (an endpoint implies path-style addressing).
+    #[arg(long, env = "CAHIER_LOG_BUCKET", value_name = "BUCKET")]
+    pub log_bucket: Option<String>,
+    /// How long one invocation of the `sequencer` handler keeps integrating, a pass every
+    /// `--log-interval` (it always stops 5 s before the invocation's deadline). 0: one pass.
+    #[arg(
+        long,
+        env = "CAHIER_LOG_RUN_FOR",
+        default_value_t = 50.0,
+        value_name = "SECONDS"
+    )]
+    pub log_run_for: f64,
 }
 
 impl Config {

@@ -22,6 +22,8 @@ pub mod edge;
 pub mod email;
 pub mod heuristics;
 pub mod http_server;
+#[cfg(feature = "s3")]
+pub mod log_bucket;
 pub mod log_task;
 pub mod mail_text;
 pub mod mailer;

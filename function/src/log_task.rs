@@ -1,11 +1,13 @@
-//! The background sequencer of the transparency log (standalone server and `cahier serve`).
+//! The sequencer of the transparency log: a background task of the standalone server and of
+//! `cahier serve` (into a served folder), or the scheduled function under AWS (into the site
+//! bucket, `log_bucket.rs`).
 //!
 //! The store records one log event in the transaction of every count change (see
 //! [`Store::records_log`]) and numbers each petition's events densely (DynamoDB when asked
 //! for them, see `store/dynamo_log.rs`). Every few
 //! seconds this task takes, per petition, the events from the log's current size on and
-//! integrates them with [`cahier_tlog::Sequencer`] into `<dir>/<slug>/log/` (entry bundles,
-//! tiles, then the signed checkpoint).
+//! integrates them with [`cahier_tlog::Sequencer`] into `<slug>/log/` of its [`LogTarget`]
+//! (entry bundles, tiles, then the signed checkpoint).
 //!
 //! There is no cursor in the store: the signed checkpoint's size *is* the cursor, and the
 //! store keeps every event. Killed anywhere, the next run reopens the folder (checking the
@@ -16,7 +18,7 @@
 
 use crate::store::Store;
 use anyhow::Context;
-use cahier_tlog::{LogDir, LogKey, Sequencer};
+use cahier_tlog::{LogDir, LogFiles, LogKey, Sequencer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,9 +39,31 @@ pub struct Pass {
     pub grown: usize,
 }
 
+/// Where the logs go.
+#[derive(Debug, Clone)]
+pub enum LogTarget {
+    /// `<dir>/<slug>/log/`, served at the site's root by the server in front.
+    Folder(PathBuf),
+    /// `<slug>/log/` in the site bucket, the checkpoint swapped in the DynamoDB store first.
+    #[cfg(feature = "s3")]
+    Bucket(crate::log_bucket::Bucket),
+}
+
+impl std::fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogTarget::Folder(dir) => write!(f, "{}", dir.display()),
+            #[cfg(feature = "s3")]
+            LogTarget::Bucket(b) => write!(f, "s3://{}", b.name()),
+        }
+    }
+}
+
+type Log = Sequencer<Box<dyn LogFiles>>;
+
 pub struct LogTask {
     store: Arc<dyn Store>,
-    dir: PathBuf,
+    target: LogTarget,
     key: LogKey,
     /// The site's `base_url`: each log's origin is it without the scheme, then `/<slug>`.
     base_url: String,
@@ -48,7 +72,7 @@ pub struct LogTask {
     /// none: see [`Store::log_petitions`]).
     petitions: Vec<String>,
     /// The logs opened so far (reopened from disk after an error).
-    logs: HashMap<String, Sequencer>,
+    logs: HashMap<String, Log>,
 }
 
 /// A slug as a folder name: what the generator accepts (lower-case letters, digits, `-`, `_`).
@@ -66,10 +90,20 @@ pub fn log_folder(dir: &Path, slug: &str) -> PathBuf {
 }
 
 impl LogTask {
+    /// Integrates into folders under `dir`.
     pub fn new(store: Arc<dyn Store>, dir: PathBuf, key: LogKey, base_url: &str) -> LogTask {
+        LogTask::into_target(store, LogTarget::Folder(dir), key, base_url)
+    }
+
+    pub fn into_target(
+        store: Arc<dyn Store>,
+        target: LogTarget,
+        key: LogKey,
+        base_url: &str,
+    ) -> LogTask {
         LogTask {
             store,
-            dir,
+            target,
             key,
             base_url: base_url.trim_end_matches('/').to_string(),
             durable: true,
@@ -89,8 +123,8 @@ impl LogTask {
         self.durable = durable;
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn target(&self) -> &LogTarget {
+        &self.target
     }
 
     /// Integrates every petition's pending events. A petition that fails is reported in the
@@ -125,20 +159,7 @@ impl LogTask {
         anyhow::ensure!(safe_slug(slug), "{slug:?} is not a slug");
         let mut seq = match self.logs.remove(slug) {
             Some(s) => s,
-            None => {
-                let folder = log_folder(&self.dir, slug);
-                let origin = cahier_tlog::checkpoint::origin(&self.base_url, slug);
-                let (key, durable) = (self.key.clone(), self.durable);
-                tokio::task::spawn_blocking(move || {
-                    let mut dir = LogDir::open(&folder)?;
-                    dir.set_durable(durable);
-                    let mut seq = Sequencer::open(dir, key, &origin)?;
-                    seq.publish_empty()?;
-                    anyhow::Ok(seq)
-                })
-                .await
-                .context("the log task panicked")??
-            }
+            None => self.open(slug).await?,
         };
         let mut added = 0;
         loop {
@@ -167,6 +188,37 @@ impl LogTask {
         }
         self.logs.insert(slug.to_string(), seq);
         Ok(added)
+    }
+
+    /// Opens a petition's log where the target keeps it (checking its checkpoint and tiles)
+    /// and signs its empty checkpoint if it has none.
+    async fn open(&self, slug: &str) -> anyhow::Result<Log> {
+        let origin = cahier_tlog::checkpoint::origin(&self.base_url, slug);
+        let key = self.key.clone();
+        let files: Box<dyn LogFiles> = match &self.target {
+            LogTarget::Folder(dir) => {
+                let folder = log_folder(dir, slug);
+                let durable = self.durable;
+                tokio::task::spawn_blocking(move || {
+                    let mut dir = LogDir::open(&folder)?;
+                    dir.set_durable(durable);
+                    anyhow::Ok(Box::new(dir) as Box<dyn LogFiles>)
+                })
+                .await
+                .context("the log task panicked")??
+            }
+            #[cfg(feature = "s3")]
+            LogTarget::Bucket(bucket) => {
+                Box::new(crate::log_bucket::BucketLog::open(bucket.clone(), slug).await?)
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut seq = Sequencer::open(files, key, &origin)?;
+            seq.publish_empty()?;
+            anyhow::Ok(seq)
+        })
+        .await
+        .context("the log task panicked")?
     }
 
     /// Runs a pass every `interval` until the returned task is aborted; failures are logged

@@ -1,5 +1,9 @@
 //! `cahier-function`: under AWS Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise a plain
 //! HTTP server (`--listen 127.0.0.1:9000`) for self-hosting and tests.
+//!
+//! Under Lambda the one binary has two handlers, chosen by the function's `Handler` setting
+//! (`_HANDLER`): `bootstrap` (the default) serves the HTTP API; [`SEQUENCER_HANDLER`] is the
+//! scheduled sequencer of the transparency log, which writes into the site bucket.
 
 use anyhow::Context;
 use cahier_function::config::Config;
@@ -9,6 +13,12 @@ use cahier_function::secrets::{Secrets, SECRET_VARIABLES};
 use cahier_function::state::{build_captcha, AppParts, AppState};
 use cahier_function::{app, mailer, store};
 use clap::Parser;
+
+/// The `Handler` of the scheduled sequencer function.
+const SEQUENCER_HANDLER: &str = "sequencer";
+
+/// Seconds the sequencer handler keeps free before its invocation's deadline.
+const SEQUENCER_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
     cahier_function::runtime()
@@ -42,6 +52,9 @@ async fn run() -> anyhow::Result<()> {
         )
     })?;
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if lambda && std::env::var("_HANDLER").as_deref() == Ok(SEQUENCER_HANDLER) {
+        return run_sequencer(&config, &manifest).await;
+    }
     let secrets = match &config.dev_secrets {
         Some(dir) if !lambda => {
             let paths = cahier_function::secrets::ensure_dev_secrets(dir)?;
@@ -80,19 +93,8 @@ async fn run() -> anyhow::Result<()> {
                 "--log-dir: the store {} records no transparency log",
                 config.store
             );
-            let seed = secrets.log_key.as_deref().context(
-                "--log-dir needs the log signing key CAHIER_LOG_KEY (cahier log keygen)",
-            )?;
-            let key =
-                cahier_tlog::LogKey::from_base64(seed).context("while reading CAHIER_LOG_KEY")?;
-            if let Some(published) = &manifest.site.log_public_key {
-                anyhow::ensure!(
-                    *published == key.public_base64(),
-                    "CAHIER_LOG_KEY is not the key of the manifest's site.log_public_key"
-                );
-            }
-            let interval = std::time::Duration::try_from_secs_f64(config.log_interval.max(0.05))
-                .map_err(|e| anyhow::anyhow!("--log-interval {}: {e}", config.log_interval))?;
+            let key = log_key(secrets.log_key.as_deref(), &manifest, "--log-dir")?;
+            let interval = log_interval(&config)?;
             Some((
                 cahier_function::log_task::LogTask::new(
                     store.clone(),
@@ -128,7 +130,7 @@ async fn run() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"));
     }
     if let Some((task, interval)) = log_task {
-        tracing::info!(dir = %task.dir().display(), "transparency log: integrating every {interval:?}");
+        tracing::info!(dir = %task.target(), "transparency log: integrating every {interval:?}");
         task.spawn(interval, false);
     }
     // Hourly purge of expired unconfirmed signatures (DynamoDB's TTL does it by itself).
@@ -148,6 +150,110 @@ async fn run() -> anyhow::Result<()> {
     cahier_function::http_server::serve(listener, router, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The log's signing key, which must be the one the site publishes.
+fn log_key(
+    seed: Option<&str>,
+    manifest: &Manifest,
+    what: &str,
+) -> anyhow::Result<cahier_tlog::LogKey> {
+    let seed = seed.with_context(|| {
+        format!("{what} needs the log signing key CAHIER_LOG_KEY (cahier log keygen)")
+    })?;
+    let key = cahier_tlog::LogKey::from_base64(seed).context("while reading CAHIER_LOG_KEY")?;
+    if let Some(published) = &manifest.site.log_public_key {
+        anyhow::ensure!(
+            *published == key.public_base64(),
+            "CAHIER_LOG_KEY is not the key of the manifest's site.log_public_key"
+        );
+    }
+    Ok(key)
+}
+
+fn log_interval(config: &Config) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(config.log_interval.max(0.05))
+        .map_err(|e| anyhow::anyhow!("--log-interval {}: {e}", config.log_interval))
+}
+
+/// The scheduled sequencer (`Handler: sequencer`, an EventBridge rule every minute): each
+/// invocation integrates every petition's pending events into the site bucket
+/// (`--log-bucket`), a pass every `--log-interval` for `--log-run-for` seconds, and answers
+/// what it did. Of the secrets it reads only the log key (`CAHIER_LOG_KEY_ARN`): its role
+/// may read no other, so it never holds the pepper or the token key. The template gives it a reserved concurrency of 1; a second one at once would
+/// lose its checkpoint swap in the table, not fork the log.
+#[cfg(all(feature = "s3", feature = "secretsmanager"))]
+async fn run_sequencer(config: &Config, manifest: &Manifest) -> anyhow::Result<()> {
+    use cahier_function::log_task::{LogTarget, LogTask};
+    use lambda_http::lambda_runtime::{service_fn, LambdaEvent};
+    use std::sync::Arc;
+    let rest = config.store.strip_prefix("dynamodb:").with_context(|| {
+        format!(
+            "the sequencer keeps its checkpoints in the DynamoDB store; --store is {}",
+            config.store
+        )
+    })?;
+    let dynamo = Arc::new(store::dynamo::DynamoStore::from_url(rest).await?);
+    let bucket = config
+        .log_bucket
+        .as_deref()
+        .context("the sequencer needs the site bucket (--log-bucket / CAHIER_LOG_BUCKET)")?;
+    let bucket = cahier_function::log_bucket::Bucket::from_url(bucket, dynamo.clone()).await?;
+    let env = |k: &str| std::env::var(k).ok();
+    let mut resolved = cahier_function::secrets_manager::resolve_arns(&env).await?;
+    let seed = resolved
+        .remove("CAHIER_LOG_KEY")
+        .or_else(|| env("CAHIER_LOG_KEY"));
+    let key = log_key(seed.as_deref(), manifest, "the sequencer")?;
+    let interval = log_interval(config)?;
+    let run_for = std::time::Duration::try_from_secs_f64(config.log_run_for.max(0.0))
+        .map_err(|e| anyhow::anyhow!("--log-run-for {}: {e}", config.log_run_for))?;
+    let store: Arc<dyn store::Store> = dynamo;
+    let task = LogTask::into_target(
+        store,
+        LogTarget::Bucket(bucket),
+        key,
+        &manifest.site.base_url,
+    )
+    .with_petitions(manifest.petitions.iter().map(|p| p.slug.clone()));
+    let task = Arc::new(tokio::sync::Mutex::new(task));
+    tracing::info!("transparency log: sequencer ready");
+    lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let task = task.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let left = event
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(SEQUENCER_MARGIN);
+            let until = started + run_for.min(left);
+            let mut task = task.lock().await;
+            let (mut passes, mut added) = (0u64, 0u64);
+            loop {
+                let pass = task.run_once().await.map_err(|e| {
+                    tracing::error!(error = %format!("{e:#}"), "transparency log: integration failed");
+                    format!("{e:#}")
+                })?;
+                passes += 1;
+                added += pass.added;
+                if std::time::Instant::now() + interval >= until {
+                    break;
+                }
+                tokio::time::sleep(interval).await;
+            }
+            tracing::info!(passes, added, "transparency log: integrated");
+            Ok::<_, lambda_http::Error>(serde_json::json!({ "passes": passes, "added": added }))
+        }
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
+}
+
+#[cfg(not(all(feature = "s3", feature = "secretsmanager")))]
+async fn run_sequencer(_: &Config, _: &Manifest) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no S3 support: the sequencer handler needs the `s3` and `secretsmanager` features")
 }
 
 /// The secrets: from Secrets Manager for each `NAME_ARN` that is set (the Lambda way: only

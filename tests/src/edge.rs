@@ -47,8 +47,11 @@ const MAX_BODY: usize = 1 << 20;
 pub struct EdgeOptions {
     pub template: PathBuf,
     pub api_auth: ApiAuth,
-    /// The built site (`public/`), playing the S3 bucket.
+    /// The built site (`public/`), playing the S3 bucket when `bucket` is None.
     pub site_dir: PathBuf,
+    /// A real bucket (moto's S3) holding the site, read as CloudFront reads the site origin:
+    /// each object with the `Content-Type` and `Cache-Control` it was stored with.
+    pub bucket: Option<SiteBucket>,
     /// The emulator's invoke endpoint, `http://127.0.0.1:PORT/2015-03-31/functions/_/invocations`.
     pub invoke_url: String,
     /// The value of the template's custom origin headers whose value only a deployment knows
@@ -56,6 +59,14 @@ pub struct EdgeOptions {
     pub origin_secret: Option<String>,
     /// `sourceIp` of every request to the function.
     pub source_ip: IpAddr,
+}
+
+/// A bucket on an S3-compatible endpoint (moto's), read with the test credentials as
+/// CloudFront reads the bucket through origin access control.
+#[derive(Debug, Clone)]
+pub struct SiteBucket {
+    pub endpoint: String,
+    pub name: String,
 }
 
 /// One request the edge sent to an origin (a cache miss or an uncached method).
@@ -256,7 +267,7 @@ async fn handle(
         .expect("the template's behaviors name its origins")
         .clone();
     let (mut response, invoked) = if origin.s3 {
-        (s3_get(&edge, &uri, &method), false)
+        (site_get(&edge, &uri, &method).await, false)
     } else {
         let request = origin_request(
             &edge,
@@ -292,7 +303,7 @@ async fn handle(
     let error = edge.dist.error_response(response.status).cloned();
     if let Some(e) = &error {
         if let Some(page) = &e.page_path {
-            let page = s3_get(&edge, page, "GET");
+            let page = site_get(&edge, page, "GET").await;
             if page.status == 200 {
                 response = Stored {
                     status: e.response_code.unwrap_or(response.status),
@@ -362,7 +373,83 @@ fn cache_key(behavior: &Behavior, uri: &str, query: &str, headers: &HeaderMap) -
     key
 }
 
-/// The site bucket: the object at the (percent-decoded) key, or S3's 403 for a missing key.
+/// The site origin: the real bucket when the edge has one, else the folder.
+async fn site_get(edge: &Inner, uri: &str, method: &str) -> Stored {
+    match &edge.opts.bucket {
+        Some(bucket) => bucket_get(edge, bucket, uri, method).await,
+        None => s3_get(edge, uri, method),
+    }
+}
+
+fn denied() -> Stored {
+    plain(
+        403,
+        "application/xml",
+        "<Error><Code>AccessDenied</Code></Error>",
+    )
+}
+
+/// The object at the (percent-decoded) key of a real bucket, with its stored `Content-Type`
+/// and `Cache-Control`; a missing key as the bucket policy makes it (404 with `s3:ListBucket`,
+/// else 403).
+async fn bucket_get(edge: &Inner, bucket: &SiteBucket, uri: &str, method: &str) -> Stored {
+    if method != "GET" && method != "HEAD" {
+        return denied();
+    }
+    let Ok(key) = String::from_utf8(percent_decode(uri.trim_start_matches('/'))) else {
+        return denied();
+    };
+    let key = if key.is_empty() {
+        edge.dist.default_root_object.clone().unwrap_or_default()
+    } else {
+        key
+    };
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&bucket.endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "edge",
+            ))
+            .force_path_style(true)
+            .build(),
+    );
+    let out = match s3.get_object().bucket(&bucket.name).key(&key).send().await {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+            return if edge.dist.s3_missing_status == 404 {
+                plain(
+                    404,
+                    "application/xml",
+                    "<Error><Code>NoSuchKey</Code></Error>",
+                )
+            } else {
+                denied()
+            };
+        }
+        Err(e) => return plain(502, "text/plain", &format!("bucket error: {e}")),
+    };
+    let headers: Vec<(String, String)> = [
+        ("content-type", out.content_type()),
+        ("cache-control", out.cache_control()),
+        ("etag", out.e_tag()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
+    .collect();
+    match out.body.collect().await {
+        Ok(body) => Stored {
+            status: 200,
+            headers,
+            body: body.to_vec(),
+        },
+        Err(e) => plain(502, "text/plain", &format!("bucket error: {e}")),
+    }
+}
+
+/// The site folder playing the bucket: the object at the (percent-decoded) key, or S3's 403
+/// for a missing key.
 fn s3_get(edge: &Inner, uri: &str, method: &str) -> Stored {
     if method != "GET" && method != "HEAD" {
         return plain(
@@ -412,7 +499,7 @@ fn s3_get(edge: &Inner, uri: &str, method: &str) -> Stored {
 }
 
 /// Content types as `aws s3 sync` guesses them from the extension.
-fn content_type(key: &str) -> &'static str {
+pub fn content_type(key: &str) -> &'static str {
     match key.rsplit('.').next().unwrap_or_default() {
         "html" => "text/html",
         "css" => "text/css",

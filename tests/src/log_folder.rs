@@ -44,3 +44,46 @@ pub fn audit_log(
     let a = audit(head, seen, |rel| files.get(rel).map(Vec::as_slice));
     (head, a)
 }
+
+/// The same audit of the log of `slug` in a bucket of moto's S3 (`<slug>/log/...` objects),
+/// read directly, as the sequencer wrote it.
+pub async fn audit_bucket(
+    moto: &crate::moto::Moto,
+    bucket: &str,
+    base_url: &str,
+    slug: &str,
+    public: &str,
+) -> (Head, Audit) {
+    let s3 = crate::moto::s3(moto).await;
+    let get = |rel: String| {
+        let s3 = s3.clone();
+        async move {
+            let out = s3
+                .get_object()
+                .bucket(bucket)
+                .key(format!("{slug}/log/{rel}"))
+                .send()
+                .await
+                .ok()?;
+            Some((rel, out.body.collect().await.ok()?.to_vec()))
+        }
+    };
+    let (_, cp) = get("checkpoint".into())
+        .await
+        .unwrap_or_else(|| panic!("no checkpoint for {slug} in s3://{bucket}"));
+    let key = checkpoint::parse_public_key(public).expect("a public key");
+    let v = checkpoint::open(&cp, &checkpoint::origin(base_url, slug), &key)
+        .expect("the bucket's checkpoint verifies under the published key and the site's origin");
+    let head = Head {
+        size: v.size,
+        root: v.root,
+    };
+    let mut files = HashMap::new();
+    for rel in files_of(v.size) {
+        if let Some((rel, bytes)) = get(rel).await {
+            files.insert(rel, bytes);
+        }
+    }
+    let a = audit(head, None, |rel| files.get(rel).map(Vec::as_slice));
+    (head, a)
+}

@@ -207,6 +207,15 @@ impl Moto {
     }
 }
 
+/// An S3 client on moto (path-style: moto has no per-bucket host names).
+pub async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

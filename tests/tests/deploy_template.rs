@@ -80,3 +80,54 @@ fn cfn_lint_catches_a_broken_template() {
         "{report}"
     );
 }
+
+/// The sequencer may write only the logs' objects and read only the log key; it runs alone;
+/// CloudFront serves the logs without the index rewrite (their paths have no extension) and
+/// with a cache policy that honours the objects' own `Cache-Control`.
+#[test]
+fn the_log_sequencer_is_confined_and_its_files_are_served_as_stored() {
+    let text = std::fs::read_to_string(repo().join("deploy/aws/template.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let res = &doc["Resources"];
+    let seq = &res["Sequencer"]["Properties"];
+    assert_eq!(seq["Handler"].as_str(), Some("sequencer"));
+    assert_eq!(seq["ReservedConcurrentExecutions"].as_u64(), Some(1));
+    let vars = seq["Environment"]["Variables"].as_mapping().unwrap();
+    assert!(
+        vars.keys()
+            .filter_map(|k| k.as_str())
+            .all(|k| !k.contains("SECRET") && k != "CAHIER_LOG_KEY"),
+        "a secret value in the sequencer's environment: {vars:?}"
+    );
+    let statements = serde_yaml::to_string(
+        &res["SequencerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"],
+    )
+    .unwrap();
+    assert!(
+        statements.contains("${SiteBucket.Arn}/*/log/*"),
+        "{statements}"
+    );
+    assert!(
+        !statements.contains("${SiteBucket.Arn}/*\n"),
+        "{statements}"
+    );
+    for other in [
+        "TokenKeySecret",
+        "PepperSecret",
+        "HCaptchaSecretArn",
+        "ses:",
+    ] {
+        assert!(!statements.contains(other), "the sequencer may use {other}");
+    }
+    let behaviors = res["Distribution"]["Properties"]["DistributionConfig"]["CacheBehaviors"]
+        .as_sequence()
+        .unwrap();
+    let log = behaviors
+        .iter()
+        .find(|b| b["PathPattern"].as_str() == Some("/*/log/*"))
+        .expect("a behavior for the logs");
+    assert!(log.get("FunctionAssociations").is_none());
+    let policy = &res["LogCachePolicy"]["Properties"]["CachePolicyConfig"];
+    assert_eq!(policy["DefaultTTL"].as_u64(), Some(0));
+    assert_eq!(policy["MaxTTL"].as_u64(), Some(31_536_000));
+}

@@ -1,4 +1,6 @@
-//! A log's folder on disk (the served folder, or a copy of the bucket).
+//! Where a log's files live: [`LogFiles`], the few operations the sequencer needs, and
+//! [`LogDir`], a folder on disk (the served folder). The site bucket's implementation is the
+//! function's (`function/src/log_bucket.rs`).
 //!
 //! Every file is written whole to `.tmp/` and renamed into place, so a reader (or a crash)
 //! never sees half a file. Tiles and bundles have exactly one correct content per path, so
@@ -15,7 +17,26 @@ use std::path::{Path, PathBuf};
 const TMP: &str = ".tmp";
 
 /// Called with each path about to be renamed into place (tests use it to crash there).
-pub type WriteHook = Box<dyn FnMut(&str) + Send>;
+pub type WriteHook = Box<dyn FnMut(&str) + Send + Sync>;
+
+/// A log's files: tiles, entry bundles and the checkpoint, by their path in the log
+/// (`tile/0/000`, `checkpoint`).
+///
+/// Tiles and bundles have exactly one correct content per path, so writing one again is
+/// harmless; only the checkpoint moves, and only by [`LogFiles::swap_checkpoint`], which must
+/// refuse when the checkpoint is no longer the one the writer started from: that refusal is
+/// what keeps two writers from signing a fork.
+pub trait LogFiles: Send + Sync {
+    /// The file's bytes, or None when it does not exist.
+    fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Writes a tile or bundle whole (a reader never sees half of it).
+    fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()>;
+    /// Replaces the checkpoint, only if it is still `expected` (None: there was none), once
+    /// every earlier write is durable.
+    fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()>;
+    /// Where the files are, for messages ("/srv/site/ecole/log", "s3://bucket/ecole/log").
+    fn location(&self) -> String;
+}
 
 pub struct LogDir {
     root: PathBuf,
@@ -73,7 +94,18 @@ impl LogDir {
         self.writes
     }
 
-    pub fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    fn sync_folders(&mut self) -> anyhow::Result<()> {
+        for d in std::mem::take(&mut self.dirty) {
+            fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("while syncing {}", d.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl LogFiles for LogDir {
+    fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let p = self.root.join(rel);
         match fs::read(&p) {
             Ok(b) => Ok(Some(b)),
@@ -82,8 +114,7 @@ impl LogDir {
         }
     }
 
-    /// Writes `rel` atomically.
-    pub fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+    fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
         let dest = self.root.join(rel);
         let tmp = self.root.join(TMP).join(rel.replace('/', "%"));
         (|| -> io::Result<()> {
@@ -114,8 +145,7 @@ impl LogDir {
         Ok(())
     }
 
-    /// Replaces the checkpoint, only if it is still `expected` (None: there was none).
-    pub fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
+    fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
         let current = self.read(CHECKPOINT)?;
         anyhow::ensure!(
             current.as_deref() == expected,
@@ -128,12 +158,26 @@ impl LogDir {
         self.sync_folders()
     }
 
-    fn sync_folders(&mut self) -> anyhow::Result<()> {
-        for d in std::mem::take(&mut self.dirty) {
-            fs::File::open(&d)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("while syncing {}", d.display()))?;
-        }
-        Ok(())
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+/// A log whose files live in a place chosen at run time (a folder or the site bucket).
+impl<T: LogFiles + ?Sized> LogFiles for Box<T> {
+    fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        (**self).read(rel)
+    }
+
+    fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        (**self).write(rel, data)
+    }
+
+    fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
+        (**self).swap_checkpoint(expected, new)
+    }
+
+    fn location(&self) -> String {
+        (**self).location()
     }
 }

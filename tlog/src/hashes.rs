@@ -2,7 +2,7 @@
 //! from memory. This is the [`HashReader`] the `tlog_tiles` algorithms (stored hashes, tree
 //! hash, tile data, proofs) run on.
 
-use crate::dir::LogDir;
+use crate::dir::LogFiles;
 use crate::layout::{self, tile_path};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use tlog_tiles::{stored_hash_count, Error, Hash, HashReader, Tile};
 
 /// Hashes of a tree of `size` entries stored in `dir`, plus `added` ones beyond it.
 pub struct TreeHashes<'a> {
-    dir: &'a LogDir,
+    dir: &'a dyn LogFiles,
     size: u64,
     base: u64,
     added: Vec<Hash>,
@@ -18,7 +18,7 @@ pub struct TreeHashes<'a> {
 }
 
 impl<'a> TreeHashes<'a> {
-    pub fn new(dir: &'a LogDir, size: u64) -> TreeHashes<'a> {
+    pub fn new(dir: &'a dyn LogFiles, size: u64) -> TreeHashes<'a> {
         TreeHashes {
             dir,
             size,

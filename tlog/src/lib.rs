@@ -20,7 +20,7 @@ pub mod tally;
 
 pub use checkpoint::LogKey;
 pub use commitment::{Commitment, ReceiptSecret};
-pub use dir::LogDir;
+pub use dir::{LogDir, LogFiles};
 pub use entry::{Entry, Event, Reason};
 pub use sequencer::{Pending, Sequencer};
-pub use tlog_tiles::Hash;
+pub use tlog_tiles::{Hash, EMPTY_HASH};

@@ -1,17 +1,17 @@
 //! Inclusion and consistency proofs (RFC 6962), read from a log's tiles: what a receipt
 //! carries, and what a monitor checks between two checkpoints.
 
-use crate::dir::LogDir;
+use crate::dir::LogFiles;
 use crate::hashes::TreeHashes;
 use tlog_tiles::{check_record, check_tree, prove_record, prove_tree, record_hash, Hash};
 
 /// The proof that entry `index` is in the tree of `size` entries stored in `dir`.
-pub fn inclusion(dir: &LogDir, size: u64, index: u64) -> anyhow::Result<Vec<Hash>> {
+pub fn inclusion(dir: &dyn LogFiles, size: u64, index: u64) -> anyhow::Result<Vec<Hash>> {
     Ok(prove_record(size, index, &TreeHashes::new(dir, size))?)
 }
 
 /// The proof that the tree of `old` entries is a prefix of the tree of `size` entries.
-pub fn consistency(dir: &LogDir, size: u64, old: u64) -> anyhow::Result<Vec<Hash>> {
+pub fn consistency(dir: &dyn LogFiles, size: u64, old: u64) -> anyhow::Result<Vec<Hash>> {
     Ok(prove_tree(size, old, &TreeHashes::new(dir, size))?)
 }
 

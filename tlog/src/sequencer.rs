@@ -8,7 +8,7 @@
 //! no gap, no duplicate, and nothing to repair.
 
 use crate::checkpoint::{self, LogKey};
-use crate::dir::LogDir;
+use crate::dir::{LogDir, LogFiles};
 use crate::entry::Entry;
 use crate::hashes::TreeHashes;
 use crate::layout::{self, bundle_path, decode_bundle, encode_bundle, tile_path, CHECKPOINT};
@@ -24,8 +24,8 @@ pub struct Pending {
 }
 
 /// The log of one petition, ready to grow.
-pub struct Sequencer {
-    dir: LogDir,
+pub struct Sequencer<F: LogFiles = LogDir> {
+    dir: F,
     key: LogKey,
     origin: String,
     size: u64,
@@ -44,24 +44,22 @@ pub struct Integrated {
     pub checkpoints: u64,
 }
 
-impl Sequencer {
+impl<F: LogFiles> Sequencer<F> {
     /// Opens the log in `dir`; checks its checkpoint against the key and its tiles.
-    pub fn open(dir: LogDir, key: LogKey, origin: &str) -> anyhow::Result<Sequencer> {
+    pub fn open(dir: F, key: LogKey, origin: &str) -> anyhow::Result<Sequencer<F>> {
         let checkpoint = dir.read(CHECKPOINT)?;
         let (size, root) = match &checkpoint {
             None => (0, EMPTY_HASH),
             Some(b) => {
                 let v = checkpoint::open(b, origin, &key.public()).with_context(|| {
-                    format!("the checkpoint in {} does not open", dir.root().display())
+                    format!("the checkpoint in {} does not open", dir.location())
                 })?;
-                let found =
-                    tree_hash(v.size, &TreeHashes::new(&dir, v.size)).with_context(|| {
-                        format!("the tiles in {} are incomplete", dir.root().display())
-                    })?;
+                let found = tree_hash(v.size, &TreeHashes::new(&dir, v.size))
+                    .with_context(|| format!("the tiles in {} are incomplete", dir.location()))?;
                 ensure!(
                     found == v.root,
                     "the tiles in {} do not match their checkpoint",
-                    dir.root().display()
+                    dir.location()
                 );
                 (v.size, v.root)
             }
@@ -85,11 +83,11 @@ impl Sequencer {
         self.root
     }
 
-    pub fn dir(&self) -> &LogDir {
+    pub fn dir(&self) -> &F {
         &self.dir
     }
 
-    pub fn dir_mut(&mut self) -> &mut LogDir {
+    pub fn dir_mut(&mut self) -> &mut F {
         &mut self.dir
     }
 

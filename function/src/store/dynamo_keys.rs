@@ -154,6 +154,10 @@ pub fn log_pk(petition: &str) -> String {
 /// Sort key of the log's head: how many events are numbered.
 pub const LOG_HEAD_SK: &str = "head";
 
+/// Sort key of the log's signed checkpoint, when the log is served from the site bucket: the
+/// item, swapped only over the note it held, is what keeps two sequencers from signing a fork.
+pub const LOG_CHECKPOINT_SK: &str = "checkpoint";
+
 /// Sort key of numbered event `seq`.
 pub fn log_entry_sk(seq: u64) -> String {
     format!("e#{seq:020}")

@@ -16,7 +16,8 @@
 
 use super::dynamo::{get_n, key, n, s, DynamoStore, Item};
 use super::dynamo_keys::{
-    count_shard, log_entry_sk, log_pk, log_queue_pk, log_queue_sk, COUNT_SHARDS, LOG_HEAD_SK,
+    count_shard, log_entry_sk, log_pk, log_queue_pk, log_queue_sk, COUNT_SHARDS, LOG_CHECKPOINT_SK,
+    LOG_HEAD_SK,
 };
 use super::{LogPending, ReceiptSecret, Status};
 use anyhow::Context;
@@ -181,6 +182,68 @@ fn merge_expression(base: &str, set: &[&str], remove: &[&str]) -> String {
 }
 
 impl DynamoStore {
+    /// The signed checkpoint of `petition`'s log as the sequencer last swapped it (the log in
+    /// the site bucket, `function/src/log_bucket.rs`), read strongly consistent.
+    pub async fn log_checkpoint(&self, petition: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(log_pk(petition), LOG_CHECKPOINT_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("while reading the log checkpoint of {petition}"))?;
+        out.item
+            .as_ref()
+            .and_then(|i| i.get("note"))
+            .map(|v| {
+                v.as_b()
+                    .map(|b| b.as_ref().to_vec())
+                    .map_err(|_| anyhow::anyhow!("the log checkpoint of {petition} is not binary"))
+            })
+            .transpose()
+    }
+
+    /// Replaces the checkpoint of `petition`'s log by `new`, only if it still is `expected`
+    /// (None: there is none yet). A refusal means another sequencer signed in between: the
+    /// caller must not publish `new`, which would fork the log.
+    pub async fn swap_log_checkpoint(
+        &self,
+        petition: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> anyhow::Result<()> {
+        let mut item = key(log_pk(petition), LOG_CHECKPOINT_SK);
+        item.insert("note".into(), AttributeValue::B(new.to_vec().into()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(old) => put
+                .condition_expression("note = :old")
+                .expression_attribute_values(":old", AttributeValue::B(old.to_vec().into())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                anyhow::bail!(
+                    "the checkpoint of {petition} changed under the sequencer: refusing to sign \
+                     a fork (is a second sequencer running?)"
+                )
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("while swapping the log checkpoint of {petition}"))
+            }
+        }
+    }
+
     /// Events numbered so far (the head), read strongly consistent.
     async fn log_head(&self, petition: &str) -> anyhow::Result<u64> {
         let out = self

@@ -1,10 +1,14 @@
 //! The production path on one machine: the example site built for AWS (`[deploy] target =
 //! "aws"`), the edge playing CloudFront in front of it and of the real `cahier-function` under
 //! the Lambda runtime emulator, DynamoDB and SES on moto, and a standalone instance playing
-//! hCaptcha (its development siteverify has hCaptcha's semantics). Everything stops on drop.
+//! hCaptcha (its development siteverify has hCaptcha's semantics). The built site is uploaded
+//! to a bucket in moto's S3, which the edge reads as CloudFront reads the site origin, and the
+//! transparency log's sequencer is the same binary under the emulator with the template's
+//! `Handler: sequencer`, writing into that bucket ([`EdgeStack::run_sequencer`]). Everything
+//! stops on drop.
 
 use super::template::ApiAuth;
-use super::{Edge, EdgeOptions, EDGE_SOURCE_IP};
+use super::{Edge, EdgeOptions, SiteBucket, EDGE_SOURCE_IP};
 use crate::lambda::LambdaFunction;
 use crate::moto::{fresh_table, Moto};
 use crate::server::Fixture;
@@ -39,6 +43,10 @@ pub struct EdgeStack {
     pub secrets: cahier_function::secrets::Secrets,
     /// The DynamoDB table the function writes.
     pub table: String,
+    /// The site bucket in moto's S3 (the site, and the logs the sequencer writes).
+    pub bucket: String,
+    /// The transparency log's key (its public half is the site's `log_public_key`).
+    pub log_key: cahier_tlog::LogKey,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -56,15 +64,19 @@ impl EdgeStack {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);
         let site_tmp = tempfile::tempdir()?;
+        let log_key = cahier_tlog::LogKey::generate();
         let site_dir = tokio::task::spawn_blocking({
             let root = site_tmp.path().to_path_buf();
             let base = base.clone();
-            move || build_site(&root, &base, api_auth)
+            let public_key = log_key.public_base64();
+            move || build_site(&root, &base, api_auth, &public_key)
         })
         .await??;
 
         let moto = Moto::start()?;
         let conf = moto.sdk_config().await;
+        let bucket = fresh_table("cahier-site").to_lowercase();
+        upload_site(&conf, &moto.endpoint(), &bucket, &site_dir).await?;
         aws_sdk_sesv2::Client::new(&conf)
             .create_email_identity()
             .email_identity(MAIL_FROM)
@@ -151,6 +163,10 @@ impl EdgeStack {
                 template: crate::repo_root().join("deploy/aws/template.yaml"),
                 api_auth,
                 site_dir: site_dir.clone(),
+                bucket: Some(SiteBucket {
+                    endpoint: moto.endpoint(),
+                    name: bucket.clone(),
+                }),
                 invoke_url: lambda.invoke_url(),
                 origin_secret: Some(origin_secret.clone()),
                 source_ip: EDGE_SOURCE_IP.parse()?,
@@ -169,6 +185,8 @@ impl EdgeStack {
             function_env: env,
             secrets,
             table,
+            bucket,
+            log_key,
             _dirs: vec![site_tmp, captcha_dir, function_dir],
         })
     }
@@ -186,42 +204,145 @@ impl EdgeStack {
         cahier_function::store::dynamo::DynamoStore::new(client, self.table.clone())
     }
 
-    /// Integrates the log events the function recorded in its table for `slug` into a fresh
-    /// folder with a fresh key (the sequencer of `log_task.rs`, run here: the S3 and
-    /// scheduled-function path is not part of this stack), audits that folder as a monitor
-    /// would and checks its count against the count the function answers through the edge.
-    /// Returns the tally.
-    pub async fn log_agrees_with_count(&self, slug: &str) -> cahier_tlog::tally::Tally {
-        use cahier_function::log_task::LogTask;
-        let dir = tempfile::tempdir().expect("a log folder");
-        let key = cahier_tlog::LogKey::generate();
-        let base = self.edge.url("");
-        let store: std::sync::Arc<dyn cahier_function::store::Store> =
-            std::sync::Arc::new(self.store().await);
-        let mut task = LogTask::new(store, dir.path().to_path_buf(), key.clone(), &base)
-            .with_petitions([slug.to_string()]);
-        task.set_durable(false);
-        task.run_once()
-            .await
-            .expect("the sequencer integrates the table's events");
-        let (_, audit) =
-            crate::log_folder::audit_log(dir.path(), &base, slug, &key.public_base64(), None);
-        assert!(audit.problems.is_empty(), "{:?}", audit.problems);
-        let t = audit.tally;
-        assert!(t.anomalies.is_empty(), "{:?}", t.anomalies);
-        let count: serde_json::Value =
-            reqwest::get(self.edge.url(&format!("/api/petitions/{slug}/count")))
-                .await
-                .expect("GET count")
-                .json()
-                .await
-                .expect("count JSON");
-        assert_eq!(
-            Some(t.count),
-            count["count"].as_u64(),
-            "the log's count against the count endpoint's {count}"
+    /// Starts the sequencer as the template deploys it (the function's package with
+    /// `Handler: sequencer`, the log key from Secrets Manager, the site bucket) under its own
+    /// emulator, invokes it `invocations` times with EventBridge's scheduled event, one pass
+    /// each, and returns what each invocation answered. Stopped on return.
+    pub async fn run_sequencer(&self, invocations: usize) -> anyhow::Result<Vec<Value>> {
+        let dir = tempfile::tempdir()?;
+        let endpoint = self.moto.endpoint();
+        let (handler, variables) = sequencer_in_template()?;
+        // Each variable the template sets, with this stack's value; one the test does not know
+        // fails it, so the template and the function cannot drift apart unseen.
+        let mut env = vec![("_HANDLER".to_string(), handler)];
+        for name in variables {
+            let value = match name.as_str() {
+                "CAHIER_STORE" => format!(
+                    "dynamodb:{}?endpoint={endpoint}&region=us-east-1",
+                    self.table
+                ),
+                "CAHIER_MANIFEST" => self.manifest_path.display().to_string(),
+                "CAHIER_LOG_BUCKET" => {
+                    format!("{}?endpoint={endpoint}&region=us-east-1", self.bucket)
+                }
+                // The secret's value goes to Secrets Manager, its ARN to the environment.
+                "CAHIER_LOG_KEY_ARN" => {
+                    env.push(("CAHIER_LOG_KEY".into(), self.log_key.seed_base64()));
+                    continue;
+                }
+                // One quick pass per invocation instead of 50 s of passes every 5 s.
+                "CAHIER_LOG_INTERVAL" => "0.1".into(),
+                "CAHIER_LOG_RUN_FOR" => "0".into(),
+                "RUST_LOG" => "info".into(),
+                other => bail!("the template's sequencer sets {other}, unknown to this stack"),
+            };
+            env.push((name, value));
+        }
+        env.extend(
+            [
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("AWS_CONFIG_FILE", "/dev/null"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        t
+        let env = crate::moto::into_secrets_manager(&self.moto, env).await;
+        let args: Vec<String> = Vec::new();
+        let sequencer = LambdaFunction::start(dir.path(), &args, &env);
+        let http = reqwest::Client::new();
+        let mut answers = Vec::new();
+        for _ in 0..invocations {
+            let response = http
+                .post(sequencer.invoke_url())
+                .json(&scheduled_event())
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await
+                .context("invoking the sequencer")?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if !status.is_success() || body.get("errorMessage").is_some() {
+                bail!(
+                    "the sequencer answered {status} {body}; its log:\n{}",
+                    sequencer.log()
+                );
+            }
+            answers.push(body);
+        }
+        Ok(answers)
+    }
+
+    /// Runs the sequencer (as deployed, into the bucket), then audits the log through the edge
+    /// as a monitor does (`cahier log verify`, the site's published key pinned) and checks its
+    /// count against the count the function answers through the edge. Returns the tally.
+    pub async fn log_agrees_with_count(&self, slug: &str) -> cahier_tlog::tally::Tally {
+        self.run_sequencer(1)
+            .await
+            .expect("the sequencer integrates the table's events into the bucket");
+        let state = tempfile::tempdir().expect("a state folder");
+        // The edge may hold the previous checkpoint for its max-age (5 s): a monitor retries
+        // for a little more than that before calling a difference an alarm.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let report = loop {
+            let out = Command::new(crate::server::cahier_binary())
+                .args([
+                    "log",
+                    "verify",
+                    &self.edge.base,
+                    "--petition",
+                    slug,
+                    "--json",
+                ])
+                .args(["--key", &self.log_key.public_base64()])
+                .arg("--state")
+                .arg(state.path())
+                .output()
+                .expect("running cahier log verify");
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "cahier log verify: not JSON ({e}):\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+            if out.status.success() {
+                break report;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cahier log verify through the edge failed for 15 s: {report:#}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let (_, audit) = crate::log_folder::audit_bucket(
+            &self.moto,
+            &self.bucket,
+            &self.edge.base,
+            slug,
+            &self.log_key.public_base64(),
+        )
+        .await;
+        assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+        let tally = audit.tally;
+        assert!(tally.anomalies.is_empty(), "{:?}", tally.anomalies);
+        let count: Value = reqwest::get(self.edge.url(&format!("/api/petitions/{slug}/count")))
+            .await
+            .expect("GET count")
+            .json()
+            .await
+            .expect("count JSON");
+        assert_eq!(
+            Some(tally.count),
+            count["count"].as_u64(),
+            "the log's count against the count endpoint's {count}; verify said {report:#}"
+        );
+        assert_eq!(
+            report["logs"][0]["tally"]["count"].as_u64(),
+            Some(tally.count),
+            "cahier log verify through the edge: {report:#}"
+        );
+        tally
     }
 
     /// The keyed hashes the function computes.
@@ -312,14 +433,101 @@ impl EdgeStack {
 }
 
 /// Copies the example site into `root`, declares the AWS deployment and builds it for `base`.
-fn build_site(root: &std::path::Path, base: &str, api_auth: ApiAuth) -> anyhow::Result<PathBuf> {
+/// The `Handler` of the template's `Sequencer` function and the names of its environment
+/// variables.
+fn sequencer_in_template() -> anyhow::Result<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(crate::repo_root().join("deploy/aws/template.yaml"))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    let props = &doc["Resources"]["Sequencer"]["Properties"];
+    let handler = props["Handler"]
+        .as_str()
+        .context("the template's Sequencer has no Handler")?
+        .to_string();
+    let variables = props["Environment"]["Variables"]
+        .as_mapping()
+        .context("the template's Sequencer has no environment")?
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    Ok((handler, variables))
+}
+
+/// EventBridge's event for a scheduled rule, as the template's `SequencerSchedule` sends it.
+fn scheduled_event() -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-12-02T12:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/cahier-SequencerSchedule"],
+        "detail": {}
+    })
+}
+
+/// Uploads the built site as `aws s3 sync` does: every file, its content type guessed from
+/// the extension, no `Cache-Control` (CloudFront's policy then decides).
+async fn upload_site(
+    conf: &aws_config::SdkConfig,
+    endpoint: &str,
+    bucket: &str,
+    site: &std::path::Path,
+) -> anyhow::Result<()> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .context("creating the site bucket in moto's S3")?;
+    let mut stack = vec![site.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = path
+                .strip_prefix(site)?
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .content_type(super::content_type(&key))
+                .body(std::fs::read(&path)?.into())
+                .send()
+                .await
+                .with_context(|| format!("uploading {key}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the example site into `root`, declares the AWS deployment and the log's public key,
+/// and builds it for `base`.
+fn build_site(
+    root: &std::path::Path,
+    base: &str,
+    api_auth: ApiAuth,
+    log_public_key: &str,
+) -> anyhow::Result<PathBuf> {
     crate::serve::copy_example_site(root);
     let config = root.join("cahier.toml");
     let text = std::fs::read_to_string(&config)?;
     std::fs::write(
         &config,
         format!(
-            "{text}\n[deploy]\ntarget = \"aws\"\napi_auth = \"{}\"\n",
+            "log_public_key = \"{log_public_key}\"\n{text}\n[deploy]\ntarget = \"aws\"\napi_auth = \"{}\"\n",
             api_auth.parameter()
         ),
     )?;

@@ -1,0 +1,269 @@
+//! The transparency log in the site's S3 bucket: what the scheduled sequencer writes under AWS
+//! (the function's `sequencer` handler), served by CloudFront at `/<slug>/log/`.
+//!
+//! Tiles and entry bundles are plain objects under `<slug>/log/`, immutable once written (one
+//! correct content per path: a rewrite after a crash puts the same bytes). The checkpoint is
+//! the one file that moves, and S3 alone cannot say "replace only if unchanged" in a way every
+//! S3-compatible store honours, so the *head* is the DynamoDB item `log#<petition>` /
+//! `checkpoint`, swapped with a conditional write (as Sunlight does); only the sequencer that
+//! won the swap uploads the note. A crash between the two leaves the bucket one checkpoint
+//! behind: the next [`BucketLog::open`] uploads the head's note again (Ed25519 signatures are
+//! deterministic, so it is the same bytes the crashed run would have put).
+//!
+//! The sequencer is synchronous (it runs in `spawn_blocking`); each call here blocks that
+//! thread on the runtime's handle.
+
+use crate::store::dynamo::DynamoStore;
+use anyhow::{bail, Context};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use cahier_tlog::layout::CHECKPOINT;
+use cahier_tlog::LogFiles;
+use std::sync::Arc;
+
+/// Tiles and bundles never change: browsers and CloudFront keep them a year.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The checkpoint: seconds, so a monitor sees a new one within the sequencer's interval.
+pub const CHECKPOINT_CACHE: &str = "public, max-age=5";
+
+/// Settings parsed from `BUCKET[?endpoint=URL&region=REGION]` (`--log-bucket`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketUrl {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+impl BucketUrl {
+    pub fn parse(text: &str) -> anyhow::Result<BucketUrl> {
+        let (bucket, query) = text.split_once('?').unwrap_or((text, ""));
+        // S3's rules for new buckets: 3 to 63 of a-z 0-9 . -, starting and ending alphanumeric.
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            bail!(
+                "--log-bucket {text}: {bucket:?} is not an S3 bucket name (3 to 63 of a-z 0-9 . -)"
+            );
+        }
+        let mut url = BucketUrl {
+            bucket: bucket.to_string(),
+            endpoint: None,
+            region: None,
+        };
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "endpoint" => url.endpoint = Some(v.into_owned()),
+                "region" => url.region = Some(v.into_owned()),
+                other => bail!(
+                    "--log-bucket {text}: unknown option {other:?} (expected endpoint= or region=)"
+                ),
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// The site bucket, with the store that holds the logs' heads.
+#[derive(Clone)]
+pub struct Bucket {
+    s3: Client,
+    name: String,
+    heads: Arc<DynamoStore>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("name", &self.name).finish()
+    }
+}
+
+impl Bucket {
+    pub fn new(s3: Client, name: impl Into<String>, heads: Arc<DynamoStore>) -> Bucket {
+        Bucket {
+            s3,
+            name: name.into(),
+            heads,
+        }
+    }
+
+    /// The bucket of `--log-bucket`; credentials from the environment or the Lambda role.
+    pub async fn from_url(text: &str, heads: Arc<DynamoStore>) -> anyhow::Result<Bucket> {
+        let url = BucketUrl::parse(text)?;
+        let conf = crate::aws::sdk_config(url.endpoint.as_deref(), url.region.as_deref()).await;
+        if conf.region().is_none() {
+            bail!("--log-bucket {text}: no AWS region (set region= or AWS_REGION)");
+        }
+        let s3 = aws_sdk_s3::config::Builder::from(&conf)
+            // An explicit endpoint (an S3-compatible store, a test's) has no per-bucket host names.
+            .force_path_style(url.endpoint.is_some())
+            .build();
+        Ok(Bucket::new(Client::from_conf(s3), url.bucket, heads))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The object's bytes, or None when there is none.
+    pub async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.body
+                    .collect()
+                    .await
+                    .with_context(|| format!("while reading s3://{}/{key}", self.name))?
+                    .to_vec(),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("while reading s3://{}/{key}", self.name)),
+        }
+    }
+
+    /// Puts the object with the headers CloudFront passes on.
+    pub async fn put(
+        &self,
+        key: &str,
+        data: &[u8],
+        content_type: &str,
+        cache: &str,
+    ) -> anyhow::Result<()> {
+        self.s3
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .body(ByteStream::from(data.to_vec()))
+            .content_type(content_type)
+            .cache_control(cache)
+            .send()
+            .await
+            .with_context(|| format!("while writing s3://{}/{key}", self.name))?;
+        Ok(())
+    }
+}
+
+/// One petition's log in the bucket, as the sequencer's [`LogFiles`].
+pub struct BucketLog {
+    bucket: Bucket,
+    petition: String,
+    /// `<slug>/log/`
+    prefix: String,
+    rt: tokio::runtime::Handle,
+}
+
+impl BucketLog {
+    /// The log of `petition`, with the bucket brought up to the head's checkpoint (a crash
+    /// after a swap left it one behind). A checkpoint in the bucket that the head does not
+    /// know is refused: extending from nothing would publish a shorter log, a rollback every
+    /// monitor would flag.
+    pub async fn open(bucket: Bucket, petition: &str) -> anyhow::Result<BucketLog> {
+        let log = BucketLog {
+            prefix: format!("{petition}/log/"),
+            petition: petition.to_string(),
+            rt: tokio::runtime::Handle::current(),
+            bucket,
+        };
+        let key = log.key(CHECKPOINT);
+        let head = log.bucket.heads.log_checkpoint(petition).await?;
+        let served = log.bucket.get(&key).await?;
+        match (head, served) {
+            (None, None) => {}
+            (None, Some(_)) => bail!(
+                "s3://{}/{key} exists but the table holds no checkpoint for {petition}: refusing \
+                 to start the log again over a published one (another table's log?)",
+                log.bucket.name
+            ),
+            (Some(h), Some(s)) if h == s => {}
+            (Some(h), _) => {
+                tracing::info!(
+                    petition,
+                    "transparency log: uploading the checkpoint a crash left behind"
+                );
+                log.put_checkpoint(&h).await?;
+            }
+        }
+        Ok(log)
+    }
+
+    fn key(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
+    }
+
+    async fn put_checkpoint(&self, note: &[u8]) -> anyhow::Result<()> {
+        self.bucket
+            .put(
+                &self.key(CHECKPOINT),
+                note,
+                "text/plain; charset=utf-8",
+                CHECKPOINT_CACHE,
+            )
+            .await
+    }
+}
+
+impl LogFiles for BucketLog {
+    fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        if rel == CHECKPOINT {
+            return self
+                .rt
+                .block_on(self.bucket.heads.log_checkpoint(&self.petition));
+        }
+        self.rt.block_on(self.bucket.get(&self.key(rel)))
+    }
+
+    fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        self.rt.block_on(self.bucket.put(
+            &self.key(rel),
+            data,
+            "application/octet-stream",
+            IMMUTABLE,
+        ))
+    }
+
+    fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
+        // Every tile and bundle PUT has returned: S3 has them durably before the head moves.
+        self.rt.block_on(async {
+            self.bucket
+                .heads
+                .swap_log_checkpoint(&self.petition, expected, new)
+                .await?;
+            self.put_checkpoint(new).await
+        })
+    }
+
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket.name, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BucketUrl;
+
+    #[test]
+    fn bucket_urls_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            BucketUrl::parse("site-bucket?endpoint=http://127.0.0.1:5000&region=eu-west-3")
+                .unwrap(),
+            BucketUrl {
+                bucket: "site-bucket".into(),
+                endpoint: Some("http://127.0.0.1:5000".into()),
+                region: Some("eu-west-3".into()),
+            }
+        );
+        for bad in ["Site", "a", "-site", "site_bucket", "site?zone=1"] {
+            let e = BucketUrl::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("--log-bucket"), "{bad}: {e}");
+        }
+    }
+}
