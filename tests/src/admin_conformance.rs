@@ -39,6 +39,9 @@ pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     log_follows_the_count(store.clone())
         .await
         .context("admin scenario log_follows_the_count")?;
+    offline_batches_count_and_log(store.clone())
+        .await
+        .context("admin scenario offline_batches_count_and_log")?;
     Ok(())
 }
 
@@ -708,4 +711,85 @@ pub async fn log_follows_the_count(store: Arc<dyn AdminStore>) -> anyhow::Result
     all.push(held.email_hash.clone());
     all.extend(crowd);
     check_counts(&*store, &p, &all).await
+}
+
+/// Paper signatures: a batch adds its size to the count and one offline entry to the log,
+/// declaring it again changes nothing, another size under its id is refused, a withdrawal
+/// takes it back with a `withdrawn` entry, and a recount keeps the batches that stand.
+pub async fn offline_batches_count_and_log(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    use cahier_function::store::admin::{OfflineAdded, OfflineBatch, OfflineWithdrawn};
+    use cahier_tlog::tally::Counter;
+    let p = petition("offline");
+    let t = now();
+    let h = hash("offline", 0);
+    store
+        .sign(&sig(&p, &h, t, 30, "prefix-o", "example.org"))
+        .await?;
+    store.confirm(&p, &h, t).await?;
+    let batch = |id: &str, n: u32| OfflineBatch {
+        petition: p.clone(),
+        id: id.into(),
+        signatures: n,
+        date: "2026-11-28".into(),
+        note: "marché du samedi".into(),
+        added_at: t,
+        withdrawn_at: None,
+    };
+    ensure!(store.add_offline(&batch("marche", 120), t).await? == OfflineAdded::Added);
+    ensure!(store.add_offline(&batch("porte-a-porte", 35), t).await? == OfflineAdded::Added);
+    ensure!(
+        store.add_offline(&batch("marche", 120), t).await? == OfflineAdded::AlreadyRecorded,
+        "the same batch twice counts once"
+    );
+    let other = store.add_offline(&batch("marche", 1200), t).await;
+    ensure!(
+        other.as_ref().is_err_and(|e| e.to_string().contains("120")),
+        "another size under a recorded id: {other:?}"
+    );
+    ensure!(store.count(&p).await?.count == 1 + 120 + 35);
+    ensure!(
+        store.withdraw_offline(&p, "porte-a-porte", t + 60).await? == OfflineWithdrawn::Withdrawn
+    );
+    ensure!(
+        store.withdraw_offline(&p, "porte-a-porte", t + 61).await?
+            == OfflineWithdrawn::AlreadyWithdrawn
+    );
+    ensure!(store.withdraw_offline(&p, "nowhere", t).await? == OfflineWithdrawn::NotFound);
+    ensure!(
+        store
+            .add_offline(&batch("porte-a-porte", 35), t)
+            .await
+            .is_err(),
+        "a withdrawn id is not reused"
+    );
+    ensure!(store.count(&p).await?.count == 121);
+    ensure!(
+        store.recount(&p).await?.count == 121,
+        "the recount keeps the batch"
+    );
+    let listed = store.offline_batches(Some(&p)).await?;
+    ensure!(
+        listed
+            .iter()
+            .map(|b| (b.id.as_str(), b.withdrawn_at.is_some()))
+            .collect::<Vec<_>>()
+            == [("marche", false), ("porte-a-porte", true)],
+        "{listed:?}"
+    );
+    let (events, _) = store.log_events(&p, 0, 100).await?;
+    let mut counter = Counter::default();
+    for e in &events {
+        counter.add(&e.entry);
+    }
+    let tally = counter.finish();
+    ensure!(tally.anomalies.is_empty(), "{:?}", tally.anomalies);
+    ensure!(
+        tally.count == 121
+            && tally.offline_batches == 2
+            && tally.offline_signatures == 155
+            && tally.offline_withdrawn == 35
+            && tally.uncounted.get("withdrawn") == Some(&1),
+        "{tally:?}"
+    );
+    Ok(())
 }

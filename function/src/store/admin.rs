@@ -140,6 +140,85 @@ impl Criteria {
     }
 }
 
+/// A batch of paper signatures the organizer counted by hand (`cahier admin offline`): added
+/// to the count and to the log as one "offline batch" entry with its size, never as people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OfflineBatch {
+    pub petition: String,
+    /// The organizer's name for it (`marche-2026-11-28`), unique in the petition: declaring
+    /// the same batch again counts it once.
+    pub id: String,
+    pub signatures: u32,
+    /// When the paper was signed, as the organizer says (`YYYY-MM-DD`).
+    pub date: String,
+    pub note: String,
+    pub added_at: i64,
+    /// Set once the batch is withdrawn (counted no more; its log shows it, reason `withdrawn`).
+    pub withdrawn_at: Option<i64>,
+}
+
+/// Most signatures in one batch: a typo of three zeros should not pass.
+pub const MAX_OFFLINE_SIGNATURES: u32 = 1_000_000;
+
+impl OfflineBatch {
+    /// Why the batch cannot be recorded, naming the field.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let id_ok = (1..=64).contains(&self.id.len())
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        anyhow::ensure!(
+            id_ok,
+            "--id {:?}: 1 to 64 of a-z 0-9 - _ . (e.g. marche-2026-11-28)",
+            self.id
+        );
+        anyhow::ensure!(
+            (1..=MAX_OFFLINE_SIGNATURES).contains(&self.signatures),
+            "--signatures {}: from 1 to {MAX_OFFLINE_SIGNATURES}",
+            self.signatures
+        );
+        let date_ok = self.date.len() == 10
+            && time::Date::parse(
+                &self.date,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .is_ok();
+        anyhow::ensure!(date_ok, "--date {:?}: a date as YYYY-MM-DD", self.date);
+        anyhow::ensure!(
+            self.note.chars().count() <= 200 && !self.note.chars().any(char::is_control),
+            "--note: at most 200 characters on one line"
+        );
+        Ok(())
+    }
+
+    /// The key the stores file its count and log events under, spread like a signer's
+    /// e-mail hash (and never equal to one: it hashes a different domain).
+    pub fn key_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"cahier/offline-batch/v1\0");
+        h.update(self.id.as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// What [`AdminStore::add_offline`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineAdded {
+    Added,
+    /// The same batch (id and size) was already recorded: nothing changed.
+    AlreadyRecorded,
+}
+
+/// What [`AdminStore::withdraw_offline`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineWithdrawn {
+    Withdrawn,
+    AlreadyWithdrawn,
+    NotFound,
+}
+
 #[async_trait]
 pub trait AdminStore: Store {
     /// Visits every record matching `criteria.matches` (not the name pattern), including
@@ -178,8 +257,27 @@ pub trait AdminStore: Store {
         now: i64,
     ) -> anyhow::Result<u64>;
 
-    /// Recomputes the confirmed count of `petition` from its records and stores it (repairing
-    /// the counter, e.g. its shards on DynamoDB). Returns the new count.
+    /// Records an offline batch (already [`OfflineBatch::check`]ed): in one transaction the
+    /// batch, the count raised by its size, its log entry (an offline batch with its size and
+    /// a commitment to a random secret) and an audit event. The same id again with the same
+    /// size is [`OfflineAdded::AlreadyRecorded`]; with another size, or withdrawn, an error.
+    async fn add_offline(&self, batch: &OfflineBatch, now: i64) -> anyhow::Result<OfflineAdded>;
+
+    /// Withdraws a batch (counted by mistake, twice on paper): the count lowered by its size,
+    /// an uncounted entry (reason `withdrawn`) for its commitment, an audit event.
+    async fn withdraw_offline(
+        &self,
+        petition: &str,
+        id: &str,
+        now: i64,
+    ) -> anyhow::Result<OfflineWithdrawn>;
+
+    /// The offline batches of one petition or all, by petition then id.
+    async fn offline_batches(&self, petition: Option<&str>) -> anyhow::Result<Vec<OfflineBatch>>;
+
+    /// Recomputes the count of `petition` from its records (confirmed signatures and offline
+    /// batches not withdrawn) and stores it (repairing the counter, e.g. its shards on
+    /// DynamoDB). Returns the new count.
     async fn recount(&self, petition: &str) -> anyhow::Result<Count>;
 
     /// Deletes the personal data (sealed blob, IP and name hashes) of every signature created

@@ -6,7 +6,7 @@
 //! transaction each, as the sign path does: state + count shard + audit event together.
 //! See `docs/dynamodb.md` ("Organizer tools").
 
-use super::admin::{AdminStore, Criteria};
+use super::admin::{AdminStore, Criteria, OfflineAdded, OfflineBatch, OfflineWithdrawn};
 use super::dynamo::{
     backoff, get_n, get_s, is_expired, key, n, record_from, s, Change, DynamoStore, Item,
     Transitioned, TxError, TTL_ATTR,
@@ -427,6 +427,23 @@ impl AdminStore for DynamoStore {
         Ok(changed)
     }
 
+    async fn add_offline(&self, batch: &OfflineBatch, now: i64) -> anyhow::Result<OfflineAdded> {
+        self.add_offline_batch(batch, now).await
+    }
+
+    async fn withdraw_offline(
+        &self,
+        petition: &str,
+        id: &str,
+        now: i64,
+    ) -> anyhow::Result<OfflineWithdrawn> {
+        self.withdraw_offline_batch(petition, id, now).await
+    }
+
+    async fn offline_batches(&self, petition: Option<&str>) -> anyhow::Result<Vec<OfflineBatch>> {
+        self.offline_batch_list(petition).await
+    }
+
     async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
         for attempt in 0..MAX_ATTEMPTS {
             // Optimistic: remember the shards, count the records, then write every shard in one
@@ -443,6 +460,11 @@ impl AdminStore for DynamoStore {
                         let hash = get_s(&item, "email_hash").unwrap_or_default();
                         per_shard[count_shard(hash) as usize] += 1;
                     }
+                }
+            }
+            for b in self.offline_batch_list(Some(petition)).await? {
+                if b.withdrawn_at.is_none() {
+                    per_shard[count_shard(&b.key_hash()) as usize] += i64::from(b.signatures);
                 }
             }
             let now = crate::now();

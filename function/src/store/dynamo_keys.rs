@@ -158,6 +158,11 @@ pub const LOG_HEAD_SK: &str = "head";
 /// item, swapped only over the note it held, is what keeps two sequencers from signing a fork.
 pub const LOG_CHECKPOINT_SK: &str = "checkpoint";
 
+/// Partition key of a petition's offline batches (sort key: the batch's id).
+pub fn offline_pk(petition: &str) -> String {
+    format!("offline#{petition}")
+}
+
 /// Sort key of numbered event `seq`.
 pub fn log_entry_sk(seq: u64) -> String {
     format!("e#{seq:020}")

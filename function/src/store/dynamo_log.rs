@@ -92,6 +92,25 @@ impl LogWrite {
         }))
     }
 
+    /// The event of an offline batch (`key_hash` in place of a signer's hash, so that it is
+    /// spread and ordered like a signature's): its `n`th, in `hour`.
+    pub(super) fn for_batch(
+        petition: &str,
+        key_hash: &str,
+        entry: Entry,
+        n: u64,
+        hour: i64,
+    ) -> LogWrite {
+        LogWrite {
+            queue_pk: log_queue_pk(petition, count_shard(key_hash)),
+            queue_sk: log_queue_sk(hour, key_hash, n),
+            entry,
+            n,
+            hour,
+            secret: None,
+        }
+    }
+
     /// `update_expression` with the signature's side of the event: its commitment (set by a
     /// count, removed by an uncount, which a later count replaces) and event number and hour.
     pub(super) fn add_to(

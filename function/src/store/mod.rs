@@ -423,6 +423,8 @@ pub mod dynamo_keys;
 /// sequencer).
 #[cfg(feature = "dynamodb")]
 mod dynamo_log;
+#[cfg(feature = "dynamodb")]
+mod dynamo_offline;
 pub mod sqlite;
 
 /// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.

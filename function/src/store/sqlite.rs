@@ -87,6 +87,17 @@ CREATE TABLE IF NOT EXISTS log_events (
     entry BLOB NOT NULL,
     PRIMARY KEY (petition, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offline_batches (
+    petition TEXT NOT NULL,
+    id TEXT NOT NULL,
+    signatures INTEGER NOT NULL,
+    date TEXT NOT NULL,
+    note TEXT NOT NULL,
+    commitment BLOB NOT NULL,
+    added_at INTEGER NOT NULL,
+    withdrawn_at INTEGER,
+    PRIMARY KEY (petition, id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     petition TEXT NOT NULL,

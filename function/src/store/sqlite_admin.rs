@@ -7,14 +7,14 @@
 //! leaves counts equal to the confirmed records.
 
 use super::{
-    audit, bump_counter, is_expired, log_counted, log_uncounted, status_from, Durability,
-    SqliteStore,
+    audit, bump_counter, is_expired, log_counted, log_event, log_uncounted, status_from,
+    Durability, SqliteStore,
 };
-use crate::store::admin::{AdminStore, Criteria};
+use crate::store::admin::{AdminStore, Criteria, OfflineAdded, OfflineBatch, OfflineWithdrawn};
 use crate::store::{AuditEvent, Count, SignatureRecord, Status};
 use async_trait::async_trait;
-use cahier_tlog::Reason;
-use rusqlite::{params, params_from_iter, types::Value, Connection};
+use cahier_tlog::{Commitment, Entry, Reason, ReceiptSecret};
+use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension};
 
 const COLUMNS: &str = "petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash, sealed,
     lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at, network";
@@ -252,7 +252,9 @@ impl AdminStore for SqliteStore {
         let now = crate::now();
         self.write(Durability::Full, move |tx| {
             let n: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed'",
+                "SELECT (SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed')
+                      + (SELECT COALESCE(SUM(signatures), 0) FROM offline_batches
+                         WHERE petition = ?1 AND withdrawn_at IS NULL)",
                 params![petition],
                 |r| r.get(0),
             )?;
@@ -265,6 +267,126 @@ impl AdminStore for SqliteStore {
                 count: n.max(0) as u64,
                 updated_at: now,
             })
+        })
+        .await
+    }
+
+    async fn add_offline(&self, batch: &OfflineBatch, now: i64) -> anyhow::Result<OfflineAdded> {
+        batch.check()?;
+        let b = batch.clone();
+        self.write(Durability::Full, move |tx| {
+            let existing: Option<(u32, Option<i64>)> = tx
+                .query_row(
+                    "SELECT signatures, withdrawn_at FROM offline_batches WHERE petition = ?1 AND id = ?2",
+                    params![b.petition, b.id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match existing {
+                Some((n, None)) if n == b.signatures => return Ok(OfflineAdded::AlreadyRecorded),
+                Some((n, None)) => anyhow::bail!(
+                    "batch {} of {} is already recorded with {n} signatures (withdraw it first to \
+                     record another size)",
+                    b.id,
+                    b.petition
+                ),
+                Some((_, Some(_))) => anyhow::bail!(
+                    "batch {} of {} was withdrawn: record the corrected batch under a new id",
+                    b.id,
+                    b.petition
+                ),
+                None => {}
+            }
+            let commitment = Commitment::new(&b.petition, &ReceiptSecret::random());
+            tx.execute(
+                "INSERT INTO offline_batches (petition, id, signatures, date, note, commitment, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![b.petition, b.id, b.signatures, b.date, b.note, commitment.0.to_vec(), now],
+            )?;
+            bump_counter(tx, &b.petition, i64::from(b.signatures), now)?;
+            log_event(tx, &b.petition, &Entry::offline(commitment, b.signatures, now))?;
+            let detail = format!("batch {}: {} signatures of {}", b.id, b.signatures, b.date);
+            audit(tx, &b.petition, &b.key_hash(), "offline_added", now, &detail)?;
+            Ok(OfflineAdded::Added)
+        })
+        .await
+    }
+
+    async fn withdraw_offline(
+        &self,
+        petition: &str,
+        id: &str,
+        now: i64,
+    ) -> anyhow::Result<OfflineWithdrawn> {
+        let (petition, id) = (petition.to_string(), id.to_string());
+        self.write(Durability::Full, move |tx| {
+            let existing: Option<(u32, Vec<u8>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT signatures, commitment, withdrawn_at FROM offline_batches
+                     WHERE petition = ?1 AND id = ?2",
+                    params![petition, id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((n, commitment, withdrawn)) = existing else {
+                return Ok(OfflineWithdrawn::NotFound);
+            };
+            if withdrawn.is_some() {
+                return Ok(OfflineWithdrawn::AlreadyWithdrawn);
+            }
+            let c = Commitment(
+                commitment
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("a stored batch commitment is not 32 bytes"))?,
+            );
+            tx.execute(
+                "UPDATE offline_batches SET withdrawn_at = ?3 WHERE petition = ?1 AND id = ?2",
+                params![petition, id, now],
+            )?;
+            bump_counter(tx, &petition, -i64::from(n), now)?;
+            log_event(tx, &petition, &Entry::uncounted(c, Reason::Withdrawn, now))?;
+            let key = OfflineBatch {
+                petition: petition.clone(),
+                id: id.clone(),
+                signatures: n,
+                date: String::new(),
+                note: String::new(),
+                added_at: 0,
+                withdrawn_at: None,
+            }
+            .key_hash();
+            audit(
+                tx,
+                &petition,
+                &key,
+                "offline_withdrawn",
+                now,
+                &format!("batch {id}: {n} signatures"),
+            )?;
+            Ok(OfflineWithdrawn::Withdrawn)
+        })
+        .await
+    }
+
+    async fn offline_batches(&self, petition: Option<&str>) -> anyhow::Result<Vec<OfflineBatch>> {
+        let petition = petition.map(str::to_string);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT petition, id, signatures, date, note, added_at, withdrawn_at
+                 FROM offline_batches WHERE ?1 IS NULL OR petition = ?1 ORDER BY petition, id",
+            )?;
+            let rows = stmt.query_map(params![petition], |r| {
+                Ok(OfflineBatch {
+                    petition: r.get(0)?,
+                    id: r.get(1)?,
+                    signatures: r.get(2)?,
+                    date: r.get(3)?,
+                    note: r.get(4)?,
+                    added_at: r.get(5)?,
+                    withdrawn_at: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

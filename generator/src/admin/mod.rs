@@ -9,6 +9,7 @@ mod bulk;
 pub mod criteria;
 mod export;
 mod maintenance;
+mod offline;
 mod out;
 pub mod pepper;
 mod reports;
@@ -77,7 +78,11 @@ pub enum AdminCommand {
     /// By petition, `--ip-prefix`, `--domain`, time window; holds for review (protected
     /// domains) only with `--include-protected`.
     Release(ReleaseArgs),
-    /// Recompute confirmed counts from the records and repair the counters.
+    /// Paper signatures: add a batch to a petition's count, withdraw one, list them.
+    #[command(subcommand)]
+    Offline(offline::OfflineCommand),
+    /// Recompute counts from the records (confirmed signatures and offline batches) and repair
+    /// the counters.
     Recount {
         #[arg(long)]
         petition: Option<String>,
@@ -213,6 +218,7 @@ pub async fn run_with(
             };
             bulk::run(&mut ctx, action, a.bulk).await
         }
+        AdminCommand::Offline(c) => offline::run(&mut ctx, c).await,
         AdminCommand::Recount { petition } => maintenance::recount(&mut ctx, petition).await,
         AdminCommand::Export(a) => export::run(&mut ctx, a).await,
         AdminCommand::Erase { email, petition } => {

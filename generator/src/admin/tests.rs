@@ -207,6 +207,29 @@ impl AdminStore for Mem {
             updated_at: 0,
         })
     }
+    // Offline batches are exercised on the real stores (admin conformance, the CLI test in
+    // tests/tests/admin_cli_offline.rs); this fixture has none.
+    async fn add_offline(
+        &self,
+        _: &cahier_function::store::admin::OfflineBatch,
+        _: i64,
+    ) -> anyhow::Result<cahier_function::store::admin::OfflineAdded> {
+        anyhow::bail!("the in-memory fixture keeps no offline batches")
+    }
+    async fn withdraw_offline(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+    ) -> anyhow::Result<cahier_function::store::admin::OfflineWithdrawn> {
+        anyhow::bail!("the in-memory fixture keeps no offline batches")
+    }
+    async fn offline_batches(
+        &self,
+        _: Option<&str>,
+    ) -> anyhow::Result<Vec<cahier_function::store::admin::OfflineBatch>> {
+        Ok(Vec::new())
+    }
     async fn purge(&self, older_than: i64, _now: i64) -> anyhow::Result<u64> {
         let mut n = 0;
         for r in self.records.lock().unwrap().iter_mut() {

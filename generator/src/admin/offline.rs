@@ -1,0 +1,139 @@
+//! `cahier admin offline`: paper signatures, counted by hand and declared in batches. A batch
+//! adds its size to the count and one entry to the petition's transparency log (an offline
+//! batch of N, nothing about the people on the paper); withdrawing it takes both back, and the
+//! log shows the withdrawal with its reason.
+
+use super::criteria::format_time;
+use super::out::table;
+use super::Ctx;
+use cahier_function::store::admin::{OfflineAdded, OfflineBatch, OfflineWithdrawn};
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OfflineCommand {
+    /// Add a batch of paper signatures to a petition's count (running it again with the
+    /// same id changes nothing).
+    Add {
+        #[arg(long)]
+        petition: String,
+        /// Your name for the batch, unique in the petition (e.g. marche-2026-11-28).
+        #[arg(long)]
+        id: String,
+        /// How many signatures the paper holds (counted by hand).
+        #[arg(long)]
+        signatures: u32,
+        /// When they were collected (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// A line for the organizers (where, by whom); stays in the store, never published.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Take a batch back out of the count (counted twice, a wrong total): the log shows it
+    /// as withdrawn.
+    Withdraw {
+        #[arg(long)]
+        petition: String,
+        #[arg(long)]
+        id: String,
+    },
+    /// The batches of one petition, or of all.
+    List {
+        #[arg(long)]
+        petition: Option<String>,
+    },
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        OfflineCommand::Add {
+            petition,
+            id,
+            signatures,
+            date,
+            note,
+        } => {
+            let batch = OfflineBatch {
+                petition,
+                id,
+                signatures,
+                date,
+                note,
+                added_at: ctx.now,
+                withdrawn_at: None,
+            };
+            batch.check()?;
+            let outcome = ctx.store.add_offline(&batch, ctx.now).await?;
+            let added = outcome == OfflineAdded::Added;
+            if ctx.json {
+                ctx.print_json(&json!({
+                    "petition": batch.petition, "id": batch.id,
+                    "signatures": batch.signatures, "added": added,
+                }))?;
+            } else if added {
+                writeln!(
+                    ctx.out,
+                    "Added batch {} to {}: {} signatures, counted now and logged as an offline batch.",
+                    batch.id, batch.petition, batch.signatures
+                )?;
+            } else {
+                writeln!(
+                    ctx.out,
+                    "Batch {} of {} was already recorded with {} signatures: nothing changed.",
+                    batch.id, batch.petition, batch.signatures
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OfflineCommand::Withdraw { petition, id } => {
+            let outcome = ctx.store.withdraw_offline(&petition, &id, ctx.now).await?;
+            let word = match outcome {
+                OfflineWithdrawn::Withdrawn => "withdrawn",
+                OfflineWithdrawn::AlreadyWithdrawn => "already withdrawn",
+                OfflineWithdrawn::NotFound => "not found",
+            };
+            if ctx.json {
+                ctx.print_json(&json!({"petition": petition, "id": id, "outcome": word}))?;
+            } else {
+                writeln!(ctx.out, "Batch {id} of {petition}: {word}.")?;
+            }
+            Ok(if outcome == OfflineWithdrawn::NotFound {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        OfflineCommand::List { petition } => {
+            let batches = ctx.store.offline_batches(petition.as_deref()).await?;
+            if ctx.json {
+                ctx.print_json(&json!({ "batches": batches }))?;
+            } else if batches.is_empty() {
+                writeln!(ctx.out, "No offline batch.")?;
+            } else {
+                let rows = batches.iter().map(|b| {
+                    vec![
+                        b.petition.clone(),
+                        b.id.clone(),
+                        b.signatures.to_string(),
+                        b.date.clone(),
+                        b.withdrawn_at
+                            .map(|t| format!("withdrawn {}", format_time(t)))
+                            .unwrap_or_else(|| "counted".into()),
+                        b.note.clone(),
+                    ]
+                });
+                writeln!(
+                    ctx.out,
+                    "{}",
+                    table(
+                        &["petition", "batch", "signatures", "date", "status", "note"],
+                        &["signatures"],
+                        rows
+                    )
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `cahier admin offline` (the real binary) on a SQLite store: paper batches added, declared
+//! again, refused when malformed (the message names the option), withdrawn and listed; then
+//! the sequencer integrates the store's log and a monitor's audit of it finds the batches as
+//! offline entries and the same count as the store.
+
+use cahier_function::log_task::LogTask;
+use cahier_function::store::sqlite::SqliteStore;
+use cahier_function::store::Store;
+use cahier_tests::conformance;
+use std::process::Command;
+use std::sync::Arc;
+
+fn admin(db: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(cahier_tests::server::cahier_binary())
+        .args(["admin", "--store"])
+        .arg(format!("sqlite:{}", db.display()))
+        .arg("--json")
+        .args(args)
+        .env("CAHIER_PEPPER", "00".repeat(32))
+        .env_remove("CAHIER_SECRETS_FILE")
+        .env_remove("CAHIER_STORE")
+        .output()
+        .expect("running cahier admin");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_batches_count_once_and_show_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("s.sqlite3");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        let t = conformance::now();
+        for i in 0..2 {
+            let h = format!("{i:064x}");
+            store
+                .sign(&conformance::signature("ecole", &h, t))
+                .await
+                .unwrap();
+            store.confirm("ecole", &h, t).await.unwrap();
+        }
+    }
+    let add = |id: &str, n: &str, date: &str| {
+        admin(
+            &db,
+            &[
+                "offline",
+                "add",
+                "--petition",
+                "ecole",
+                "--id",
+                id,
+                "--signatures",
+                n,
+                "--date",
+                date,
+                "--note",
+                "marché",
+            ],
+        )
+    };
+    let (ok, out) = add("marche-2026-11-28", "140", "2026-11-28");
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["added"], true, "{out}");
+    let (ok, out) = add("marche-2026-11-28", "140", "2026-11-28");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"added\": false"), "declared again: {out}");
+    let (ok, out) = add("ecole-porte", "12", "28/11/2026");
+    assert!(!ok && out.contains("--date"), "{out}");
+    let (ok, out) = add("Ecole Porte", "12", "2026-11-28");
+    assert!(!ok && out.contains("--id"), "{out}");
+    let (ok, out) = add("ecole-porte", "0", "2026-11-28");
+    assert!(!ok && out.contains("--signatures"), "{out}");
+    let (ok, out) = add("ecole-porte", "12", "2026-11-29");
+    assert!(ok, "{out}");
+    let (ok, out) = admin(
+        &db,
+        &[
+            "offline",
+            "withdraw",
+            "--petition",
+            "ecole",
+            "--id",
+            "ecole-porte",
+        ],
+    );
+    assert!(ok && out.contains("\"withdrawn\""), "{out}");
+    let (ok, out) = admin(
+        &db,
+        &[
+            "offline",
+            "withdraw",
+            "--petition",
+            "ecole",
+            "--id",
+            "nowhere",
+        ],
+    );
+    assert!(!ok && out.contains("not found"), "{out}");
+    let (ok, out) = admin(&db, &["offline", "list", "--petition", "ecole"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["batches"].as_array().map(Vec::len), Some(2), "{out}");
+
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    assert_eq!(store.count("ecole").await.unwrap().count, 2 + 140);
+    let (ok, out) = admin(&db, &["recount", "--petition", "ecole"]);
+    assert!(ok && out.contains("\"repaired\": false"), "{out}");
+
+    let key = cahier_tlog::LogKey::generate();
+    let dir = tmp.path().join("public");
+    let mut task = LogTask::new(store.clone(), dir.clone(), key.clone(), "https://p.example");
+    task.set_durable(false);
+    assert_eq!(task.run_once().await.unwrap().added, 2 + 2 + 1);
+    let (_, audit) = cahier_tests::log_folder::audit_log(
+        &dir,
+        "https://p.example",
+        "ecole",
+        &key.public_base64(),
+        None,
+    );
+    assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+    let t = audit.tally;
+    assert!(t.anomalies.is_empty(), "{:?}", t.anomalies);
+    assert_eq!((t.offline_batches, t.offline_signatures), (2, 152));
+    assert_eq!(t.offline_withdrawn, 12);
+    assert_eq!(t.count, 142);
+}
