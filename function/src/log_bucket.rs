@@ -25,6 +25,10 @@ use std::sync::Arc;
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The checkpoint: seconds, so a monitor sees a new one within the sequencer's interval.
 pub const CHECKPOINT_CACHE: &str = "public, max-age=5";
+/// A receipt's proof is rewritten only when a run crashed before its checkpoint: minutes.
+pub const RECEIPT_CACHE: &str = "public, max-age=300";
+/// Receipts uploaded at once (a pass after a surge holds thousands).
+const RECEIPT_UPLOADS: usize = 32;
 
 /// Settings parsed from `BUCKET[?endpoint=URL&region=REGION]` (`--log-bucket`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +163,8 @@ pub struct BucketLog {
     /// `<slug>/log/`
     prefix: String,
     rt: tokio::runtime::Handle,
+    /// Receipts of the batch, uploaded together before its checkpoint.
+    receipts: Vec<(String, Vec<u8>)>,
 }
 
 impl BucketLog {
@@ -172,6 +178,7 @@ impl BucketLog {
             petition: petition.to_string(),
             rt: tokio::runtime::Handle::current(),
             bucket,
+            receipts: Vec::new(),
         };
         let key = log.key(CHECKPOINT);
         let head = log.bucket.heads.log_checkpoint(petition).await?;
@@ -230,14 +237,33 @@ impl LogFiles for BucketLog {
         ))
     }
 
+    fn write_receipt(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        self.receipts.push((self.key(rel), data.to_vec()));
+        Ok(())
+    }
+
     fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
+        use futures::{StreamExt, TryStreamExt};
+        let receipts = std::mem::take(&mut self.receipts);
         // Every tile and bundle PUT has returned: S3 has them durably before the head moves.
+        // The receipts go up only once the checkpoint they cite is the published one: a run
+        // that lost the swap must not overwrite the winner's with proofs against a checkpoint
+        // nobody will see. (A crash right after the swap leaves that batch without receipts;
+        // the check page then finds the entry by reading the log.)
         self.rt.block_on(async {
             self.bucket
                 .heads
                 .swap_log_checkpoint(&self.petition, expected, new)
                 .await?;
-            self.put_checkpoint(new).await
+            self.put_checkpoint(new).await?;
+            futures::stream::iter(receipts.iter().map(|(key, data)| {
+                self.bucket
+                    .put(key, data, "text/plain; charset=utf-8", RECEIPT_CACHE)
+            }))
+            .buffer_unordered(RECEIPT_UPLOADS)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
         })
     }
 

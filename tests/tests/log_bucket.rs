@@ -6,7 +6,7 @@
 //! bucket's failure cases, on the sequencer's code directly: a crash between the checkpoint's
 //! swap and its upload, a second sequencer, a bucket whose checkpoint the table does not know.
 
-use cahier_function::log_bucket::{Bucket, CHECKPOINT_CACHE, IMMUTABLE};
+use cahier_function::log_bucket::{Bucket, CHECKPOINT_CACHE, IMMUTABLE, RECEIPT_CACHE};
 use cahier_function::log_task::{LogTarget, LogTask};
 use cahier_function::store::dynamo::DynamoStore;
 use cahier_function::store::{NewSignature, Store};
@@ -106,6 +106,27 @@ async fn the_scheduled_sequencer_publishes_each_receipt_through_cloudfront() {
                 .any(|e| e.commitment == c),
             "a receipt without its entry"
         );
+    }
+
+    // Each receipt's proof, fetched through the edge with the commitment alone, verifies
+    // offline against the log's key.
+    let origin = cahier_tlog::checkpoint::origin(&base, PETITION);
+    for secret in &receipts {
+        let c = Commitment::new(PETITION, secret);
+        let res = http
+            .get(stack.edge.url(&format!(
+                "/{PETITION}/log/{}",
+                cahier_tlog::layout::receipt_path(&c)
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(header(&res, "cache-control"), RECEIPT_CACHE);
+        let proof = cahier_tlog::proof::TlogProof::parse(&res.bytes().await.unwrap()).unwrap();
+        let proven = proof.verify(&origin, &stack.log_key.public()).unwrap();
+        assert_eq!(proven.entry.commitment, c);
+        assert_eq!(proven.head.size, 3);
     }
 
     // The checkpoint's short cache: CloudFront fetched the new one, and a monitor through the

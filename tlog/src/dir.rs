@@ -31,6 +31,11 @@ pub trait LogFiles: Send + Sync {
     fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>>;
     /// Writes a tile or bundle whole (a reader never sees half of it).
     fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()>;
+    /// Writes a receipt's proof ([`crate::layout::receipt_path`]). A convenience beside the
+    /// log (the log alone proves the entry), so a store may write it with less ceremony.
+    fn write_receipt(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        self.write(rel, data)
+    }
     /// Replaces the checkpoint, only if it is still `expected` (None: there was none), once
     /// every earlier write is durable.
     fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()>;
@@ -105,6 +110,20 @@ impl LogDir {
 }
 
 impl LogFiles for LogDir {
+    /// Without the file's own fsync (one per signature would dominate the integration): the
+    /// rename reaches the disk with the folders', before the checkpoint.
+    fn write_receipt(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        let durable = std::mem::replace(&mut self.durable, false);
+        let result = self.write(rel, data);
+        self.durable = durable;
+        if durable {
+            if let Some(parent) = self.root.join(rel).parent() {
+                self.dirty.insert(parent.to_path_buf());
+            }
+        }
+        result
+    }
+
     fn read(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let p = self.root.join(rel);
         match fs::read(&p) {
@@ -171,6 +190,10 @@ impl<T: LogFiles + ?Sized> LogFiles for Box<T> {
 
     fn write(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
         (**self).write(rel, data)
+    }
+
+    fn write_receipt(&mut self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
+        (**self).write_receipt(rel, data)
     }
 
     fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {

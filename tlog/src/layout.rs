@@ -19,6 +19,15 @@ fn c2sp(sumdb_path: String) -> String {
     format!("tile/{rest}")
 }
 
+/// The receipt of a counted entry: `receipt/<first two hex digits>/<commitment in hex>`, a
+/// C2SP tlog-proof ([`crate::proof::TlogProof`]) its signer fetches with the commitment their
+/// receipt's secret gives. The commitment is in the public entry already: the name tells
+/// nothing new.
+pub fn receipt_path(commitment: &crate::Commitment) -> String {
+    let h = hex::encode(commitment.0);
+    format!("receipt/{}/{h}", &h[..2])
+}
+
 /// The path of a hash tile.
 pub fn tile_path(t: &Tile) -> String {
     c2sp(t.path())

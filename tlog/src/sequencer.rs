@@ -12,8 +12,9 @@ use crate::dir::{LogDir, LogFiles};
 use crate::entry::Entry;
 use crate::hashes::TreeHashes;
 use crate::layout::{self, bundle_path, decode_bundle, encode_bundle, tile_path, CHECKPOINT};
+use crate::proof::TlogProof;
 use anyhow::{bail, ensure, Context};
-use tlog_tiles::{record_hash, stored_hashes, tree_hash, Hash, Tile, EMPTY_HASH};
+use tlog_tiles::{prove_record, record_hash, stored_hashes, tree_hash, Hash, Tile, EMPTY_HASH};
 
 /// An event recorded by the store, waiting to be integrated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,11 +157,17 @@ impl<F: LogFiles> Sequencer<F> {
             files.push((tile_path(t), data));
         }
         let root = tree_hash(new, &hashes)?;
+        let cp = self.key.sign(&self.origin, new, root)?;
+        let receipts = receipts(&hashes, old, new, entries, &cp)?;
         drop(hashes);
         for (path, data) in &files {
             self.dir.write(path, data)?;
         }
-        let cp = self.key.sign(&self.origin, new, root)?;
+        // Before the swap: a crash here leaves proofs against a checkpoint not yet published,
+        // which the next run (from the same size, so over the same entries) writes again.
+        for (path, data) in &receipts {
+            self.dir.write_receipt(path, data)?;
+        }
         self.dir.swap_checkpoint(self.checkpoint.as_deref(), &cp)?;
         self.checkpoint = Some(cp);
         self.size = new;
@@ -192,6 +199,34 @@ impl<F: LogFiles> Sequencer<F> {
         all.extend(entries[from..to].iter().map(|e| e.as_slice()));
         Ok(encode_bundle(all))
     }
+}
+
+/// The receipt file of every counted entry of the batch `old..new`: its tlog-proof against
+/// the batch's checkpoint `cp`, the entry in `extra`.
+fn receipts(
+    hashes: &TreeHashes<'_>,
+    old: u64,
+    new: u64,
+    entries: &[Vec<u8>],
+    cp: &[u8],
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (i, bytes) in entries.iter().enumerate() {
+        let entry = Entry::decode(bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if entry.event != crate::Event::Counted {
+            continue;
+        }
+        let index = old + i as u64;
+        let proof = TlogProof {
+            extra: Some(bytes.clone()),
+            index,
+            hashes: prove_record(new, index, hashes)
+                .with_context(|| format!("while proving entry {index}"))?,
+            checkpoint: cp.to_vec(),
+        };
+        out.push((layout::receipt_path(&entry.commitment), proof.encode()));
+    }
+    Ok(out)
 }
 
 /// The leaf hash of an entry (RFC 6962: SHA-256 of 0x00 and the entry).

@@ -2,8 +2,10 @@
 //!
 //! The test runs itself as a child process (the ignored test `child`) that integrates 1,000
 //! events in batches of 300 and stops before its k-th rename; the parent kills it with -9 there,
-//! for every k, then resumes in its own process from whatever the child left. Every file of the
-//! final tree must be byte-identical to a log written without a crash.
+//! for every k that is not a receipt's (and for the first and last receipt of each batch: the
+//! hundreds between them are alike), then resumes in its own process from whatever the child
+//! left. Every file of the final tree, receipts included, must be byte-identical to a log
+//! written without a crash.
 
 use cahier_tlog::audit::{audit, files_of, Head};
 use cahier_tlog::{Commitment, Entry, LogDir, LogKey, Pending, Reason, Sequencer};
@@ -94,6 +96,21 @@ fn kill_at(dir: &Path, k: u64) {
     assert_eq!(status.signal(), Some(9), "{status:?}");
 }
 
+/// The receipts under `dir`, by path.
+fn receipts(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(dir.join("receipt")).into_iter().flatten() {
+        let shard = shard.unwrap().path();
+        for f in std::fs::read_dir(&shard).unwrap() {
+            let f = f.unwrap().path();
+            let rel = f.strip_prefix(dir).unwrap().display().to_string();
+            out.push((rel, std::fs::read(&f).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
 fn final_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut paths = files_of(EVENTS);
     paths.push("checkpoint".into());
@@ -110,13 +127,31 @@ fn final_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn killed_with_sigkill_anywhere_it_resumes_without_gap_or_duplicate() {
     let reference = tempfile::tempdir().unwrap();
     let mut r = sequencer(reference.path());
+    let renames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = renames.clone();
+    r.dir_mut()
+        .set_hook(Box::new(move |p| seen.lock().unwrap().push(p.to_string())));
     r.integrate(&events()).unwrap();
     let total_writes = r.dir().writes();
     let expected = final_files(reference.path());
+    let expected_receipts = receipts(reference.path());
+    assert_eq!(
+        expected_receipts.len(),
+        900,
+        "one receipt per counted entry"
+    );
     assert!(total_writes > 10, "{total_writes}");
+    let renames = renames.lock().unwrap().clone();
+    assert_eq!(renames.len() as u64, total_writes);
+    let is_receipt = |i: usize| renames.get(i).is_some_and(|p| p.starts_with("receipt/"));
+    let stops: Vec<u64> = (0..renames.len())
+        .filter(|&i| !is_receipt(i) || !is_receipt(i + 1) || i == 0 || !is_receipt(i - 1))
+        .map(|i| i as u64 + 1)
+        .collect();
+    assert!(stops.len() < 100, "{} stops", stops.len());
 
     let mut sizes_seen = std::collections::BTreeSet::new();
-    for k in 1..=total_writes {
+    for k in stops {
         let tmp = tempfile::tempdir().unwrap();
         kill_at(tmp.path(), k);
         // What the killed child left opens, at a checkpoint boundary.
@@ -128,6 +163,10 @@ fn killed_with_sigkill_anywhere_it_resumes_without_gap_or_duplicate() {
         let done = s.integrate(&events()).unwrap();
         assert_eq!((done.skipped, done.added), (at, EVENTS - at), "kill at {k}");
         assert_eq!(final_files(tmp.path()), expected, "kill at rename {k}");
+        assert!(
+            receipts(tmp.path()) == expected_receipts,
+            "the receipts differ after a kill at rename {k}"
+        );
         // Nothing half-written stays in the staging folder.
         assert_eq!(
             std::fs::read_dir(tmp.path().join(".tmp")).unwrap().count(),

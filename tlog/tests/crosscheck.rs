@@ -164,3 +164,64 @@ fn size_257() {
 fn size_65_537() {
     crosscheck(65_537);
 }
+
+/// Every counted entry's receipt (`receipt/<aa>/<commitment>`) is a C2SP tlog-proof against the
+/// checkpoint of the batch that integrated it: it verifies with the log's key, and ct-merkle
+/// accepts its inclusion proof against its own tree of that size.
+fn receipts_check(size: u64) {
+    use cahier_tlog::proof::TlogProof;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dir = LogDir::open(tmp.path()).unwrap();
+    dir.set_durable(false);
+    let key = LogKey::generate();
+    let mut seq = Sequencer::open(dir, key.clone(), ORIGIN).unwrap();
+    seq.max_batch = 40_000;
+    let cuts = [0, size / 3, size / 3 + 1, size];
+    for w in cuts.windows(2) {
+        seq.integrate(&events(w[0]..w[1])).unwrap();
+    }
+    let mut proofs: Vec<(u64, u64, Vec<Hash>)> = Vec::new();
+    for i in indexes(size) {
+        let e = entry(i);
+        let path = tmp
+            .path()
+            .join(cahier_tlog::layout::receipt_path(&e.commitment));
+        if e.event != cahier_tlog::Event::Counted {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|_| panic!("no receipt for entry {i}"));
+        let p = TlogProof::parse(&bytes).unwrap();
+        assert_eq!(p.encode(), bytes, "parse and encode round-trip");
+        let proven = p.verify(ORIGIN, &key.public()).unwrap();
+        assert_eq!((proven.index, proven.entry), (i, e));
+        // Another key, another log, another entry: refused.
+        assert!(p.verify(ORIGIN, &LogKey::generate().public()).is_err());
+        assert!(p.verify("other.example/ecole", &key.public()).is_err());
+        let mut forged = p.clone();
+        forged.extra = Some(entry(i + 1).encode());
+        assert!(forged.verify(ORIGIN, &key.public()).is_err());
+        proofs.push((proven.head.size, i, p.hashes));
+    }
+    assert!(!proofs.is_empty());
+    proofs.sort_by_key(|(at, i, _)| (*at, *i));
+    let mut ct = MemoryBackedTree::<Sha256, Vec<u8>>::new();
+    for (at, i, hashes) in proofs {
+        while (ct.len() as u64) < at {
+            ct.push(entry(ct.len() as u64).encode());
+        }
+        ct.root()
+            .verify_inclusion(
+                &entry(i).encode(),
+                i,
+                &InclusionProof::from_bytes(flat(&hashes)),
+            )
+            .unwrap_or_else(|e| panic!("ct-merkle refuses the receipt of {i} at {at}: {e:?}"));
+    }
+}
+
+#[test]
+fn receipts_are_tlog_proofs_an_independent_implementation_accepts() {
+    for size in [1, 255, 256, 257, 65_537] {
+        receipts_check(size);
+    }
+}
