@@ -171,6 +171,7 @@ async fn receipt_and_check() -> anyhow::Result<()> {
         "consistency",
         "entries",
         "count",
+        "proof",
         "receipt",
     ] {
         ensure!(
@@ -201,6 +202,41 @@ async fn receipt_and_check() -> anyhow::Result<()> {
         );
         std::fs::write(folder.join(rel), original)?;
     }
+    // The receipt's proof file (found with the commitment alone) changed: its index no longer
+    // points at the entry (`index 0` becomes `index 1`, beyond its checkpoint).
+    let secret = check.split("#r=").nth(1).context("the receipt's secret")?;
+    let secret = cahier_tlog::ReceiptSecret::from_base64url(secret).context("a secret")?;
+    let receipt =
+        cahier_tlog::layout::receipt_path(&cahier_tlog::Commitment::new(PETITION, &secret));
+    let proof = std::fs::read(folder.join(&receipt))?;
+    let at = proof
+        .windows(8)
+        .position(|w| w == b"\nindex 0")
+        .context("the proof's index line")?
+        + 7;
+    let original = tamper(&folder, &receipt, at);
+    open_check(&b, &check).await?;
+    let (state, checks) = verdict(&b).await?;
+    b.shot("tampered-proof").await?;
+    ensure!(
+        state == "fail" && failed(&checks) == ["proof"],
+        "proof changed: {state} {checks:?}"
+    );
+    std::fs::write(folder.join(&receipt), original)?;
+    open_check(&b, &check).await?;
+    ensure!(verdict(&b).await?.0 == "ok", "proof put back");
+    // The proof can be downloaded from the page.
+    let href = b
+        .js(
+            "var a = document.querySelector('[data-check-proof]'); return a && !a.hidden ? a.href : '';",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        href.as_str().is_some_and(|h| h.starts_with("blob:")),
+        "a download link for the proof: {href}"
+    );
+
     // A checkpoint whose signature no longer verifies: the last line holds the signature.
     let cp = std::fs::read(folder.join("checkpoint"))?;
     let original = tamper(&folder, "checkpoint", cp.len() - 10);

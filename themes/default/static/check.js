@@ -200,6 +200,76 @@
     return t;
   }
 
+  /* ---- The receipt's proof (C2SP tlog-proof; Cahier puts the entry in "extra") ---- */
+  function parseProof(bytes) {
+    var all = new TextDecoder().decode(bytes);
+    var split = all.indexOf("\n\n");
+    if (split < 0) throw new Error("no checkpoint");
+    var lines = all.slice(0, split).split("\n");
+    if (lines.shift() !== "c2sp.org/tlog-proof@v1") throw new Error("not a tlog-proof");
+    var extra = null;
+    if (lines[0] && lines[0].indexOf("extra ") === 0) extra = fromBase64(lines.shift().slice(6));
+    var m = /^index (0|[1-9]\d*)$/.exec(lines.shift() || "");
+    if (!m || !extra) throw new Error("no index or entry");
+    var hashes = lines.map(function (l) {
+      var h = fromBase64(l);
+      if (h.length !== 32) throw new Error("a proof hash is not 32 bytes");
+      return h;
+    });
+    return { index: Number(m[1]), entry: extra, hashes: hashes, checkpoint: encoder.encode(all.slice(split + 2)) };
+  }
+  /* RFC 9162, 2.1.3.2: the root an inclusion proof gives for leaf `index` of `size`. */
+  function rootFromInclusion(index, size, leaf, proof) {
+    if (index >= size) return Promise.resolve(null);
+    var fn = index, sn = size - 1, i = 0;
+    function step(r) {
+      if (i === proof.length) return sn === 0 ? r : null;
+      if (sn === 0) return null;
+      var p = proof[i++];
+      var next;
+      if (fn % 2 === 1 || fn === sn) {
+        next = nodeHash(p, r);
+        if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        next = nodeHash(r, p);
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+      return next.then(step);
+    }
+    return leafHash(leaf).then(step);
+  }
+  /* The receipt's proof, fetched with the commitment alone: its checkpoint is the collective's,
+     its entry is this signature's, counted, in that tree; and that tree is a prefix of today's.
+     Resolves to the message, rejects with the reason; null when the site has no proof for it. */
+  function checkProof(mine, head, leaves) {
+    var rel = "receipt/" + mine.slice(0, 2) + "/" + mine;
+    return fetch(logBase + rel, { credentials: "omit", cache: "no-cache" }).then(function (r) {
+      if (r.status === 404 || r.status === 403) return null;
+      if (!r.ok) throw new Error(fill(text("missing"), { file: rel, status: r.status }));
+      return r.arrayBuffer().then(function (b) {
+        var proof = parseProof(new Uint8Array(b));
+        var e = decodeEntry(proof.entry);
+        if (!e || e.kind !== "counted" || e.commitment !== mine) throw new Error("the entry is not this signature's");
+        return openCheckpoint(proof.checkpoint).then(function (signed) {
+          if (signed.size > head.size) throw new Error("its checkpoint is ahead of the log");
+          return rootFromInclusion(proof.index, signed.size, proof.entry, proof.hashes).then(function (root) {
+            if (!root || !equal(root, signed.root)) throw new Error("the inclusion proof does not give its checkpoint");
+            return treeHash(leaves, 0, signed.size);
+          }).then(function (prefix) {
+            if (!equal(prefix, signed.root)) throw new Error("its checkpoint is not a prefix of today's log");
+            var link = document.querySelector("[data-check-proof]");
+            if (link) {
+              link.href = URL.createObjectURL(new Blob([new Uint8Array(b)], { type: "text/plain" }));
+              link.hidden = false;
+            }
+            return fill(text("proof-ok"), { index: proof.index, size: signed.size });
+          });
+        });
+      });
+    });
+  }
+
   function receiptCommitment(secret) {
     var petition = encoder.encode(page.getAttribute("data-petition"));
     var len = new Uint8Array([petition.length >> 8, petition.length & 255]);
@@ -281,6 +351,14 @@
     }).then(function () {
       if (!secret) return "none";
       return receiptCommitment(secret).then(function (mine) {
+        return checkProof(mine, head, leaves).then(function (message) {
+          if (message) check("proof", true, message);
+          return mine;
+        }, function (e) {
+          check("proof", false, fill(text("proof-bad"), { why: e.message || String(e) }));
+          return mine;
+        });
+      }).then(function (mine) {
         var state = "absent", reason = "";
         entries.forEach(function (e) {
           if (!e || e.commitment !== mine) return;
