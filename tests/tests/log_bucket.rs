@@ -49,7 +49,13 @@ async fn the_scheduled_sequencer_publishes_each_receipt_through_cloudfront() {
     // Three signers through the edge; each confirmation hands back a receipt.
     let mut receipts = Vec::new();
     for (i, name) in ["Ada Lune", "Basile Roc", "Chloé Vent"].iter().enumerate() {
-        let signer = Signer::new(name, &format!("signer{i}@example.net"));
+        // The third from a domain the organizers will find fraudulent.
+        let domain = if i == 2 {
+            "fraude.example"
+        } else {
+            "example.net"
+        };
+        let signer = Signer::new(name, &format!("signer{i}@{domain}"));
         let captcha = stack.api().captcha().await;
         let res = theme_client::sign(&http, &base, PETITION, &signer, &captcha)
             .send()
@@ -129,10 +135,23 @@ async fn the_scheduled_sequencer_publishes_each_receipt_through_cloudfront() {
         assert_eq!(proven.head.size, 3);
     }
 
-    // The checkpoint's short cache: CloudFront fetched the new one, and a monitor through the
-    // edge agrees with the count.
+    // The organizers invalidate the fraudulent one: the next run logs it as taken out, with
+    // its reason, and a monitor through the edge (once the checkpoint's short cache has
+    // passed) agrees with the count.
+    let done = stack
+        .admin(&[
+            "invalidate",
+            "--petition",
+            PETITION,
+            "--domain",
+            "fraude.example",
+            "--yes",
+        ])
+        .unwrap();
+    assert_eq!(done["changed"], 1, "{done}");
     let tally = stack.log_agrees_with_count(PETITION).await;
-    assert_eq!(tally.count, 3);
+    assert_eq!((tally.count, tally.counted), (2, 3));
+    assert_eq!(tally.uncounted.get("invalidated"), Some(&1), "{tally:?}");
 }
 
 struct Aws {

@@ -4,7 +4,7 @@
 //!
 //! Integrates EVENTS synthetic events (signatures, 1 in 10 invalidated, 1 in 1000 an offline
 //! batch) into a fresh folder in batches of 65,536 (one signed checkpoint each), twice; checks
-//! that both folders hold byte-identical trees; then audits the tree as `cahier log verify`
+//! that both folders hold byte-identical trees and receipts; then audits the tree as `cahier log verify`
 //! does (rebuild from the entries). Prints Markdown.
 
 use cahier_tlog::audit::{audit, files_of, Head};
@@ -55,6 +55,26 @@ fn digest(dir: &Path, size: u64) -> (String, u64, u64) {
     (hex::encode(h.finalize()), files, bytes)
 }
 
+/// Every receipt (`receipt/<aa>/<commitment>`): a digest over paths and bytes, and how many.
+fn receipts(dir: &Path) -> (String, u64, u64) {
+    let mut paths = Vec::new();
+    for shard in std::fs::read_dir(dir.join("receipt")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            paths.push(f.unwrap().path());
+        }
+    }
+    paths.sort();
+    let mut h = Sha256::new();
+    let mut bytes = 0;
+    for p in &paths {
+        let b = std::fs::read(p).unwrap();
+        h.update(p.strip_prefix(dir).unwrap().to_string_lossy().as_bytes());
+        h.update(&b);
+        bytes += b.len() as u64;
+    }
+    (hex::encode(h.finalize()), paths.len() as u64, bytes)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: u64 = args
@@ -71,6 +91,12 @@ fn main() {
     let (da, files, bytes) = digest(&a, n);
     let (db, _, _) = digest(&b, n);
     assert_eq!(da, db, "the same events gave different trees");
+    let (ra, receipt_files, receipt_bytes) = receipts(&a);
+    assert_eq!(
+        ra,
+        receipts(&b).0,
+        "the same events gave different receipts"
+    );
 
     let all: HashMap<String, Vec<u8>> = files_of(n)
         .into_iter()
@@ -103,6 +129,9 @@ fn main() {
     println!();
     println!(
         "Tree: {files} files, {bytes} bytes; SHA-256 over every file of both runs: {da} (identical)."
+    );
+    println!(
+        "Receipts (one tlog-proof per counted entry): {receipt_files} files, {receipt_bytes} bytes, identical in both runs."
     );
     println!(
         "Audit (rebuild from entries, compare every tile, recount): {ta_audit:.2} s, count {}.",
