@@ -30,6 +30,11 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Events read from the store per integration step (one checkpoint each).
 const BATCH: usize = 65_536;
 
+/// Entries per checkpoint in the bucket: a batch holds its receipts (about 1.1 KB each) in
+/// memory until they are uploaded, and the sequencer function has 256 MB.
+#[cfg(feature = "s3")]
+const BUCKET_BATCH: u64 = 8_192;
+
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -212,8 +217,14 @@ impl LogTask {
                 Box::new(crate::log_bucket::BucketLog::open(bucket.clone(), slug).await?)
             }
         };
+        #[cfg(feature = "s3")]
+        let bucket = matches!(self.target, LogTarget::Bucket(_));
         tokio::task::spawn_blocking(move || {
             let mut seq = Sequencer::open(files, key, &origin)?;
+            #[cfg(feature = "s3")]
+            if bucket {
+                seq.max_batch = BUCKET_BATCH;
+            }
             seq.publish_empty()?;
             anyhow::Ok(seq)
         })

@@ -18,6 +18,7 @@ use clap::Parser;
 const SEQUENCER_HANDLER: &str = "sequencer";
 
 /// Seconds the sequencer handler keeps free before its invocation's deadline.
+#[cfg(all(feature = "s3", feature = "secretsmanager"))]
 const SEQUENCER_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {

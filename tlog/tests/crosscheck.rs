@@ -206,8 +206,8 @@ fn receipts_check(size: u64) {
     proofs.sort_by_key(|(at, i, _)| (*at, *i));
     let mut ct = MemoryBackedTree::<Sha256, Vec<u8>>::new();
     for (at, i, hashes) in proofs {
-        while (ct.len() as u64) < at {
-            ct.push(entry(ct.len() as u64).encode());
+        while ct.len() < at {
+            ct.push(entry(ct.len()).encode());
         }
         ct.root()
             .verify_inclusion(
