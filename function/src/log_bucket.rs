@@ -191,7 +191,20 @@ impl BucketLog {
                 log.bucket.name
             ),
             (Some(h), Some(s)) if h == s => {}
-            (Some(h), _) => {
+            (Some(h), served) => {
+                // The bucket may only be behind the table (a crash between the swap and the
+                // upload), never ahead or beside it: a table restored to an older point would
+                // otherwise publish a rollback, then a fork over tiles already cached for a year.
+                if let Some(s) = &served {
+                    let (hs, ss) = (note_size(&h)?, note_size(s)?);
+                    anyhow::ensure!(
+                        hs > ss,
+                        "the table's checkpoint of {petition} ({hs} entries) is not ahead of the \
+                         one s3://{}/{key} serves ({ss}): refusing to publish it (was the table \
+                         restored, or another table's log written here?)",
+                        log.bucket.name
+                    );
+                }
                 tracing::info!(
                     petition,
                     "transparency log: uploading the checkpoint a crash left behind"
@@ -216,6 +229,16 @@ impl BucketLog {
             )
             .await
     }
+}
+
+/// The tree size a checkpoint note states (its second line; the signature is checked by the
+/// sequencer when it opens the log).
+fn note_size(note: &[u8]) -> anyhow::Result<u64> {
+    std::str::from_utf8(note)
+        .ok()
+        .and_then(|t| t.lines().nth(1))
+        .and_then(|l| l.parse().ok())
+        .context("a checkpoint note without its size")
 }
 
 impl LogFiles for BucketLog {

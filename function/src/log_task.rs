@@ -78,6 +78,9 @@ pub struct LogTask {
     petitions: Vec<String>,
     /// The logs opened so far (reopened from disk after an error).
     logs: HashMap<String, Log>,
+    /// When set, a pass stops between two checkpoints once it is past (the scheduled
+    /// function's invocation ends; the next one goes on from the checkpoint).
+    deadline: Option<std::time::Instant>,
 }
 
 /// A slug as a folder name: what the generator accepts (lower-case letters, digits, `-`, `_`).
@@ -114,6 +117,7 @@ impl LogTask {
             durable: true,
             petitions: Vec::new(),
             logs: HashMap::new(),
+            deadline: None,
         }
     }
 
@@ -121,6 +125,11 @@ impl LogTask {
     pub fn with_petitions(mut self, petitions: impl IntoIterator<Item = String>) -> LogTask {
         self.petitions = petitions.into_iter().collect();
         self
+    }
+
+    /// Stop each pass between two checkpoints once `deadline` is past.
+    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
     }
 
     /// Without fsync (tests).
@@ -167,8 +176,16 @@ impl LogTask {
             None => self.open(slug).await?,
         };
         let mut added = 0;
+        // In the bucket one read is one checkpoint, so that a deadline falls between two.
+        let batch = usize::try_from(seq.max_batch).map_or(BATCH, |b| b.min(BATCH));
         loop {
-            let (events, total) = self.store.log_events(slug, seq.size(), BATCH).await?;
+            if self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+            {
+                break;
+            }
+            let (events, total) = self.store.log_events(slug, seq.size(), batch).await?;
             anyhow::ensure!(
                 total >= seq.size(),
                 "the log holds {} entries but the store only {total} events: refusing to go on \
@@ -178,7 +195,7 @@ impl LogTask {
             if events.is_empty() {
                 break;
             }
-            let full = events.len() == BATCH;
+            let full = events.len() == batch;
             let (back, done) = tokio::task::spawn_blocking(move || {
                 let r = seq.integrate(&events);
                 (seq, r)

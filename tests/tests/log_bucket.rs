@@ -341,3 +341,26 @@ async fn a_published_checkpoint_unknown_to_the_table_is_refused() {
     assert_eq!(aws.object(CHECKPOINT).await.unwrap(), note);
     assert!(aws.store.log_checkpoint("ecole").await.unwrap().is_none());
 }
+
+/// The table restored to an older point in time (point-in-time recovery): its head is behind
+/// the checkpoint the bucket serves. Publishing it would be a rollback, and extending it a
+/// fork over tiles cached for a year: the sequencer refuses, and the bucket keeps its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_restored_behind_the_bucket_is_refused() {
+    let aws = aws().await;
+    let key = cahier_tlog::LogKey::generate();
+    let mut task = aws.task(&key).await;
+    aws.confirm(0, 3).await;
+    assert_eq!(task.run_once().await.unwrap().added, 3);
+    let old = aws.store.log_checkpoint("ecole").await.unwrap().unwrap();
+    aws.confirm(3, 5).await;
+    assert_eq!(task.run_once().await.unwrap().added, 2);
+    let new = aws.object(CHECKPOINT).await.unwrap();
+    aws.store
+        .swap_log_checkpoint("ecole", Some(&new), &old)
+        .await
+        .unwrap();
+    let e = aws.task(&key).await.run_once().await.unwrap_err();
+    assert!(format!("{e:#}").contains("not ahead"), "{e:#}");
+    assert_eq!(aws.object(CHECKPOINT).await.unwrap(), new);
+}

@@ -163,6 +163,17 @@ pub const MAX_OFFLINE_SIGNATURES: u32 = 1_000_000;
 impl OfflineBatch {
     /// Why the batch cannot be recorded, naming the field.
     pub fn check(&self) -> anyhow::Result<()> {
+        let slug_ok = !self.petition.is_empty()
+            && !self.petition.starts_with(['-', '_'])
+            && self
+                .petition
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        anyhow::ensure!(
+            slug_ok,
+            "--petition {:?}: a petition's slug (a-z 0-9 - _), as in its URL",
+            self.petition
+        );
         let id_ok = (1..=64).contains(&self.id.len())
             && self
                 .id
