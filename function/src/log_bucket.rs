@@ -268,25 +268,25 @@ impl LogFiles for BucketLog {
     fn swap_checkpoint(&mut self, expected: Option<&[u8]>, new: &[u8]) -> anyhow::Result<()> {
         use futures::{StreamExt, TryStreamExt};
         let receipts = std::mem::take(&mut self.receipts);
-        // Every tile and bundle PUT has returned: S3 has them durably before the head moves.
-        // The receipts go up only once the checkpoint they cite is the published one: a run
-        // that lost the swap must not overwrite the winner's with proofs against a checkpoint
-        // nobody will see. (A crash right after the swap leaves that batch without receipts;
-        // the check page then finds the entry by reading the log.)
+        // Every tile and bundle PUT has returned, and the receipts' below: S3 has them
+        // durably before the head moves. Receipts go up before the swap, as in a folder, so a
+        // crash anywhere makes the next run (from the same size, over the same entries) put
+        // them again. A receipt may then cite a checkpoint never published (a run that lost
+        // the swap, or crashed): it is still a valid proof against a tree every published
+        // checkpoint extends or is extended by, since the numbered events never change.
         self.rt.block_on(async {
-            self.bucket
-                .heads
-                .swap_log_checkpoint(&self.petition, expected, new)
-                .await?;
-            self.put_checkpoint(new).await?;
             futures::stream::iter(receipts.iter().map(|(key, data)| {
                 self.bucket
                     .put(key, data, "text/plain; charset=utf-8", RECEIPT_CACHE)
             }))
             .buffer_unordered(RECEIPT_UPLOADS)
             .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+            .await?;
+            self.bucket
+                .heads
+                .swap_log_checkpoint(&self.petition, expected, new)
+                .await?;
+            self.put_checkpoint(new).await
         })
     }
 
