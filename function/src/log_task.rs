@@ -396,10 +396,24 @@ mod tests {
         // The same events in one pass give the same bytes.
         assert_eq!(tb.run_once().await.unwrap().added, 521);
         // (The resumed folder also keeps the first pass's partial tiles, as the spec allows.)
+        // Receipts carry the checkpoint of the batch that integrated them, so they follow the
+        // batch boundaries: the same paths on both sides, each a proof that verifies.
         let resumed_files = files(&log_folder(&a, "ecole"));
+        let receipt = |f: &(String, Vec<u8>)| f.0.starts_with("receipt/");
+        let origin = cahier_tlog::checkpoint::origin("https://p.example", "ecole");
+        let mut receipts = 0;
         for f in files(&log_folder(&b, "ecole")) {
-            assert!(resumed_files.contains(&f), "{} differs", f.0);
+            if receipt(&f) {
+                let mine = resumed_files.iter().find(|r| r.0 == f.0);
+                let mine = mine.unwrap_or_else(|| panic!("{} missing after the resume", f.0));
+                let proof = cahier_tlog::proof::TlogProof::parse(&mine.1).unwrap();
+                proof.verify(&origin, &key.public()).unwrap();
+                receipts += 1;
+            } else {
+                assert!(resumed_files.contains(&f), "{} differs", f.0);
+            }
         }
+        assert_eq!(receipts, 520, "a receipt per counted entry");
         let text = String::from_utf8(std::fs::read(&cp).unwrap()).unwrap();
         assert_eq!(text.lines().nth(1), Some("521"));
         // A log ahead of the store (another database) is refused.

@@ -181,8 +181,9 @@ fn log_interval(config: &Config) -> anyhow::Result<std::time::Duration> {
 /// invocation integrates every petition's pending events into the site bucket
 /// (`--log-bucket`), a pass every `--log-interval` for `--log-run-for` seconds, and answers
 /// what it did. Of the secrets it reads only the log key (`CAHIER_LOG_KEY_ARN`): its role
-/// may read no other, so it never holds the pepper or the token key. The template gives it a reserved concurrency of 1; a second one at once would
-/// lose its checkpoint swap in the table, not fork the log.
+/// may read no other, so it never holds the pepper or the token key. The template gives it a
+/// reserved concurrency of 1; a second one at once would lose its checkpoint swap in the
+/// table, not fork the log.
 #[cfg(all(feature = "s3", feature = "secretsmanager"))]
 async fn run_sequencer(config: &Config, manifest: &Manifest) -> anyhow::Result<()> {
     use cahier_function::log_task::{LogTarget, LogTask};
@@ -202,9 +203,14 @@ async fn run_sequencer(config: &Config, manifest: &Manifest) -> anyhow::Result<(
     let bucket = cahier_function::log_bucket::Bucket::from_url(bucket, dynamo.clone()).await?;
     let env = |k: &str| std::env::var(k).ok();
     let mut resolved = cahier_function::secrets_manager::resolve_arns(&env).await?;
-    let seed = resolved
-        .remove("CAHIER_LOG_KEY")
-        .or_else(|| env("CAHIER_LOG_KEY"));
+    // Only from Secrets Manager: a seed in the function's configuration would be readable by
+    // whoever may read the configuration.
+    anyhow::ensure!(
+        env("CAHIER_LOG_KEY").is_none(),
+        "CAHIER_LOG_KEY is set in the Lambda environment: keep the seed in Secrets Manager and \
+         give CAHIER_LOG_KEY_ARN"
+    );
+    let seed = resolved.remove("CAHIER_LOG_KEY");
     let key = log_key(seed.as_deref(), manifest, "the sequencer")?;
     let interval = log_interval(config)?;
     let run_for = std::time::Duration::try_from_secs_f64(config.log_run_for.max(0.0))

@@ -37,7 +37,7 @@ fn texts(lang: &str) -> Texts {
         Texts {
             check_email: "Vérifiez votre boîte e-mail",
             thanks: "Merci",
-            no_signature: "0 signature",
+            no_signature: "0 signature pour l'instant : soyez la première personne à signer.",
             one_signature: "1 signature",
             captcha_done: "Vérifié (captcha de développement)",
         }
@@ -45,7 +45,7 @@ fn texts(lang: &str) -> Texts {
         Texts {
             check_email: "Check your e-mail",
             thanks: "Thank you",
-            no_signature: "0 signatures",
+            no_signature: "0 signatures so far: be the first to sign.",
             one_signature: "1 signature",
             captcha_done: "Verified (development captcha)",
         }

@@ -101,8 +101,11 @@
     }
     return counts[url];
   }
-  /* "1 signature" / "2 signatures" (and "0 signature" in French), by the language's rules. */
+  /* "1 signature" / "2 signatures", by the language's rules; the invitation at 0. */
   function countText(box, n, lang) {
+    /* At 0 the line invites the first signer instead of announcing a nought. */
+    var zero = box.getAttribute("data-text-count-zero");
+    if (n === 0 && zero) return zero;
     var one = box.getAttribute("data-text-count-one");
     var form = "other";
     try { form = new Intl.PluralRules(lang).select(n); } catch (e) { form = n === 1 ? "one" : "other"; }
