@@ -417,6 +417,8 @@ async fn saturday_protected_addresses_through_the_edge() {
             format!("senateur{i}@senat.fr")
         }
     };
+    // The mail budget is per domain and clock hour: a run across an hour boundary has two.
+    let first_hour = cahier_function::now() / 3600;
     let report = {
         let stack = stack.clone();
         run_paced(
@@ -483,7 +485,11 @@ async fn saturday_protected_addresses_through_the_edge() {
         DEPUTIES + SENATORS,
         "one network per viewer"
     );
-    assert!(mails > 0 && mails <= 2 * mail_budget, "{mails} mails");
+    let windows = (cahier_function::now() / 3600 - first_hour + 1) as usize;
+    assert!(
+        mails > 0 && mails <= 2 * mail_budget * windows,
+        "{mails} mails for 2 domains over {windows} hour window(s)"
+    );
     wait_count(&stack, 0).await;
     let log = stack.log_agrees_with_count(PETITION).await;
     assert_eq!(log.entries, 0, "held signatures never enter the log");
