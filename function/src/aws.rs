@@ -24,3 +24,22 @@ pub async fn sdk_config(endpoint: Option<&str>, region: Option<&str>) -> aws_con
     }
     loader.load().await
 }
+
+/// The `endpoint=URL&region=REGION` options of a store or bucket setting (`dynamodb:TABLE?…`,
+/// `--log-bucket BUCKET?…`); `what` names the setting in the error for any other option.
+pub fn endpoint_options(
+    query: &str,
+    what: &str,
+) -> anyhow::Result<(Option<String>, Option<String>)> {
+    let (mut endpoint, mut region) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "endpoint" => endpoint = Some(v.into_owned()),
+            "region" => region = Some(v.into_owned()),
+            other => {
+                anyhow::bail!("unknown option {other:?} in {what}: expected endpoint= or region=")
+            }
+        }
+    }
+    Ok((endpoint, region))
+}

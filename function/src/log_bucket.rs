@@ -53,20 +53,13 @@ impl BucketUrl {
                 "--log-bucket {text}: {bucket:?} is not an S3 bucket name (3 to 63 of a-z 0-9 . -)"
             );
         }
-        let mut url = BucketUrl {
+        let (endpoint, region) =
+            crate::aws::endpoint_options(query, &format!("--log-bucket {text}"))?;
+        let url = BucketUrl {
             bucket: bucket.to_string(),
-            endpoint: None,
-            region: None,
+            endpoint,
+            region,
         };
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            match &*k {
-                "endpoint" => url.endpoint = Some(v.into_owned()),
-                "region" => url.region = Some(v.into_owned()),
-                other => bail!(
-                    "--log-bucket {text}: unknown option {other:?} (expected endpoint= or region=)"
-                ),
-            }
-        }
         Ok(url)
     }
 }

@@ -83,20 +83,12 @@ impl DynamoUrl {
         if !valid {
             bail!("invalid DynamoDB table name {table:?} in dynamodb:{rest}: 3 to 255 of A-Z a-z 0-9 _ - .");
         }
-        let mut url = DynamoUrl {
+        let (endpoint, region) = crate::aws::endpoint_options(query, &format!("dynamodb:{rest}"))?;
+        let url = DynamoUrl {
             table: table.to_string(),
-            endpoint: None,
-            region: None,
+            endpoint,
+            region,
         };
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            match &*k {
-                "endpoint" => url.endpoint = Some(v.into_owned()),
-                "region" => url.region = Some(v.into_owned()),
-                other => bail!(
-                    "unknown option {other:?} in dynamodb:{rest}: expected endpoint= or region="
-                ),
-            }
-        }
         Ok(url)
     }
 }
