@@ -138,6 +138,9 @@ async fn a_forged_viewer_address_straight_to_the_function_is_not_believed() {
     let base = &stack.edge.base;
     // Three signers who claim three networks, straight to the function URL (no OAC, so no
     // `authorizer.iam` in the event): one shared "unknown" address, held past the first.
+    // The address budget counts fixed one-minute windows: a run that crosses a minute boundary
+    // has one mail per window it spans.
+    let first_minute = cahier_function::now() / 60;
     for i in 1..=3u8 {
         let signer = Signer::new("Sam Direct", &format!("sam{i}@direct{i}.example"));
         let captcha = stack.api().captcha().await;
@@ -161,9 +164,10 @@ async fn a_forged_viewer_address_straight_to_the_function_is_not_believed() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let direct = stack.mails().unwrap().len();
+    let windows = (cahier_function::now() / 60 - first_minute + 1) as usize;
     assert!(
-        direct <= 1,
-        "{direct} mails: forged viewer addresses were believed\n{}",
+        direct <= windows.min(2),
+        "{direct} mails over {windows} minute window(s): forged viewer addresses were believed\n{}",
         stack.lambda.log()
     );
 
