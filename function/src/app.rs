@@ -47,6 +47,8 @@ pub fn app(state: AppState) -> Router {
     let public = Router::new()
         .route("/api/health", get(sign::health))
         .route("/api/petitions/{slug}/count", get(sign::count))
+        .route("/api/petitions.json", get(crate::open_data::petitions_json))
+        .route("/api/petitions.csv", get(crate::open_data::petitions_csv))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(public_cors);
     // Same-origin only (the smoke test calls it with curl): no CORS.

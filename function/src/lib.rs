@@ -14,6 +14,7 @@ pub mod client_ip;
 pub mod config;
 pub mod count_cache;
 pub mod crypto;
+pub mod csv_safe;
 pub mod decode;
 pub mod deferred;
 #[cfg(feature = "dev")]
@@ -29,6 +30,7 @@ pub mod mail_text;
 pub mod mailer;
 pub mod manifest;
 pub mod network;
+pub mod open_data;
 pub mod problem;
 pub mod ratelimit;
 pub mod secrets;

@@ -260,15 +260,14 @@ pub async fn count(
         .await
     {
         Ok(c) => {
-            let updated = time::OffsetDateTime::from_unix_timestamp(c.updated_at)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
+            use crate::open_data::rfc3339;
             let body = serde_json::json!({
                 "petition": petition.slug,
                 "count": c.count,
+                "offline": c.offline,
                 "goal": effective_goal(petition.goal, c.count),
-                "updated_at": updated,
+                "updated_at": rfc3339(c.updated_at).unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
+                "last_confirmed_at": rfc3339(c.last_confirmed_at),
             });
             let mut res = json(StatusCode::OK, body.to_string());
             res.headers_mut().insert(

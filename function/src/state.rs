@@ -97,6 +97,7 @@ pub(crate) struct Inner {
     pub disposable: DisposableDomains,
     pub name_burst: NameBurst,
     pub counts: crate::count_cache::CountCache,
+    pub listings: crate::open_data::ListingCache,
     #[cfg(feature = "dev")]
     pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
 }
@@ -197,6 +198,7 @@ impl AppState {
             disposable,
             name_burst: NameBurst::default(),
             counts: crate::count_cache::CountCache::new(parts.options.count_cache),
+            listings: Default::default(),
             secrets: parts.secrets,
             options: parts.options,
             #[cfg(feature = "dev")]

@@ -746,7 +746,11 @@ pub async fn offline_batches_count_and_log(store: Arc<dyn AdminStore>) -> anyhow
         other.as_ref().is_err_and(|e| e.to_string().contains("120")),
         "another size under a recorded id: {other:?}"
     );
-    ensure!(store.count(&p).await?.count == 1 + 120 + 35);
+    let c = store.count(&p).await?;
+    ensure!(
+        c.count == 1 + 120 + 35 && c.offline == 155 && c.last_confirmed_at == t,
+        "the paper part and the last confirmation: {c:?}"
+    );
     ensure!(
         store.withdraw_offline(&p, "porte-a-porte", t + 60).await? == OfflineWithdrawn::Withdrawn
     );
@@ -762,10 +766,17 @@ pub async fn offline_batches_count_and_log(store: Arc<dyn AdminStore>) -> anyhow
             .is_err(),
         "a withdrawn id is not reused"
     );
-    ensure!(store.count(&p).await?.count == 121);
+    let c = store.count(&p).await?;
+    ensure!(c.count == 121 && c.offline == 120, "{c:?}");
+    let recounted = store.recount(&p).await?;
     ensure!(
-        store.recount(&p).await?.count == 121,
-        "the recount keeps the batch"
+        recounted.count == 121 && recounted.offline == 120 && recounted.last_confirmed_at == t,
+        "the recount keeps the batch and the last confirmation: {recounted:?}"
+    );
+    let c = store.count(&p).await?;
+    ensure!(
+        c.count == 121 && c.offline == 120 && c.last_confirmed_at == t,
+        "{c:?}"
     );
     let listed = store.offline_batches(Some(&p)).await?;
     ensure!(

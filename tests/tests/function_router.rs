@@ -586,3 +586,113 @@ async fn repeated_json_keys_are_a_field_error_naming_the_key() {
     assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
     assert!(read_dir(&app.outbox).is_empty());
 }
+
+/// Open data: every petition of the manifest with its count (the paper part apart), goal,
+/// dates and last confirmation, as JSON and as CSV, cacheable by the CDN for a minute.
+#[tokio::test]
+async fn open_data_lists_every_petition_as_json_and_csv() {
+    use cahier_function::store::admin::{AdminStore, OfflineBatch};
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new(dir.path(), Options::default());
+    let res = call(&app, sign_json(SLUG, &signer(&app, "jeanne@example.org"))).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let mails = read_dir(&app.outbox);
+    let confirm = token(&mails[0].text, "confirm").unwrap();
+    let before = cahier_function::now();
+    assert_eq!(
+        call(&app, token_post("/api/confirm", &confirm))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    {
+        let store = cahier_function::store::sqlite::SqliteStore::open(&app.db).unwrap();
+        let batch = OfflineBatch {
+            petition: SLUG.into(),
+            id: "marche".into(),
+            signatures: 25,
+            date: "2026-11-28".into(),
+            note: "never published".into(),
+            added_at: before,
+            withdrawn_at: None,
+        };
+        store.add_offline(&batch, before).await.unwrap();
+    }
+
+    let res = call(
+        &app,
+        Request::get(format!("/api/petitions/{SLUG}/count"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&body(res).await).unwrap();
+    assert_eq!(
+        (v["count"].as_u64(), v["offline"].as_u64()),
+        (Some(26), Some(25))
+    );
+    let last = v["last_confirmed_at"]
+        .as_str()
+        .expect("a last confirmation");
+    let at = time::OffsetDateTime::parse(last, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp();
+    assert!((before..=cahier_function::now()).contains(&at), "{last}");
+
+    let res = call(
+        &app,
+        Request::get("/api/petitions.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CACHE_CONTROL],
+        "public, max-age=60, s-maxage=60, stale-while-revalidate=300, stale-if-error=3600"
+    );
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let raw = body(res).await;
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("never published"),
+        "an organizer's note stays in the store"
+    );
+    let v: Value = serde_json::from_slice(&raw).unwrap();
+    let rows = v["petitions"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    let open = rows.iter().find(|r| r["slug"] == SLUG).unwrap();
+    assert_eq!(open["count"], 26);
+    assert_eq!(open["offline"], 25);
+    assert_eq!(open["goal"], 1000);
+    assert_eq!(open["status"], "open");
+    assert_eq!(open["last_confirmed_at"], last);
+    assert_eq!(open["url"], format!("{SITE}/{SLUG}/"));
+    let closed = rows.iter().find(|r| r["slug"] == CLOSED).unwrap();
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["count"], 0);
+    assert!(closed["last_confirmed_at"].is_null());
+    assert_eq!(closed["closes_at"], "2001-09-09T01:46:40Z");
+
+    let res = call(
+        &app,
+        Request::get("/api/petitions.csv")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = String::from_utf8(body(res).await).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("slug,title,url,languages,count,offline,goal,status"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{SLUG},")) && l.contains(",26,25,1000,open,")),
+        "{csv}"
+    );
+}

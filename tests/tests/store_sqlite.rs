@@ -68,3 +68,47 @@ async fn a_database_without_the_network_column_is_migrated() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Counters written before the open data gain the paper part of the count (from the batches)
+/// and the time of the last confirmation (from the signatures) on open.
+#[tokio::test]
+async fn counters_without_the_paper_part_and_the_last_confirmation_are_migrated(
+) -> anyhow::Result<()> {
+    use cahier_function::store::admin::{AdminStore, OfflineBatch};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("old.sqlite3");
+    let now = cahier_function::now();
+    {
+        let store = SqliteStore::open(&path)?;
+        store.init().await?;
+        store
+            .sign(&conformance::signature("noel", "a", now - 100))
+            .await?;
+        store.confirm("noel", "a", now - 50).await?;
+        let batch = OfflineBatch {
+            petition: "noel".into(),
+            id: "marche".into(),
+            signatures: 40,
+            date: "2026-11-28".into(),
+            note: String::new(),
+            added_at: now,
+            withdrawn_at: None,
+        };
+        store.add_offline(&batch, now).await?;
+    }
+    {
+        let old = rusqlite::Connection::open(&path)?;
+        old.execute_batch(
+            "ALTER TABLE counters DROP COLUMN offline;
+             ALTER TABLE counters DROP COLUMN last_confirmed_at;",
+        )?;
+    }
+    let store = SqliteStore::open(&path)?;
+    store.init().await?;
+    let c = store.count("noel").await?;
+    assert_eq!(
+        (c.count, c.offline, c.last_confirmed_at),
+        (41, 40, now - 50)
+    );
+    Ok(())
+}

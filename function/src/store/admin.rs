@@ -161,46 +161,65 @@ pub struct OfflineBatch {
 pub const MAX_OFFLINE_SIGNATURES: u32 = 1_000_000;
 
 impl OfflineBatch {
-    /// Why the batch cannot be recorded, naming the field.
+    /// Why the batch cannot be recorded, naming the option (`--date "28/11/2026": ...`).
     pub fn check(&self) -> anyhow::Result<()> {
+        match self.invalid_field() {
+            Some((field, why)) => anyhow::bail!("--{field} {why}"),
+            None => Ok(()),
+        }
+    }
+
+    /// The first invalid field and why, for a caller that names fields its own way (the
+    /// command line as `--date`, a front matter as `offline[0].date`).
+    pub fn invalid_field(&self) -> Option<(&'static str, String)> {
         let slug_ok = !self.petition.is_empty()
             && !self.petition.starts_with(['-', '_'])
             && self
                 .petition
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        anyhow::ensure!(
-            slug_ok,
-            "--petition {:?}: a petition's slug (a-z 0-9 - _), as in its URL",
-            self.petition
-        );
+        if !slug_ok {
+            return Some((
+                "petition",
+                format!(
+                    "{:?}: a petition's slug (a-z 0-9 - _), as in its URL",
+                    self.petition
+                ),
+            ));
+        }
         let id_ok = (1..=64).contains(&self.id.len())
             && self
                 .id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-        anyhow::ensure!(
-            id_ok,
-            "--id {:?}: 1 to 64 of a-z 0-9 - _ . (e.g. marche-2026-11-28)",
-            self.id
-        );
-        anyhow::ensure!(
-            (1..=MAX_OFFLINE_SIGNATURES).contains(&self.signatures),
-            "--signatures {}: from 1 to {MAX_OFFLINE_SIGNATURES}",
-            self.signatures
-        );
+        if !id_ok {
+            return Some((
+                "id",
+                format!(
+                    "{:?}: 1 to 64 of a-z 0-9 - _ . (e.g. marche-2026-11-28)",
+                    self.id
+                ),
+            ));
+        }
+        if !(1..=MAX_OFFLINE_SIGNATURES).contains(&self.signatures) {
+            return Some((
+                "signatures",
+                format!("{}: from 1 to {MAX_OFFLINE_SIGNATURES}", self.signatures),
+            ));
+        }
         let date_ok = self.date.len() == 10
             && time::Date::parse(
                 &self.date,
                 time::macros::format_description!("[year]-[month]-[day]"),
             )
             .is_ok();
-        anyhow::ensure!(date_ok, "--date {:?}: a date as YYYY-MM-DD", self.date);
-        anyhow::ensure!(
-            self.note.chars().count() <= 200 && !self.note.chars().any(char::is_control),
-            "--note: at most 200 characters on one line"
-        );
-        Ok(())
+        if !date_ok {
+            return Some(("date", format!("{:?}: a date as YYYY-MM-DD", self.date)));
+        }
+        if self.note.chars().count() > 200 || self.note.chars().any(char::is_control) {
+            return Some(("note", "must be at most 200 characters on one line".into()));
+        }
+        None
     }
 
     /// The key the stores file its count and log events under, spread like a signer's

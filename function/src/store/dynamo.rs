@@ -22,9 +22,9 @@ use super::dynamo_keys::{
 };
 use super::dynamo_log::LogWrite;
 use crate::store::{
-    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, LogPending,
-    NewSignature, OverBudget, QueuedMail, ReceiptSecret, SignOutcome, SignatureRecord, Status,
-    Store,
+    first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, CountDelta, EraseOutcome,
+    LogPending, NewSignature, OverBudget, QueuedMail, ReceiptSecret, SignOutcome, SignatureRecord,
+    Status, Store,
 };
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -546,27 +546,46 @@ impl DynamoStore {
             .build()?)
     }
 
+    /// The change of one count shard (`email_hash` picks it): `n` always; `offline` for a
+    /// paper batch; `last_confirmed_at` when a signer's signature is counted.
     pub(super) fn count_update(
         &self,
         petition: &str,
         email_hash: &str,
-        delta: i64,
+        delta: CountDelta,
         now: i64,
     ) -> anyhow::Result<TransactWriteItem> {
-        let update = Update::builder()
+        let (expression, by) = match delta {
+            CountDelta::Signer(d) if d > 0 => (
+                "ADD #n :delta SET #at = :now, #petition = :petition, #last = :now",
+                d,
+            ),
+            CountDelta::Signer(d) => ("ADD #n :delta SET #at = :now, #petition = :petition", d),
+            CountDelta::Offline(d) => (
+                "ADD #n :delta, #offline :delta SET #at = :now, #petition = :petition",
+                d,
+            ),
+        };
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
                 count_pk(petition, count_shard(email_hash)),
                 COUNT_SK,
             )))
-            .update_expression("ADD #n :delta SET #at = :now, #petition = :petition")
+            .update_expression(expression)
             .expression_attribute_names("#n", "n")
             .expression_attribute_names("#at", "updated_at")
             .expression_attribute_names("#petition", "petition")
-            .expression_attribute_values(":delta", n(delta))
+            .expression_attribute_values(":delta", n(by))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":petition", s(petition))
-            .build()?;
+            .expression_attribute_values(":petition", s(petition));
+        if expression.contains("#last") {
+            update = update.expression_attribute_names("#last", "last_confirmed_at");
+        }
+        if expression.contains("#offline") {
+            update = update.expression_attribute_names("#offline", "offline");
+        }
+        let update = update.build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -634,7 +653,12 @@ impl DynamoStore {
             }
             let mut items = vec![TransactWriteItem::builder().update(update.build()?).build()];
             if c.delta != 0 {
-                items.push(self.count_update(c.petition, c.email_hash, c.delta, c.now)?);
+                items.push(self.count_update(
+                    c.petition,
+                    c.email_hash,
+                    CountDelta::Signer(c.delta),
+                    c.now,
+                )?);
             }
             let (event, detail) = c.audit;
             items.push(self.audit_put(c.petition, c.email_hash, event, c.now, detail)?);
@@ -1010,7 +1034,7 @@ impl Store for DynamoStore {
             .into_iter()
             .map(|pk| key(pk, COUNT_SK))
             .collect();
-        let (mut count, mut updated_at) = (0i64, 0i64);
+        let (mut count, mut updated_at, mut offline, mut last_confirmed_at) = (0i64, 0, 0, 0);
         for attempt in 0..MAX_TX_ATTEMPTS {
             // Eventually consistent: half the read units, and the public count may lag a
             // confirmation by a second anyway (it is cached for seconds at the edge and in
@@ -1034,6 +1058,9 @@ impl Store for DynamoStore {
             {
                 count += get_n(item, "n")?.unwrap_or(0);
                 updated_at = updated_at.max(get_n(item, "updated_at")?.unwrap_or(0));
+                offline += get_n(item, "offline")?.unwrap_or(0);
+                last_confirmed_at =
+                    last_confirmed_at.max(get_n(item, "last_confirmed_at")?.unwrap_or(0));
             }
             pending = out
                 .unprocessed_keys
@@ -1044,6 +1071,8 @@ impl Store for DynamoStore {
                 return Ok(Count {
                     count: count.max(0) as u64,
                     updated_at,
+                    offline: offline.max(0) as u64,
+                    last_confirmed_at,
                 });
             }
             backoff(attempt).await;

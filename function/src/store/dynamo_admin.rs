@@ -450,7 +450,9 @@ impl AdminStore for DynamoStore {
             // transaction on condition that none changed meanwhile (a confirm during the scan
             // makes the write fail, and the recount starts again).
             let before = self.shard_values(petition).await?;
-            let mut per_shard = vec![0i64; COUNT_SHARDS as usize];
+            let shards = COUNT_SHARDS as usize;
+            let (mut per_shard, mut offline, mut last) =
+                (vec![0i64; shards], vec![0i64; shards], vec![0i64; shards]);
             let (_tasks, mut pages) = self.scan_pages(ScanFilter::signatures(Some(petition)));
             while let Some(page) = pages.recv().await {
                 for item in page? {
@@ -458,13 +460,17 @@ impl AdminStore for DynamoStore {
                         && get_s(&item, "petition") == Some(petition)
                     {
                         let hash = get_s(&item, "email_hash").unwrap_or_default();
-                        per_shard[count_shard(hash) as usize] += 1;
+                        let shard = count_shard(hash) as usize;
+                        per_shard[shard] += 1;
+                        last[shard] = last[shard].max(get_n(&item, "confirmed_at")?.unwrap_or(0));
                     }
                 }
             }
             for b in self.offline_batch_list(Some(petition)).await? {
                 if b.withdrawn_at.is_none() {
-                    per_shard[count_shard(&b.key_hash()) as usize] += i64::from(b.signatures);
+                    let shard = count_shard(&b.key_hash()) as usize;
+                    per_shard[shard] += i64::from(b.signatures);
+                    offline[shard] += i64::from(b.signatures);
                 }
             }
             let now = crate::now();
@@ -473,6 +479,8 @@ impl AdminStore for DynamoStore {
                 let mut item = key(count_pk(petition, shard as u32), COUNT_SK);
                 item.insert("n".into(), n(count));
                 item.insert("updated_at".into(), n(now));
+                item.insert("offline".into(), n(offline[shard]));
+                item.insert("last_confirmed_at".into(), n(last[shard]));
                 item.insert("petition".into(), s(petition));
                 let put = Put::builder()
                     .table_name(&self.table)
@@ -491,6 +499,8 @@ impl AdminStore for DynamoStore {
                     return Ok(Count {
                         count: per_shard.iter().sum::<i64>() as u64,
                         updated_at: now,
+                        offline: offline.iter().sum::<i64>() as u64,
+                        last_confirmed_at: last.iter().copied().max().unwrap_or(0),
                     })
                 }
                 Err(TxError::Condition(_)) | Err(TxError::Retry) => backoff(attempt).await,

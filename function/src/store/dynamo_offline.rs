@@ -7,6 +7,7 @@ use super::admin::{OfflineAdded, OfflineBatch, OfflineWithdrawn};
 use super::dynamo::{backoff, get_n, get_s, key, n, s, DynamoStore, Item, TxError};
 use super::dynamo_keys::offline_pk;
 use super::dynamo_log::LogWrite;
+use super::CountDelta;
 use anyhow::{bail, Context};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use cahier_tlog::{Commitment, Entry, Reason, ReceiptSecret};
@@ -87,7 +88,12 @@ impl DynamoStore {
                             .build()?,
                     )
                     .build(),
-                self.count_update(&b.petition, &key_hash, i64::from(b.signatures), now)?,
+                self.count_update(
+                    &b.petition,
+                    &key_hash,
+                    CountDelta::Offline(i64::from(b.signatures)),
+                    now,
+                )?,
                 self.audit_put(&b.petition, &key_hash, "offline_added", now, &detail)?,
                 log.queue_put(&self.table)?,
             ];
@@ -164,7 +170,12 @@ impl DynamoStore {
             let detail = format!("batch {id}: {} signatures", batch.signatures);
             let items = vec![
                 TransactWriteItem::builder().update(update).build(),
-                self.count_update(petition, &key_hash, -i64::from(batch.signatures), now)?,
+                self.count_update(
+                    petition,
+                    &key_hash,
+                    CountDelta::Offline(-i64::from(batch.signatures)),
+                    now,
+                )?,
                 self.audit_put(petition, &key_hash, "offline_withdrawn", now, &detail)?,
                 log.queue_put(&self.table)?,
             ];

@@ -237,11 +237,27 @@ pub struct SignatureRecord {
 }
 
 /// The confirmed count of one petition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {
     pub count: u64,
     /// Unix seconds of the last change, 0 if none.
     pub updated_at: i64,
+    /// The part of `count` from paper batches (`cahier admin offline`, front matter).
+    #[serde(default)]
+    pub offline: u64,
+    /// Unix seconds of the last signer's signature counted (a confirmation, or a release after
+    /// review), 0 if none: "last signed 3 minutes ago".
+    #[serde(default)]
+    pub last_confirmed_at: i64,
+}
+
+/// What moves a count: a signer's signature (counted or uncounted; counting it is a
+/// confirmation, the time the page shows as "last signed") or a paper batch (kept apart so
+/// the page can say how much of the count is on paper).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CountDelta {
+    Signer(i64),
+    Offline(i64),
 }
 
 /// One state change, kept for the organizer's audit trail.

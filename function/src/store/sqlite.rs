@@ -12,7 +12,7 @@ use super::{
     first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Confirmation, Count, EraseOutcome,
     NewSignature, OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
-use super::{LogPending, ReceiptSecret};
+use super::{CountDelta, LogPending, ReceiptSecret};
 use crate::budgets::window_start_of;
 use anyhow::Context;
 use async_trait::async_trait;
@@ -64,7 +64,9 @@ CREATE INDEX IF NOT EXISTS signatures_expiry ON signatures (expires_at) WHERE ex
 CREATE TABLE IF NOT EXISTS counters (
     petition TEXT PRIMARY KEY,
     count INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    offline INTEGER NOT NULL DEFAULT 0,
+    last_confirmed_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS budgets (
     key TEXT PRIMARY KEY,
@@ -201,6 +203,7 @@ fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
             .context("while adding the network column")?;
     }
     migrate_refunds(conn, columns.iter().any(|c| c == "refunds"))?;
+    migrate_counters(conn)?;
     migrate_budgets(conn)?;
     if !columns.iter().any(|c| c == "commitment") {
         conn.execute_batch("ALTER TABLE signatures ADD COLUMN commitment BLOB")
@@ -225,6 +228,30 @@ fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
             log_event(conn, petition, &Entry::counted(*c, *at))?;
         }
     }
+    Ok(())
+}
+
+/// Counters from before the open data get the paper part of the count (recomputed from the
+/// batches) and the time of the last confirmation (from the signatures).
+fn migrate_counters(conn: &Connection) -> anyhow::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('counters') WHERE name = 'last_confirmed_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "ALTER TABLE counters ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE counters ADD COLUMN last_confirmed_at INTEGER NOT NULL DEFAULT 0;
+         UPDATE counters SET
+           offline = (SELECT COALESCE(SUM(signatures), 0) FROM offline_batches b
+                      WHERE b.petition = counters.petition AND b.withdrawn_at IS NULL),
+           last_confirmed_at = (SELECT COALESCE(MAX(confirmed_at), 0) FROM signatures s
+                                WHERE s.petition = counters.petition AND s.status = 'confirmed');",
+    )
+    .context("while adding the offline and last_confirmed_at columns to counters")?;
     Ok(())
 }
 
@@ -386,12 +413,23 @@ fn audit(
     Ok(())
 }
 
-fn bump_counter(tx: &Connection, petition: &str, delta: i64, now: i64) -> rusqlite::Result<()> {
+fn bump_counter(
+    tx: &Connection,
+    petition: &str,
+    delta: CountDelta,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let (n, offline, confirmed_at) = match delta {
+        CountDelta::Signer(n) => (n, 0, if n > 0 { now } else { 0 }),
+        CountDelta::Offline(n) => (n, n, 0),
+    };
     tx.prepare_cached(
-        "INSERT INTO counters (petition, count, updated_at) VALUES (?1, MAX(?2, 0), ?3)
-         ON CONFLICT (petition) DO UPDATE SET count = MAX(count + ?2, 0), updated_at = ?3",
+        "INSERT INTO counters (petition, count, updated_at, offline, last_confirmed_at)
+           VALUES (?1, MAX(?2, 0), ?3, MAX(?4, 0), ?5)
+         ON CONFLICT (petition) DO UPDATE SET count = MAX(count + ?2, 0), updated_at = ?3,
+           offline = MAX(offline + ?4, 0), last_confirmed_at = MAX(last_confirmed_at, ?5)",
     )?
-    .execute(params![petition, delta, now])?;
+    .execute(params![petition, n, now, offline, confirmed_at])?;
     Ok(())
 }
 
@@ -583,7 +621,7 @@ fn confirm_in(
             |r| r.get(0),
         )?;
     if let Some((secret, c)) = fresh {
-        bump_counter(tx, petition, 1, now)?;
+        bump_counter(tx, petition, CountDelta::Signer(1), now)?;
         log_event(tx, petition, &Entry::counted(c, now))?;
         done.receipt = Some(secret);
         if release > 0 && !queue.is_empty() {
@@ -928,7 +966,7 @@ impl Store for SqliteStore {
                 params![petition, email_hash],
             )?;
             if was_counted {
-                bump_counter(tx, &petition, -1, now)?;
+                bump_counter(tx, &petition, CountDelta::Signer(-1), now)?;
             }
             forget_queue(tx, &petition, &email_hash)?;
             audit(tx, &petition, &email_hash, "erased", now, status.as_str())?;
@@ -941,17 +979,20 @@ impl Store for SqliteStore {
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {
         let petition = petition.to_string();
         self.read(move |conn| {
-            let row: Option<(i64, i64)> = conn
+            let row: Option<(i64, i64, i64, i64)> = conn
                 .query_row(
-                    "SELECT count, updated_at FROM counters WHERE petition = ?1",
+                    "SELECT count, updated_at, offline, last_confirmed_at FROM counters
+                     WHERE petition = ?1",
                     params![petition],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let (count, updated_at) = row.unwrap_or((0, 0));
+            let (count, updated_at, offline, last_confirmed_at) = row.unwrap_or_default();
             Ok(Count {
                 count: count.max(0) as u64,
                 updated_at,
+                offline: offline.max(0) as u64,
+                last_confirmed_at,
             })
         })
         .await

@@ -11,7 +11,7 @@ use super::{
     Durability, SqliteStore,
 };
 use crate::store::admin::{AdminStore, Criteria, OfflineAdded, OfflineBatch, OfflineWithdrawn};
-use crate::store::{AuditEvent, Count, SignatureRecord, Status};
+use crate::store::{AuditEvent, Count, CountDelta, SignatureRecord, Status};
 use async_trait::async_trait;
 use cahier_tlog::{Commitment, Entry, Reason, ReceiptSecret};
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension};
@@ -105,7 +105,7 @@ fn set_one(
     tx.execute(sql, params![petition, email_hash, to.as_str()])?;
     let delta = i64::from(to == Status::Confirmed) - i64::from(status == Status::Confirmed);
     if delta != 0 {
-        bump_counter(tx, petition, delta, now)?;
+        bump_counter(tx, petition, CountDelta::Signer(delta), now)?;
     }
     // The log follows the count in the same transaction: counted again with a new commitment,
     // or uncounted with the reason (an erasure, else an organizer's invalidation).
@@ -152,7 +152,7 @@ fn release_one(
     };
     tx.execute(sql, params![petition, email_hash, to.as_str()])?;
     if to == Status::Confirmed {
-        bump_counter(tx, petition, 1, now)?;
+        bump_counter(tx, petition, CountDelta::Signer(1), now)?;
         // Released after review: it counts, with a new counted entry (its receipt secret is
         // drawn and dropped here: the signer's receipt came with the first confirmation).
         log_counted(tx, petition, email_hash, now)?;
@@ -251,21 +251,32 @@ impl AdminStore for SqliteStore {
         let petition = petition.to_string();
         let now = crate::now();
         self.write(Durability::Full, move |tx| {
-            let n: i64 = tx.query_row(
-                "SELECT (SELECT COUNT(*) FROM signatures WHERE petition = ?1 AND status = 'confirmed')
-                      + (SELECT COALESCE(SUM(signatures), 0) FROM offline_batches
-                         WHERE petition = ?1 AND withdrawn_at IS NULL)",
+            let (signers, offline, last): (i64, i64, i64) = tx.query_row(
+                "SELECT COUNT(*), COALESCE(MAX(confirmed_at), 0),
+                        (SELECT COALESCE(SUM(signatures), 0) FROM offline_batches
+                         WHERE petition = ?1 AND withdrawn_at IS NULL)
+                 FROM signatures WHERE petition = ?1 AND status = 'confirmed'",
+                params![petition],
+                |r| Ok((r.get(0)?, r.get(2)?, r.get(1)?)),
+            )?;
+            let n = signers + offline;
+            tx.execute(
+                "INSERT INTO counters (petition, count, updated_at, offline, last_confirmed_at)
+                   VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (petition) DO UPDATE SET count = ?2, updated_at = ?3, offline = ?4,
+                   last_confirmed_at = MAX(last_confirmed_at, ?5)",
+                params![petition, n, now, offline, last],
+            )?;
+            let last_confirmed_at = tx.query_row(
+                "SELECT last_confirmed_at FROM counters WHERE petition = ?1",
                 params![petition],
                 |r| r.get(0),
-            )?;
-            tx.execute(
-                "INSERT INTO counters (petition, count, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (petition) DO UPDATE SET count = ?2, updated_at = ?3",
-                params![petition, n, now],
             )?;
             Ok(Count {
                 count: n.max(0) as u64,
                 updated_at: now,
+                offline: offline.max(0) as u64,
+                last_confirmed_at,
             })
         })
         .await
@@ -303,7 +314,7 @@ impl AdminStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![b.petition, b.id, b.signatures, b.date, b.note, commitment.0.to_vec(), now],
             )?;
-            bump_counter(tx, &b.petition, i64::from(b.signatures), now)?;
+            bump_counter(tx, &b.petition, CountDelta::Offline(i64::from(b.signatures)), now)?;
             log_event(tx, &b.petition, &Entry::offline(commitment, b.signatures, now))?;
             let detail = format!("batch {}: {} signatures of {}", b.id, b.signatures, b.date);
             audit(tx, &b.petition, &b.key_hash(), "offline_added", now, &detail)?;
@@ -343,7 +354,7 @@ impl AdminStore for SqliteStore {
                 "UPDATE offline_batches SET withdrawn_at = ?3 WHERE petition = ?1 AND id = ?2",
                 params![petition, id, now],
             )?;
-            bump_counter(tx, &petition, -i64::from(n), now)?;
+            bump_counter(tx, &petition, CountDelta::Offline(-i64::from(n)), now)?;
             log_event(tx, &petition, &Entry::uncounted(c, Reason::Withdrawn, now))?;
             let key = OfflineBatch {
                 petition: petition.clone(),

@@ -6,6 +6,7 @@ use super::out::short;
 use super::unseal::{Identities, Personal};
 use super::{Ctx, ExportArgs};
 use anyhow::Context;
+use cahier_function::csv_safe::SafeCsv;
 use cahier_function::store::admin::Criteria;
 use cahier_function::store::{SignatureRecord, Status};
 use serde_json::json;
@@ -104,41 +105,8 @@ fn column(name: &str) -> String {
     }
 }
 
-/// OWASP's defence against formula injection: a cell that a spreadsheet would read as a
-/// formula (`=`, `+`, `-`, `@`, tab, carriage return first) gets a leading single quote, so a
-/// signer named `=HYPERLINK(...)` stays text in the organizer's spreadsheet.
-pub(crate) fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
-    }
-}
-
-/// A CSV writer whose every cell is [`neutralise`]d.
-struct SafeCsv(csv::Writer<Vec<u8>>);
-
-impl SafeCsv {
-    fn write_record<I, S>(&mut self, cells: I) -> csv::Result<()>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.0.write_record(
-            cells
-                .into_iter()
-                .map(|c| neutralise(c.as_ref()).into_owned()),
-        )
-    }
-
-    fn into_inner(self) -> anyhow::Result<Vec<u8>> {
-        self.0
-            .into_inner()
-            .map_err(|e| anyhow::anyhow!("writing CSV: {e}"))
-    }
-}
-
 fn to_csv(rows: &[(SignatureRecord, Personal)], public_only: bool) -> anyhow::Result<Vec<u8>> {
-    let mut w = SafeCsv(csv::Writer::from_writer(Vec::new()));
+    let mut w = SafeCsv::new();
     if public_only {
         w.write_record(["petition", "name", "confirmed_at"])?;
         for (r, p) in rows {
@@ -176,7 +144,7 @@ fn to_csv(rows: &[(SignatureRecord, Personal)], public_only: bool) -> anyhow::Re
             w.write_record(fixed.into_iter().chain(extra))?;
         }
     }
-    w.into_inner()
+    w.finish()
 }
 
 fn to_json(rows: &[(SignatureRecord, Personal)], public_only: bool) -> anyhow::Result<Vec<u8>> {

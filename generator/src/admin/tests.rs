@@ -110,7 +110,7 @@ impl Store for Mem {
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {
         Ok(Count {
             count: self.counter(petition),
-            updated_at: 0,
+            ..Default::default()
         })
     }
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
@@ -204,7 +204,7 @@ impl AdminStore for Mem {
         self.counters.lock().unwrap().insert(petition.into(), n);
         Ok(Count {
             count: n,
-            updated_at: 0,
+            ..Default::default()
         })
     }
     // Offline batches are exercised on the real stores (admin conformance, the CLI test in

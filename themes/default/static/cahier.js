@@ -111,6 +111,18 @@
     try { form = new Intl.PluralRules(lang).select(n); } catch (e) { form = n === 1 ? "one" : "other"; }
     return (form === "one" && one) ? one : box.getAttribute("data-text-count");
   }
+  /* "3 minutes ago" / "il y a 3 minutes", in the page's language (a date where Intl lacks it). */
+  function ago(at, lang) {
+    var secs = Math.max(0, Math.round((Date.now() - at) / 1000));
+    var units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+    for (var i = 0; i < units.length; i++) {
+      if (secs >= units[i][1] || i === units.length - 1) {
+        try {
+          return new Intl.RelativeTimeFormat(lang, { numeric: "always" }).format(-Math.floor(secs / units[i][1]), units[i][0]);
+        } catch (e) { return new Date(at).toLocaleString(lang); }
+      }
+    }
+  }
   function showCount(box) {
     var lang = box.getAttribute("data-lang") || document.documentElement.lang;
     countFor(box.getAttribute("data-count-url")).then(function (data) {
@@ -130,6 +142,16 @@
       }
       if (bar) { bar.max = goal; bar.value = Math.min(data.count, goal); bar.textContent = data.count + " / " + goal; bar.hidden = false; }
       if (goalLine) goalLine.textContent = fill(box.getAttribute("data-text-goal"), { goal: fmt(goal, lang) });
+      var offline = Number(data.offline) || 0, offlineLine = box.querySelector("[data-offline-line]");
+      if (offlineLine && offline > 0) {
+        offlineLine.textContent = fill(box.getAttribute("data-text-offline"), { offline: fmt(offline, lang) });
+        offlineLine.hidden = false;
+      }
+      var last = data.last_confirmed_at ? Date.parse(data.last_confirmed_at) : NaN, lastLine = box.querySelector("[data-last-line]");
+      if (lastLine && !isNaN(last)) {
+        lastLine.textContent = fill(box.getAttribute("data-text-last"), { ago: ago(last, lang) });
+        lastLine.hidden = false;
+      }
     }).catch(function () {
       var fb = box.querySelector("[data-count-fallback]");
       if (fb) { fb.textContent = box.getAttribute("data-text-unavailable"); fb.hidden = false; }
