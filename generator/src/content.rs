@@ -170,6 +170,48 @@ pub struct FrontMatter {
     pub image_alt: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Paper signatures counted by hand, recorded in the store by `cahier serve` and by
+    /// `cahier admin offline sync` (each once, by its id).
+    #[serde(default)]
+    pub offline: Vec<OfflineDecl>,
+}
+
+/// One batch of paper signatures declared in front matter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineDecl {
+    /// Unique in the petition; `paper-<date>` when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// When the paper was signed, `YYYY-MM-DD`.
+    pub date: String,
+    /// How many signatures the paper holds (`count` is accepted too).
+    #[serde(alias = "count")]
+    pub signatures: u32,
+    /// For the organizers; stays in the store, never published.
+    #[serde(default)]
+    pub note: String,
+}
+
+impl OfflineDecl {
+    pub fn id(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| format!("paper-{}", self.date))
+    }
+
+    /// The batch as the store records it.
+    pub fn batch(&self, petition: &str) -> cahier_function::store::admin::OfflineBatch {
+        cahier_function::store::admin::OfflineBatch {
+            petition: petition.to_string(),
+            id: self.id(),
+            signatures: self.signatures,
+            date: self.date.clone(),
+            note: self.note.clone(),
+            added_at: 0,
+            withdrawn_at: None,
+        }
+    }
 }
 
 fn default_goal() -> u64 {
@@ -507,8 +549,53 @@ fn load_petition(
 fn is_shared_key(k: &str) -> bool {
     matches!(
         k,
-        "goal" | "opens" | "closes" | "date" | "fields" | "public_signers" | "image" | "organizers"
+        "goal"
+            | "opens"
+            | "closes"
+            | "date"
+            | "fields"
+            | "public_signers"
+            | "image"
+            | "organizers"
+            | "offline"
     )
+}
+
+/// Paper batches: each valid as `cahier admin offline add` would take it, ids unique.
+fn validate_offline(p: &Petition, text: &Text, errs: &mut Vec<Diagnostic>) {
+    let mut seen: Vec<String> = Vec::new();
+    for (i, decl) in p.meta.offline.iter().enumerate() {
+        let at = |field: Option<&str>| {
+            diag::line_of_list_item(&text.front, "offline", i, field)
+                .map(|l| l + text.front_line - 1)
+        };
+        if let Some((field, why)) = decl.batch(&p.slug).invalid_field() {
+            // The id is derived from the date when absent: a bad date is the date's fault.
+            let field = if field == "id" && decl.id.is_none() {
+                "date"
+            } else {
+                field
+            };
+            errs.push(
+                Diagnostic::new(&text.file, at(Some(field)), why)
+                    .with_key(format!("offline[{i}].{field}")),
+            );
+            continue;
+        }
+        let id = decl.id();
+        if seen.contains(&id) {
+            let why = if decl.id.is_none() {
+                format!("two batches on {}: give each an `id`", decl.date)
+            } else {
+                format!("id {id:?} is used by another batch of this petition")
+            };
+            errs.push(
+                Diagnostic::new(&text.file, at(Some("id")), why)
+                    .with_key(format!("offline[{i}].id")),
+            );
+        }
+        seen.push(id);
+    }
 }
 
 /// Rules that need the whole petition: dates in order, fields well-formed, labels known.
@@ -523,6 +610,7 @@ fn validate(p: &Petition, cfg: &Config, errs: &mut Vec<Diagnostic>) {
             );
         }
     }
+    validate_offline(p, text, errs);
     if p.meta.goal == 0 {
         errs.push(
             Diagnostic::new(&text.file, at("goal"), "`goal` must be at least 1").with_key("goal"),

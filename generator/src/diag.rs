@@ -107,6 +107,63 @@ pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// 1-based line of item `index` of the list under `key` — a YAML list (`offline:` then
+/// `- date: ...` lines) or TOML tables (`[[offline]]`) — or of `field` inside that item when
+/// it is written there; the line of `key` itself when the items cannot be told apart.
+pub fn line_of_list_item(
+    text: &str,
+    key: &str,
+    index: usize,
+    field: Option<&str>,
+) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let header = format!("[[{key}]]");
+    let mut items: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .map(|(i, _)| i)
+        .collect();
+    let toml = !items.is_empty();
+    if !toml {
+        let start = line_of_key(text, key)?;
+        let mut item_indent = None;
+        for (i, l) in lines.iter().enumerate().skip(start) {
+            if l.trim().is_empty() {
+                continue;
+            }
+            // The list ends at the next key of the front matter's top level.
+            if indent(l) == 0 && !l.starts_with('-') {
+                break;
+            }
+            if l.trim_start().starts_with("- ") && item_indent.is_none_or(|n| n == indent(l)) {
+                item_indent = Some(indent(l));
+                items.push(i);
+            }
+        }
+        if items.is_empty() {
+            return Some(start);
+        }
+    }
+    let first = *items.get(index)?;
+    let end = items.get(index + 1).copied().unwrap_or_else(|| {
+        if toml {
+            // A TOML table ends at the next table header.
+            (first + 1..lines.len())
+                .find(|&i| lines[i].trim_start().starts_with('['))
+                .unwrap_or(lines.len())
+        } else {
+            lines.len()
+        }
+    });
+    let Some(field) = field else {
+        return Some(first + 1);
+    };
+    let within = lines[first..end].join("\n");
+    Some(line_of_key(&within, field).map_or(first + 1, |l| first + l))
+}
+
 /// The unknown key named by serde's "unknown field `x`" message.
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.split("unknown field `").nth(1)?;

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod log_verify;
 pub mod markdown;
 pub mod new;
+pub mod offline_sync;
 pub mod og;
 pub mod pages;
 pub mod petition_manifest;

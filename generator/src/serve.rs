@@ -13,6 +13,7 @@
 //! `/<slug>/log/`. Its key is the development `cahier_log_key` of `.cahier/secrets.toml`, and
 //! its public key goes into the manifest as `site.log_public_key`.
 
+use crate::offline_sync::{self, Declared, SyncReport};
 use crate::site::{self, BuildOptions};
 use anyhow::Context;
 use cahier_function::dev::{DevServer, DevServerOptions};
@@ -68,8 +69,11 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         log_public_key: Some(log_key.public_base64()),
     };
 
-    let (manifest, ms) = rebuild(&build_opts).context("while building the site")?;
-    println!("Built {} in {ms} ms", root.display());
+    let built = rebuild(&build_opts).context("while building the site")?;
+    println!("Built {} in {} ms", root.display(), built.ms);
+    let db = state_dir.join("signatures.sqlite3");
+    record_offline(&db, &built.offline);
+    let manifest = built.manifest;
 
     let runtime = cahier_function::runtime().context("while starting the async runtime")?;
     runtime.block_on(async move {
@@ -84,6 +88,7 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         let reloader = Reloader {
             state: server.state().clone(),
             reload: server.reload_sender(),
+            db,
         };
         // The watcher lives as long as this binding, i.e. until the server stops.
         let _watcher = watch(&root, build_opts, reloader)?;
@@ -95,16 +100,57 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
     })
 }
 
-/// Builds the site and reads back the petition manifest it wrote; returns it with the time taken.
-pub fn rebuild(opts: &BuildOptions) -> anyhow::Result<(Manifest, u128)> {
+/// What one build gives the server.
+pub struct Rebuilt {
+    pub manifest: Manifest,
+    /// The paper batches of the front matters, to record in the store.
+    pub offline: Vec<Declared>,
+    pub ms: u128,
+}
+
+/// Builds the site and reads back the petition manifest it wrote.
+pub fn rebuild(opts: &BuildOptions) -> anyhow::Result<Rebuilt> {
     let start = Instant::now();
-    site::build(opts)?;
+    let report = site::build(opts)?;
     let path = opts.out.join("api/manifest.json");
     let bytes =
         std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
     let manifest =
         Manifest::from_json(&bytes).with_context(|| format!("while reading {}", path.display()))?;
-    Ok((manifest, start.elapsed().as_millis()))
+    Ok(Rebuilt {
+        manifest,
+        offline: report.offline,
+        ms: start.elapsed().as_millis(),
+    })
+}
+
+/// Records the front matters' paper batches in the development store (a second handle on
+/// the server's SQLite file: its writes wait for the server's), and says what changed.
+fn record_offline(db: &Path, declared: &[Declared]) {
+    if declared.is_empty() {
+        return;
+    }
+    let report = (|| -> anyhow::Result<SyncReport> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let store = cahier_function::store::sqlite::SqliteStore::open(db)?;
+            cahier_function::store::Store::init(&store).await?;
+            Ok(offline_sync::sync(&store, declared, cahier_function::now()).await)
+        })
+    })();
+    match report {
+        Ok(r) => {
+            for added in &r.added {
+                println!("paper batch {added} recorded (counted and logged)");
+            }
+            for refused in &r.refused {
+                eprintln!("warning: {refused}");
+            }
+        }
+        Err(e) => print_error("could not record the paper batches", &e),
+    }
 }
 
 /// Port 0 becomes a free port now, because the site must be built with its final URL.
@@ -131,6 +177,8 @@ fn local_url(listen: SocketAddr) -> String {
 struct Reloader {
     state: cahier_function::AppState,
     reload: tokio::sync::broadcast::Sender<()>,
+    /// The development store, where the front matters' paper batches are recorded.
+    db: PathBuf,
 }
 
 /// Watches the sources; each burst of relevant changes (quiet for [`DEBOUNCE`]) triggers one
@@ -199,10 +247,11 @@ fn rebuild_loop(
         changed.dedup();
         let what = describe(&changed);
         match rebuild(opts) {
-            Ok((manifest, ms)) => match reloader.state.set_manifest(manifest) {
+            Ok(built) => match reloader.state.set_manifest(built.manifest) {
                 Ok(()) => {
                     let _ = reloader.reload.send(());
-                    println!("rebuilt in {ms} ms ({what})");
+                    println!("rebuilt in {} ms ({what})", built.ms);
+                    record_offline(&reloader.db, &built.offline);
                 }
                 Err(e) => print_error(
                     &format!("rebuilt, but the new manifest was refused ({what})"),

@@ -53,6 +53,8 @@ pub struct BuildReport {
     pub images_cached: usize,
     /// Problems that did not stop the build (e.g. a missing translation).
     pub warnings: Vec<String>,
+    /// The paper batches the front matters declare (recorded by [`crate::offline_sync`]).
+    pub offline: Vec<crate::offline_sync::Declared>,
 }
 
 /// Loads the configuration with the options' overrides applied.
@@ -169,6 +171,7 @@ pub fn build(opts: &BuildOptions) -> anyhow::Result<BuildReport> {
         images_rendered: images.rendered,
         images_cached: images.cached,
         warnings,
+        offline: crate::offline_sync::declared(&content, cfg.default_language()),
     })
 }
 

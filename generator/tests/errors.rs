@@ -222,3 +222,62 @@ fn failed_build_leaves_previous_output_intact() {
     let after = std::fs::read_to_string(public.join("p/index.html")).unwrap();
     assert!(after.contains("Une autre"));
 }
+
+/// Paper batches in front matter: a bad one names the file, its line and `offline[i].field`;
+/// two batches that would share an id are refused.
+#[test]
+fn offline_batches_in_front_matter_name_the_batch_and_the_field() {
+    let site = empty_site();
+    write(
+        site.path(),
+        "content/p/index.md",
+        "---\ntitle: x\ngoal: 10\noffline:\n  - date: 2026-11-28\n    signatures: 120\n    note: marché\n  - id: porte\n    date: 28/11/2026\n    count: 12\ntags: [a]\n---\nbody\n",
+    );
+    write(site.path(), "content/p/index.en.md", GOOD_EN);
+    let msg = build_err(&site);
+    assert!(msg.contains("content/p/index.md:9:"), "{msg}");
+    assert!(msg.contains("offline[1].date"), "{msg}");
+    assert!(msg.contains("YYYY-MM-DD"), "{msg}");
+
+    write(
+        site.path(),
+        "content/p/index.md",
+        "+++\ntitle = \"x\"\ngoal = 10\n\n[[offline]]\ndate = \"2026-11-28\"\nsignatures = 120\n\n[[offline]]\ndate = \"2026-11-28\"\nsignatures = 0\n+++\nbody\n",
+    );
+    let msg = build_err(&site);
+    assert!(msg.contains("content/p/index.md:11:"), "{msg}");
+    assert!(msg.contains("offline[1].signatures"), "{msg}");
+
+    write(
+        site.path(),
+        "content/p/index.md",
+        "+++\ntitle = \"x\"\ngoal = 10\n\n[[offline]]\ndate = \"2026-11-28\"\nsignatures = 120\n\n[[offline]]\ndate = \"2026-11-28\"\nsignatures = 3\n+++\nbody\n",
+    );
+    let msg = build_err(&site);
+    assert!(msg.contains("content/p/index.md:9:"), "{msg}");
+    assert!(
+        msg.contains("two batches on 2026-11-28: give each an `id`"),
+        "{msg}"
+    );
+
+    // A translation cannot declare batches: they are the petition's, not a language's.
+    write(
+        site.path(),
+        "content/p/index.md",
+        "+++\ntitle = \"x\"\ngoal = 10\n\n[[offline]]\ndate = \"2026-11-28\"\nsignatures = 120\n+++\nbody\n",
+    );
+    write(
+        site.path(),
+        "content/p/index.en.md",
+        "+++\ntitle = \"A petition\"\n\n[[offline]]\ndate = \"2026-11-29\"\nsignatures = 1\n+++\nText.\n",
+    );
+    let msg = build_err(&site);
+    assert!(msg.contains("content/p/index.en.md"), "{msg}");
+    assert!(msg.contains("offline"), "{msg}");
+    write(site.path(), "content/p/index.en.md", GOOD_EN);
+    let out = tempfile::tempdir().unwrap();
+    let report = cahier::build(&opts(site.path(), &out.path().join("public"))).unwrap();
+    assert_eq!(report.offline.len(), 1);
+    assert_eq!(report.offline[0].batch.id, "paper-2026-11-28");
+    assert_eq!(report.offline[0].batch.signatures, 120);
+}

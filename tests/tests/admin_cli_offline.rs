@@ -132,3 +132,70 @@ async fn paper_batches_count_once_and_show_in_the_log() {
     assert_eq!(t.offline_withdrawn, 12);
     assert_eq!(t.count, 142);
 }
+
+/// `cahier admin offline sync` records the batches the front matter declares, once; a batch
+/// whose size was changed since is reported, exits non-zero and is left as recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_batches_are_synced_once_and_a_changed_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = tmp.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    cahier_tests::serve::copy_example_site(&site);
+    let db = tmp.path().join("s.sqlite3");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        store.init().await.unwrap();
+    }
+    let source = site.join("content/noel-sans-geant/index.md");
+    let original = std::fs::read_to_string(&source).unwrap();
+    let declare = |n: u32| {
+        let text = original.replacen(
+            "[[fields]]",
+            &format!("[[offline]]\ndate = \"2026-11-28\"\nsignatures = {n}\n\n[[fields]]"),
+            1,
+        );
+        std::fs::write(&source, text).unwrap();
+    };
+    let sync = || {
+        let out = Command::new(cahier_tests::server::cahier_binary())
+            .arg("--root")
+            .arg(&site)
+            .args(["admin", "--store"])
+            .arg(format!("sqlite:{}", db.display()))
+            .args(["--json", "offline", "sync"])
+            .env("CAHIER_PEPPER", "00".repeat(32))
+            .env_remove("CAHIER_SECRETS_FILE")
+            .env_remove("CAHIER_STORE")
+            .output()
+            .expect("running cahier admin");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let v: serde_json::Value =
+            serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}{err}"));
+        (out.status.success(), v)
+    };
+    declare(230);
+    let (ok, v) = sync();
+    assert!(ok, "{v}");
+    assert_eq!(
+        v["added"],
+        serde_json::json!(["noel-sans-geant/paper-2026-11-28"])
+    );
+    let (ok, v) = sync();
+    assert!(
+        ok && v["unchanged"] == 1 && v["added"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
+    declare(2300);
+    let (ok, v) = sync();
+    assert!(!ok, "a changed batch fails the sync: {v}");
+    let refused = v["refused"][0].as_str().unwrap();
+    assert!(
+        refused.contains("content/noel-sans-geant/index.md")
+            && refused.contains("already recorded with 230"),
+        "{refused}"
+    );
+    let store = SqliteStore::open(&db).unwrap();
+    let c = store.count("noel-sans-geant").await.unwrap();
+    assert_eq!((c.count, c.offline), (230, 230));
+}

@@ -30,6 +30,12 @@ struct Texts {
     one_signature: &'static str,
     /// The dev captcha widget, once solved.
     captcha_done: &'static str,
+    /// The count line and the paper line after a batch of 140 on paper.
+    with_paper: &'static str,
+    paper: &'static str,
+    /// The start of the last-signature line, and of its "seconds ago".
+    last_signed: &'static str,
+    seconds_ago: &'static str,
 }
 
 fn texts(lang: &str) -> Texts {
@@ -40,6 +46,10 @@ fn texts(lang: &str) -> Texts {
             no_signature: "0 signature pour l'instant : soyez la première personne à signer.",
             one_signature: "1 signature",
             captcha_done: "Vérifié (captcha de développement)",
+            with_paper: "141 signatures",
+            paper: "Dont 140 sur papier.",
+            last_signed: "Dernière signature il y a ",
+            seconds_ago: "seconde",
         }
     } else {
         Texts {
@@ -48,6 +58,10 @@ fn texts(lang: &str) -> Texts {
             no_signature: "0 signatures so far: be the first to sign.",
             one_signature: "1 signature",
             captcha_done: "Verified (development captcha)",
+            with_paper: "141 signatures",
+            paper: "Including 140 signed on paper.",
+            last_signed: "Last signature ",
+            seconds_ago: "second",
         }
     }
 }
@@ -196,7 +210,39 @@ async fn sign_and_confirm(lang: &str) -> anyhow::Result<()> {
 
     b.goto(&site.url(&page)).await?;
     see_count(&b, t.one_signature).await?;
+    b.wait_visible("[data-last-line]").await?;
+    let last = b.wait_text("[data-last-line]", t.last_signed).await?;
+    ensure!(
+        last.contains(t.seconds_ago) && last.trim_end().ends_with('.'),
+        "last-signature line {last:?}"
+    );
     b.shot("petition-after").await?;
+
+    // A paper batch declared in the front matter: recorded at the rebuild, shown as such.
+    let source = site.root.join("content").join(PETITION).join("index.md");
+    let text = std::fs::read_to_string(&source)?;
+    let declared = text.replacen(
+        "[[fields]]",
+        "[[offline]]\nid = \"marche\"\ndate = \"2026-11-28\"\nsignatures = 140\n\n[[fields]]",
+        1,
+    );
+    ensure!(declared != text, "no [[fields]] to insert the batch before");
+    std::fs::write(&source, declared)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while site.count(PETITION).await? != 141 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the batch was not recorded:\n{}",
+            site.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    b.goto(&site.url(&page)).await?;
+    see_count(&b, t.with_paper).await?;
+    b.wait_visible("[data-offline-line]").await?;
+    let paper = b.wait_text("[data-offline-line]", t.paper).await?;
+    ensure!(paper.trim() == t.paper, "paper line {paper:?}");
+    b.shot("petition-paper").await?;
     b.close().await;
     Ok(())
 }

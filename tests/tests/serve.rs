@@ -208,3 +208,66 @@ async fn edits_rebuild_and_reload_and_a_broken_edit_keeps_the_last_good_site() {
     assert!(html.contains("modifié en direct"), "last good site served");
     assert_eq!(count(&s).await, 0, "the API still answers");
 }
+
+/// Paper batches declared in the front matter are recorded once by `serve` (counted and in the
+/// count JSON's paper part), a batch added by an edit is recorded at the rebuild, and a batch
+/// whose size is changed afterwards is reported and left as recorded.
+#[tokio::test]
+async fn paper_batches_of_the_front_matter_are_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    copy_example_site(&root);
+    let source = root.join("content").join(SLUG).join("index.md");
+    let original = std::fs::read_to_string(&source).unwrap();
+    let batch = |id: &str, n: u32| {
+        format!("[[offline]]\nid = \"{id}\"\ndate = \"2026-11-28\"\nsignatures = {n}\nnote = \"stand du marché\"\n\n")
+    };
+    let with = |batches: &str| original.replacen("[[fields]]", &format!("{batches}[[fields]]"), 1);
+    std::fs::write(&source, with(&batch("marche", 140))).unwrap();
+    let s = CahierServe::start(&root);
+    s.wait_log(
+        "paper batch noel-sans-geant/marche recorded",
+        Duration::from_secs(5),
+    );
+    let json = |s: &CahierServe| {
+        let url = s.url(&format!("/api/petitions/{SLUG}/count"));
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v = json(&s).await;
+    assert_eq!(
+        (v["count"].as_u64(), v["offline"].as_u64()),
+        (Some(140), Some(140))
+    );
+    assert!(v["last_confirmed_at"].is_null(), "no signer yet: {v}");
+
+    // An edit adds a batch: recorded at the rebuild; the first is not counted twice.
+    let two = format!("{}{}", batch("marche", 140), batch("porte-a-porte", 12));
+    std::fs::write(&source, with(&two)).unwrap();
+    s.wait_log(
+        "paper batch noel-sans-geant/porte-a-porte recorded",
+        Duration::from_secs(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while json(&s).await["count"] != 152 {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Another size under a recorded id: reported, the count keeps what was recorded.
+    let changed = format!("{}{}", batch("marche", 1400), batch("porte-a-porte", 12));
+    std::fs::write(&source, with(&changed)).unwrap();
+    let log = s.wait_log("offline batch marche", Duration::from_secs(20));
+    assert!(log.contains("already recorded with 140"), "{log}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(json(&s).await["count"], 152);
+    drop(s);
+    drop(dir);
+}

@@ -40,6 +40,9 @@ pub struct AdminArgs {
     pub json: bool,
     #[command(subcommand)]
     pub command: AdminCommand,
+    /// The site's root (`cahier --root`), for what reads the content (`offline sync`).
+    #[arg(skip)]
+    pub root: std::path::PathBuf,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -200,6 +203,7 @@ pub async fn run_with(
         now,
         json: args.json,
         out,
+        root: args.root.clone(),
     };
     match args.command {
         AdminCommand::Stats { petition, hours } => reports::stats(&mut ctx, petition, hours).await,
@@ -241,6 +245,8 @@ pub(crate) struct Ctx<'a> {
     pub now: i64,
     pub json: bool,
     pub out: &'a mut (dyn Write + Send),
+    /// The site's root; empty: the current directory.
+    pub root: std::path::PathBuf,
 }
 
 impl Ctx<'_> {

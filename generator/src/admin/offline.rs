@@ -43,6 +43,10 @@ pub enum OfflineCommand {
         #[arg(long)]
         petition: Option<String>,
     },
+    /// Record the batches the petitions' front matter declares (`offline:` in index.md)
+    /// that the store does not have yet; `cahier serve` does it after every build. A batch
+    /// the store has with another size, or withdrawn, is reported and left as it is.
+    Sync,
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<ExitCode> {
@@ -104,6 +108,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<E
                 ExitCode::SUCCESS
             })
         }
+        OfflineCommand::Sync => sync(ctx).await,
         OfflineCommand::List { petition } => {
             let batches = ctx.store.offline_batches(petition.as_deref()).await?;
             if ctx.json {
@@ -136,4 +141,45 @@ pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn sync(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
+    let root = if ctx.root.as_os_str().is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        ctx.root.clone()
+    };
+    let cfg = crate::config::load(&root)?;
+    let content = crate::content::load(&root, &cfg, false).map_err(crate::diag::Diagnostics)?;
+    let declared = crate::offline_sync::declared(&content, cfg.default_language());
+    let report = crate::offline_sync::sync(ctx.store, &declared, ctx.now).await;
+    if ctx.json {
+        ctx.print_json(&json!({
+            "declared": declared.len(), "added": report.added,
+            "unchanged": report.unchanged, "refused": report.refused,
+        }))?;
+    } else {
+        for added in &report.added {
+            writeln!(
+                ctx.out,
+                "Recorded batch {added}: counted now and logged as an offline batch."
+            )?;
+        }
+        for refused in &report.refused {
+            writeln!(ctx.out, "Left as the store has it: {refused}")?;
+        }
+        writeln!(
+            ctx.out,
+            "{} batch(es) declared: {} recorded now, {} already recorded, {} left as the store has them.",
+            declared.len(),
+            report.added.len(),
+            report.unchanged,
+            report.refused.len()
+        )?;
+    }
+    Ok(if report.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 pub type Args = AdminArgs;
 
-pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
+    args.root = root.to_path_buf();
     let url = args.store.clone().unwrap_or_else(|| {
         format!(
             "sqlite:{}",
