@@ -235,6 +235,14 @@ impl Browser {
         drop(driver);
     }
 
+    /// Resizes the window (a phone's viewport: 390 × 844).
+    pub async fn set_window(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .context("while sizing the window")
+    }
+
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
         self.client
             .goto(url)

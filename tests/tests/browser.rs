@@ -716,3 +716,77 @@ async fn accessibility_dark() {
     };
     run.await.unwrap();
 }
+
+/// On a phone the count and the way to the form are in the first screen; one tap brings the
+/// form (focus on the panel, its first field in view); axe finds nothing serious there. On a
+/// wide screen the panel sits beside the text and the shortcut is not shown.
+async fn phone_first(lang: &str) -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let t = texts(lang);
+    let site = Site::start().await?;
+    let mut b = Browser::start(&format!("phone_first_{lang}")).await?;
+    b.set_window(390, 844).await?;
+    let page = site.url(&format!("{}/{PETITION}/", prefix(lang)));
+    b.goto(&page).await?;
+    b.wait_visible("[data-count-mini]").await?;
+    let mini = b.wait_text("[data-count-mini]", t.no_signature).await?;
+    ensure!(mini.trim() == t.no_signature, "{mini:?}");
+    b.shot("phone-top").await?;
+    let first_screen = b
+        .js(
+            "var a = document.querySelector('.quick-sign a'); var r = a.getBoundingClientRect();
+             return [r.top, r.bottom, r.width, window.innerHeight];",
+            vec![],
+        )
+        .await?;
+    let at: Vec<f64> = serde_json::from_value(first_screen)?;
+    ensure!(
+        at[0] >= 0.0 && at[1] <= at[3] && at[2] > 0.0,
+        "the sign action is not in the first screen (top, bottom, width, height): {at:?}"
+    );
+    let bad = b.axe(&format!("{lang} phone petition")).await?;
+    ensure!(bad.is_empty(), "axe on the phone page: {bad:?}");
+
+    b.find(".quick-sign a").await?.click().await?;
+    b.wait_js(
+        "the form's first field in view, the panel focused",
+        "var r = document.querySelector('#f-name').getBoundingClientRect();
+         return r.top >= 0 && r.bottom <= window.innerHeight
+           && document.activeElement === document.querySelector('#sign');",
+    )
+    .await?;
+    b.shot("phone-form").await?;
+    // Tab from the panel reaches the first field of the form, not the top of the page.
+    b.client
+        .active_element()
+        .await?
+        .send_keys(&Key::Tab.to_string())
+        .await?;
+    let focused = b
+        .js(
+            "var e = document.activeElement; return e && document.querySelector('#sign').contains(e);",
+            vec![],
+        )
+        .await?;
+    ensure!(focused == json!(true), "Tab left the sign panel");
+
+    b.set_window(1280, 900).await?;
+    b.goto(&page).await?;
+    b.wait_visible("[data-count-line]").await?;
+    ensure!(
+        !b.find(".quick-sign").await?.is_displayed().await?,
+        "the shortcut is for narrow screens"
+    );
+    b.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_first_fr() {
+    phone_first("fr").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_first_en() {
+    phone_first("en").await.unwrap();
+}

@@ -127,7 +127,7 @@
     var lang = box.getAttribute("data-lang") || document.documentElement.lang;
     countFor(box.getAttribute("data-count-url")).then(function (data) {
       var goal = nextGoal(data.count, Math.max(Number(data.goal) || 0, Number(box.getAttribute("data-goal")) || 1));
-      var line = box.querySelector("[data-count-line]");
+      var line = box.querySelector("[data-count-line]") || box.querySelector("[data-count-mini]");
       var bar = box.querySelector("[data-progress]");
       var goalLine = box.querySelector("[data-goal-line]");
       if (line) {
