@@ -26,7 +26,7 @@ pub mod http_server;
 #[cfg(feature = "s3")]
 pub mod log_bucket;
 pub mod log_task;
-pub mod mail_text;
+pub mod mail_templates;
 pub mod mailer;
 pub mod manifest;
 pub mod network;

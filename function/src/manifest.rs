@@ -15,6 +15,10 @@ pub struct Manifest {
     pub version: u32,
     pub site: SiteInfo,
     pub petitions: Vec<Petition>,
+    /// The theme's mail templates and strings (`crate::mail_templates`); absent (older
+    /// builds): the default theme's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mails: Option<crate::mail_templates::MailBundle>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,6 +34,9 @@ pub struct SiteInfo {
     pub languages: Vec<String>,
     /// Name of the collective, used in e-mails.
     pub organization: String,
+    /// The collective's contact address: the `Reply-To` of the mails to signers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
     /// `hcaptcha` or `dev` (the development provider, refused under Lambda).
     pub captcha_provider: String,
     pub captcha_sitekey: String,

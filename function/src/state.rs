@@ -80,6 +80,8 @@ pub struct Loaded {
     pub budgets: BudgetPolicy,
     /// `signing = "paused"` in the manifest.
     pub paused: bool,
+    /// The manifest's mails, compiled.
+    pub mails: crate::mail_templates::MailTemplates,
 }
 
 pub(crate) struct Inner {
@@ -164,12 +166,20 @@ fn load(manifest: Manifest, secrets: &Secrets, options: &Options) -> anyhow::Res
         .validate()
         .context("while reading the budgets of the manifest")?;
     let paused = manifest.site.signing.as_deref() == Some("paused");
+    let bundle = match &manifest.mails {
+        Some(b) => std::borrow::Cow::Borrowed(b),
+        None => std::borrow::Cow::Owned(crate::mail_templates::MailBundle::default_theme()),
+    };
+    let mails =
+        crate::mail_templates::MailTemplates::compile(&bundle, &manifest.site.default_language)
+            .context("while reading the mails of the manifest")?;
     Ok(Loaded {
         manifest,
         sealer,
         origins,
         budgets,
         paused,
+        mails,
     })
 }
 

@@ -16,6 +16,7 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
         default_language: cfg.default_language().to_string(),
         languages: cfg.languages.clone(),
         organization: cfg.organization.name.clone(),
+        contact_email: Some(cfg.organization.email.trim().to_string()).filter(|e| e.contains('@')),
         captcha_provider: cfg.captcha.provider.clone(),
         captcha_sitekey: cfg.captcha.sitekey.clone(),
         protected_domains: cfg.protected_domains.clone(),
@@ -64,6 +65,7 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
         version: MANIFEST_VERSION,
         site,
         petitions,
+        mails: Some(theme.mails.clone()),
     }
 }
 

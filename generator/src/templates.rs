@@ -19,6 +19,8 @@ pub const REQUIRED: &[&str] = &[
     "privacy.html",
     "404.html",
     "og.svg",
+    "mail/signer.txt",
+    "mail/signer.html",
 ];
 
 pub struct Templates {
@@ -27,21 +29,9 @@ pub struct Templates {
     pub sources: BTreeMap<String, PathBuf>,
 }
 
-/// Escapes text for HTML and XML; unlike Tera's default it leaves `/` alone so URLs stay readable.
-pub fn escape(input: &str) -> String {
-    let mut out = String::with_capacity(input.len() + 8);
-    for c in input.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML and XML; unlike Tera's default it leaves `/` alone so URLs stay
+/// readable. The same function escapes the mails the signing function renders.
+pub use cahier_function::mail_templates::escape_html as escape;
 
 fn collect(dir: &Path, root: &Path, into: &mut BTreeMap<String, PathBuf>) {
     if !dir.is_dir() {

@@ -7,6 +7,9 @@ use crate::layout::STATIC_DIR;
 use crate::og::OgRenderer;
 use crate::templates::{self, Strings, Templates};
 use anyhow::Context;
+use cahier_function::mail_templates::{
+    mail_strings, MailBundle, MailTemplates, TEMPLATES as MAIL_TEMPLATES,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +41,9 @@ pub struct Theme {
     pub og: OgRenderer,
     /// `favicon` of cahier.toml, else the theme's `static/favicon.svg`, if any.
     pub favicon: Option<Favicon>,
+    /// The mail templates and strings the function renders (bundled into the manifest),
+    /// checked to render in every language.
+    pub mails: MailBundle,
 }
 
 fn read_tree(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
@@ -143,6 +149,7 @@ impl Theme {
             }),
         };
         let og = OgRenderer::new(&dir, root.join(".cahier").join("og-cache"))?;
+        let mails = mail_bundle(root, &templates, &strings, cfg.default_language())?;
         Ok(Theme {
             templates,
             strings,
@@ -150,6 +157,39 @@ impl Theme {
             files,
             og,
             favicon,
+            mails,
         })
     }
+}
+
+/// The mail templates (site override or theme, by name) and each language's `mail_*` strings,
+/// compiled and rendered once here so that a broken override stops the build, naming the file.
+fn mail_bundle(
+    root: &Path,
+    templates: &Templates,
+    strings: &BTreeMap<String, Strings>,
+    default_language: &str,
+) -> anyhow::Result<MailBundle> {
+    let mut bundle = MailBundle {
+        templates: BTreeMap::new(),
+        strings: strings
+            .iter()
+            .map(|(lang, s)| (lang.clone(), mail_strings(s)))
+            .collect(),
+    };
+    let mut files = Vec::new();
+    for name in MAIL_TEMPLATES {
+        let rel = &templates.sources[*name];
+        let source = std::fs::read_to_string(root.join(rel))
+            .with_context(|| format!("while reading {}", rel.display()))?;
+        bundle.templates.insert(name.to_string(), source);
+        files.push(rel.display().to_string());
+    }
+    MailTemplates::compile(&bundle, default_language).with_context(|| {
+        format!(
+            "while checking the mails ({}, and the mail_* strings of i18n/)",
+            files.join(", ")
+        )
+    })?;
+    Ok(bundle)
 }

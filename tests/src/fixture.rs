@@ -69,6 +69,7 @@ pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
             default_language: "fr".into(),
             languages: vec!["fr".into(), "en".into()],
             organization: "Collectif Test".into(),
+            contact_email: Some("contact@petitions.example".into()),
             captcha_provider: "dev".into(),
             captcha_sitekey: cahier_function::captcha::dev::DEV_SITEKEY.into(),
             protected_domains: vec![PROTECTED.into(), "senat.fr".into()],
@@ -80,6 +81,7 @@ pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
             log_public_key: None,
         },
         petitions: vec![petition(SLUG, None), petition(CLOSED, Some(1_000_000_000))],
+        mails: None,
     }
 }
 

@@ -270,3 +270,14 @@ pub async fn into_secrets_manager(
     }
     out
 }
+
+/// The mails moto's SES holds (sent raw, as `SesMailer` sends them), parsed, oldest first.
+pub fn ses_mails(moto: &Moto) -> anyhow::Result<Vec<crate::outbox::ReadMail>> {
+    let data: serde_json::Value = serde_json::from_str(&moto.get("/moto-api/data.json")?)?;
+    Ok(data["ses"]["RawMessage"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| crate::outbox::parse(m["raw_data"].as_str().unwrap_or_default().as_bytes()))
+        .collect())
+}

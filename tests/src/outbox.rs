@@ -5,9 +5,14 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct ReadMail {
     pub to: String,
+    /// `Name <address>` as the parser reads the `From` header.
+    pub from: String,
+    pub reply_to: Option<String>,
     pub subject: String,
     pub text: String,
     pub html: String,
+    pub message_id: Option<String>,
+    pub auto_submitted: Option<String>,
 }
 
 /// Parses one RFC 5322 message.
@@ -21,11 +26,30 @@ pub fn parse(bytes: &[u8]) -> ReadMail {
         .and_then(|a| a.address())
         .unwrap_or_default()
         .to_string();
+    let from = m
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| {
+            format!(
+                "{} <{}>",
+                a.name().unwrap_or_default(),
+                a.address().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
     ReadMail {
         to,
+        from,
+        reply_to: m
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_string),
         subject: m.subject().unwrap_or_default().to_string(),
         text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
         html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        message_id: m.message_id().map(str::to_string),
+        auto_submitted: m.header_raw("Auto-Submitted").map(|v| v.trim().to_string()),
     }
 }
 

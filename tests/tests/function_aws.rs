@@ -4,29 +4,19 @@
 //! Fails (never skips) if moto cannot start.
 
 use cahier_tests::fixture::{self, SLUG};
-use cahier_tests::moto::{fresh_table, Moto};
-use cahier_tests::outbox::token;
+use cahier_tests::moto::{fresh_table, ses_mails, Moto};
+use cahier_tests::outbox::{token, ReadMail};
 use cahier_tests::server::{FunctionServer, ServerConfig};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const FROM: &str = "petitions@example.org";
 
-/// The SES messages moto holds (its `/moto-api/data.json` inspection route).
-fn ses_messages(moto: &Moto) -> Vec<Value> {
-    let data: Value = serde_json::from_str(&moto.get("/moto-api/data.json").expect("moto data"))
-        .expect("moto data is JSON");
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Waits (at most 10 s) until moto holds `n` SES messages.
-fn wait_for_messages(moto: &Moto, n: usize) -> Vec<Value> {
+/// Waits (at most 10 s) until moto's SES holds `n` mails; returns them, parsed.
+fn wait_for_messages(moto: &Moto, n: usize) -> Vec<ReadMail> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let sent = ses_messages(moto);
+        let sent = ses_mails(moto).expect("moto data");
         if sent.len() >= n || Instant::now() > deadline {
             return sent;
         }
@@ -121,23 +111,22 @@ async fn sign_mail_confirm_count_on_dynamodb_and_ses() {
         br#"{"status":"pending"}"#
     );
 
-    // The confirmation mail went through SES, from the verified identity, to the canonical
-    // address (one identity per mailbox: the case folded; moto keeps the HTML part as the body).
+    // The confirmation mail went through SES, from the verified identity under the
+    // collective's name, to the canonical address (one identity per mailbox: the case folded),
+    // with the headers receiving servers look for.
     let sent = wait_for_messages(&moto, 1);
     assert_eq!(sent.len(), 1, "one SES message; log:\n{}", server.log());
     let msg = &sent[0];
-    assert_eq!(
-        msg["destinations"]["ToAddresses"][0], "camille.nuage@example.org",
-        "{msg}"
-    );
-    assert!(
-        msg["source"].as_str().unwrap_or_default().contains(FROM),
-        "{msg}"
-    );
-    let body = msg["body"].as_str().unwrap_or_default();
+    assert_eq!(msg.to, "camille.nuage@example.org", "{msg:?}");
+    assert_eq!(msg.from, format!("Collectif Test <{FROM}>"), "{msg:?}");
+    assert_eq!(msg.reply_to.as_deref(), Some("contact@petitions.example"));
+    assert_eq!(msg.auto_submitted.as_deref(), Some("auto-generated"));
+    let id = msg.message_id.as_deref().expect("a Message-ID");
+    assert!(id.ends_with("@example.org"), "on the sender's domain: {id}");
+    let body = &msg.text;
     assert!(
         body.contains(&format!("{base}/{SLUG}/confirm/#t=")),
-        "confirm link in the mail: {msg}"
+        "confirm link in the mail: {msg:?}"
     );
     let confirm = token(body, "confirm").expect("confirm token in the SES body");
 

@@ -113,6 +113,21 @@ async fn sign_mail_confirm_count_erase() {
         .text
         .contains(&format!("{SITE}/{SLUG}/confirm/#t=")));
     assert!(mails[0].html.contains("/erase/#t="));
+    // The outbox holds the message as SMTP and SES send it: complete headers.
+    assert_eq!(mails[0].auto_submitted.as_deref(), Some("auto-generated"));
+    assert_eq!(
+        mails[0].reply_to.as_deref(),
+        Some("contact@petitions.example")
+    );
+    assert!(
+        mails[0].from.starts_with("Collectif Test <"),
+        "{:?}",
+        mails[0]
+    );
+    assert!(mails[0]
+        .message_id
+        .as_deref()
+        .is_some_and(|id| id.contains('@')));
     let confirm = token(&mails[0].text, "confirm").unwrap();
     let erase = token(&mails[0].text, "erase").unwrap();
 

@@ -34,6 +34,7 @@ async fn smtp_mailer_delivers_text_and_html() {
         subject: "Confirmez votre signature : Noël".into(),
         text: "Bonjour, lien : https://s.example/p/confirm/#t=abc".into(),
         html: "<p>Bonjour</p>".into(),
+        ..Mail::default()
     })
     .await
     .unwrap();
@@ -60,6 +61,7 @@ fn mails_to(to: &str) -> Mail {
         subject: "s".into(),
         text: "t".into(),
         html: "<p>h</p>".into(),
+        ..Mail::default()
     }
 }
 
@@ -84,6 +86,26 @@ async fn the_binary_mails_over_smtp() {
     let mails = wait_for_mails(&sink, 1);
     assert_eq!(mails.len(), 1, "{}", f.server.log());
     assert!(mails[0].subject.starts_with("Confirm your signature"));
+    // The signing path's mails, as the sink received them over SMTP: from the collective,
+    // replies to its contact address, a Message-ID on the sender's domain, auto-generated.
+    assert!(
+        mails[0].from.starts_with("Collectif Test <"),
+        "{:?}",
+        mails[0]
+    );
+    assert_eq!(
+        mails[0].reply_to.as_deref(),
+        Some("contact@petitions.example")
+    );
+    assert_eq!(mails[0].auto_submitted.as_deref(), Some("auto-generated"));
+    let id = mails[0].message_id.as_deref().unwrap_or_default();
+    let domain = mails[0]
+        .from
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .trim_end_matches('>');
+    assert!(id.ends_with(&format!("@{domain}")), "{id:?} on {domain}");
     let t = token(&mails[0].text, "confirm").unwrap();
     let res = api.confirm(&t).await;
     assert_eq!(res.status(), 200);

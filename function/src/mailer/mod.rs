@@ -3,12 +3,19 @@
 use async_trait::async_trait;
 
 /// A rendered message in one language, plain text and HTML.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mail {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The display name of the sender (the collective), over the mailer's address.
+    pub from_name: Option<String>,
+    /// Where replies go (the collective's contact address); none: to the sender.
+    pub reply_to: Option<String>,
+    /// `Auto-Submitted: auto-generated` (RFC 3834): sent by a program in answer to an event
+    /// (a signature), so that vacation responders and mailing lists do not answer it.
+    pub auto_submitted: bool,
 }
 
 #[async_trait]
@@ -29,7 +36,10 @@ use std::sync::Arc;
 /// Sender used when the mailer setting has no `from=`.
 pub const DEFAULT_FROM: &str = "Cahier <noreply@localhost>";
 
-/// Builds the MIME message (plain text + HTML alternative) for any transport.
+/// Builds the MIME message (plain text + HTML alternative) for any transport, with the headers
+/// receiving servers look for: a `Message-ID` on the sender's domain (some large providers
+/// refuse mail without one, and lettre adds none by itself), `Date`, `Auto-Submitted` for
+/// transactional mail, and `Reply-To` when the collective has a contact address.
 pub fn to_message(from: &Mailbox, mail: &Mail) -> anyhow::Result<lettre::Message> {
     let to: Mailbox = mail.to.parse().with_context(|| {
         format!(
@@ -37,16 +47,55 @@ pub fn to_message(from: &Mailbox, mail: &Mail) -> anyhow::Result<lettre::Message
             redact::pseudonym(&mail.to)
         )
     })?;
-    lettre::Message::builder()
-        .from(from.clone())
+    let sender = match &mail.from_name {
+        Some(name) if !name.trim().is_empty() => {
+            Mailbox::new(Some(name.trim().to_string()), from.email.clone())
+        }
+        _ => from.clone(),
+    };
+    let mut builder = lettre::Message::builder()
+        .from(sender)
         .to(to)
         .subject(mail.subject.clone())
+        .date_now()
+        .message_id(Some(message_id(from.email.domain())));
+    if let Some(reply_to) = mail.reply_to.as_deref().and_then(|r| r.parse().ok()) {
+        builder = builder.reply_to(reply_to);
+    }
+    if mail.auto_submitted {
+        builder = builder.header(AutoSubmitted);
+    }
+    builder
         .multipart(MultiPart::alternative_plain_html(
             mail.text.clone(),
             mail.html.clone(),
         ))
         .context("while building a mail")
         .map_err(|e| redact::redact(e, &mail.to))
+}
+
+/// `<time.random@domain>`: unique without a counter shared between instances.
+fn message_id(domain: &str) -> String {
+    let random: [u8; 12] = rand::random();
+    format!("<{}.{}@{domain}>", crate::now(), hex::encode(random))
+}
+
+/// RFC 3834's `Auto-Submitted: auto-generated`.
+#[derive(Debug, Clone, Copy)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".to_string())
+    }
 }
 
 /// Parses a `from=` value (`Name <addr>` or `addr`).

@@ -7,12 +7,14 @@
 use crate::mailer::{Mail, Mailer};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use aws_sdk_sesv2::Client;
 
 pub struct SesMailer {
     client: Client,
     from: String,
+    mailbox: lettre::message::Mailbox,
 }
 
 impl std::fmt::Debug for SesMailer {
@@ -56,21 +58,17 @@ impl SesUrl {
     }
 }
 
-fn content(data: &str) -> anyhow::Result<Content> {
-    Content::builder()
-        .data(data)
-        .charset("UTF-8")
-        .build()
-        .context("while building SES content")
-}
-
 impl SesMailer {
     /// A mailer with an already configured client (tests use static credentials).
-    pub fn new(client: Client, from: impl Into<String>) -> Self {
-        SesMailer {
+    /// `from`: an identity verified in SES, `Name <address>` or `address`.
+    pub fn new(client: Client, from: impl Into<String>) -> anyhow::Result<Self> {
+        let from = from.into();
+        let mailbox = super::parse_from(Some(&from))?;
+        Ok(SesMailer {
             client,
-            from: from.into(),
-        }
+            from,
+            mailbox,
+        })
     }
 
     /// Opens the mailer from the part of `ses:[?endpoint=..&region=..&from=..]` after the colon.
@@ -81,7 +79,7 @@ impl SesMailer {
         if conf.region().is_none() {
             bail!("ses:{rest}: no AWS region (set region= or AWS_REGION)");
         }
-        Ok(Self::new(Client::new(&conf), url.from))
+        Self::new(Client::new(&conf), url.from)
     }
 
     pub fn from(&self) -> &str {
@@ -92,20 +90,18 @@ impl SesMailer {
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
-        let message = Message::builder()
-            .subject(content(&mail.subject)?)
-            .body(
-                Body::builder()
-                    .text(content(&mail.text)?)
-                    .html(content(&mail.html)?)
-                    .build(),
-            )
-            .build();
+        // The whole message as the other transports write it (raw), so that it carries the
+        // same headers (Message-ID, Auto-Submitted, Reply-To); SES adds its DKIM signature.
+        let bytes = super::to_message(&self.mailbox, mail)?.formatted();
+        let raw = RawMessage::builder()
+            .data(Blob::new(bytes))
+            .build()
+            .context("while building an SES raw message")?;
         self.client
             .send_email()
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&mail.to).build())
-            .content(EmailContent::builder().simple(message).build())
+            .content(EmailContent::builder().raw(raw).build())
             .send()
             .await
             .map_err(|e| anyhow::Error::new(e.into_service_error()))

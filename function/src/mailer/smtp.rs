@@ -136,6 +136,7 @@ mod tests {
             subject: "Confirm".into(),
             text: "text".into(),
             html: "<p>html</p>".into(),
+            ..Mail::default()
         };
         let err = format!("{:#}", mailer.send(&mail).await.unwrap_err());
         assert!(err.contains("Recipient address rejected"), "{err}");

@@ -5,7 +5,7 @@
 use super::record::{short, Recorded};
 use super::respond::page_url;
 use super::Ctx;
-use crate::mail_text::{render, MailContext, MailKind};
+use crate::mail_templates::{MailContext, MailKind};
 use crate::manifest::Petition;
 use crate::store::{AuditEvent, Budget, QueuedMail, SignOutcome, Status};
 use crate::token::{TokenClaims, TokenKind, CONFIRM_TTL_SECS};
@@ -129,7 +129,7 @@ pub(super) async fn send_mail(ctx: &Ctx<'_>, letter: &Letter<'_>) {
         .or_else(|| petition.titles.values().next())
         .map(String::as_str)
         .unwrap_or(&petition.slug);
-    let mail = render(
+    let rendered = loaded.mails.render(
         letter.kind,
         &MailContext {
             to: letter.to,
@@ -138,8 +138,17 @@ pub(super) async fn send_mail(ctx: &Ctx<'_>, letter: &Letter<'_>) {
             title,
             confirm_url: Some(&confirm_url),
             erase_url: &erase_url,
+            reply_to: loaded.manifest.site.contact_email.as_deref(),
         },
     );
+    // Every mail rendered once when the manifest was loaded: this is not expected to fail.
+    let mail = match rendered {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "rendering a mail failed");
+            return;
+        }
+    };
     match state.0.mailer.send(&mail).await {
         Ok(()) => {
             let event = AuditEvent {

@@ -395,22 +395,11 @@ impl EdgeStack {
             .with_context(|| format!("cahier admin {args:?}: not JSON"))
     }
 
-    /// Every mail moto's SES holds: (recipient, body).
+    /// Every mail moto's SES holds: (recipient, body: its text then its HTML).
     pub fn mails(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let data: Value = serde_json::from_str(&self.moto.get("/moto-api/data.json")?)?;
-        Ok(data["ses"]["Message"]
-            .as_array()
+        Ok(crate::moto::ses_mails(&self.moto)?
             .into_iter()
-            .flatten()
-            .map(|m| {
-                (
-                    m["destinations"]["ToAddresses"][0]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    m["body"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+            .map(|m| (m.to, format!("{}\n{}", m.text, m.html)))
             .collect())
     }
 

@@ -1,0 +1,385 @@
+//! The mails to signers, rendered from the theme's templates — `templates/mail/signer.txt` and
+//! `templates/mail/signer.html`, which a site overrides by name like a page — with the
+//! `mail_*` strings of the theme's `i18n/<lang>.toml` (the site's `i18n/` overrides keys), in
+//! any language the site has. The build bundles both into the petition manifest
+//! ([`MailBundle`]) and checks that every mail renders in every language; the function
+//! compiles them once per manifest. A manifest without a bundle (built by an older version)
+//! gets the default theme's, compiled into this crate from the same files.
+//!
+//! Strings may hold `{title}` (the petition's title in the mail's language), `{organization}`
+//! and `{days}` (how long an unconfirmed signature is kept); they are filled before the
+//! template sees them, as `t.<key>`. Templates also get `kind`, `lang`, `subject`, `intro`,
+//! `confirm_url` (absent when there is nothing to confirm), `erase_url`, `organization`,
+//! `title` and `expiry_days`. The HTML template is escaped as the pages are.
+
+use crate::mailer::Mail;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const SIGNER_TEXT: &str = "mail/signer.txt";
+pub const SIGNER_HTML: &str = "mail/signer.html";
+/// The templates a theme must provide for mails.
+pub const TEMPLATES: &[&str] = &[SIGNER_TEXT, SIGNER_HTML];
+/// Prefix of the i18n keys bundled for mails.
+pub const STRING_PREFIX: &str = "mail_";
+/// Days an unconfirmed signature is kept, as the mails say.
+pub const EXPIRY_DAYS: i64 = crate::token::CONFIRM_TTL_SECS / 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// A new signature: confirm it (or say it was not you).
+    Confirm,
+    /// Signed again while still pending: the confirm link once more.
+    AlreadySignedPending,
+    /// Signed again after confirming: nothing to do, erase link only.
+    AlreadyConfirmed,
+    /// A protected domain (parliament, government): someone used this address.
+    Protected,
+}
+
+impl MailKind {
+    pub const ALL: [MailKind; 4] = [
+        MailKind::Confirm,
+        MailKind::AlreadySignedPending,
+        MailKind::AlreadyConfirmed,
+        MailKind::Protected,
+    ];
+
+    /// The name templates see as `kind`, and the middle of its i18n keys
+    /// (`mail_<key>_subject`, `mail_<key>_intro`).
+    pub fn key(self) -> &'static str {
+        match self {
+            MailKind::Confirm => "confirm",
+            MailKind::AlreadySignedPending => "already_pending",
+            MailKind::AlreadyConfirmed => "already_confirmed",
+            MailKind::Protected => "protected",
+        }
+    }
+}
+
+/// Every string key a language must have for the mails.
+pub fn required_strings() -> Vec<String> {
+    let mut keys: Vec<String> = MailKind::ALL
+        .iter()
+        .flat_map(|k| {
+            [
+                format!("mail_{}_subject", k.key()),
+                format!("mail_{}_intro", k.key()),
+            ]
+        })
+        .collect();
+    for k in [
+        "mail_confirm_label",
+        "mail_erase_intro",
+        "mail_erase_label",
+        "mail_expiry",
+    ] {
+        keys.push(k.to_string());
+    }
+    keys
+}
+
+/// What one mail is about.
+#[derive(Debug, Clone)]
+pub struct MailContext<'a> {
+    pub to: &'a str,
+    pub lang: &'a str,
+    pub organization: &'a str,
+    pub title: &'a str,
+    pub confirm_url: Option<&'a str>,
+    pub erase_url: &'a str,
+    /// The collective's contact address, for `Reply-To`.
+    pub reply_to: Option<&'a str>,
+}
+
+/// The mail templates and strings, as the build bundles them into the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailBundle {
+    /// Template name (`mail/signer.txt`) → its source.
+    pub templates: BTreeMap<String, String>,
+    /// Language → its `mail_*` strings.
+    pub strings: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl MailBundle {
+    /// The default theme's mails (English and French), for a manifest without a bundle.
+    pub fn default_theme() -> MailBundle {
+        let templates = BTreeMap::from([
+            (
+                SIGNER_TEXT.to_string(),
+                include_str!("../../themes/default/templates/mail/signer.txt").to_string(),
+            ),
+            (
+                SIGNER_HTML.to_string(),
+                include_str!("../../themes/default/templates/mail/signer.html").to_string(),
+            ),
+        ]);
+        let mut strings = BTreeMap::new();
+        for (lang, toml_text) in [
+            ("en", include_str!("../../themes/default/i18n/en.toml")),
+            ("fr", include_str!("../../themes/default/i18n/fr.toml")),
+        ] {
+            let all: BTreeMap<String, String> =
+                toml::from_str(toml_text).expect("the default theme's i18n files are valid TOML");
+            strings.insert(lang.to_string(), mail_strings(&all));
+        }
+        MailBundle { templates, strings }
+    }
+}
+
+/// The `mail_*` strings of one language's i18n table.
+pub fn mail_strings(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(k, _)| k.starts_with(STRING_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Escapes text for HTML; unlike Tera's default it leaves `/` alone so URLs stay readable.
+pub fn escape_html(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() + 8);
+    for c in input.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A bundle compiled, ready to render.
+pub struct MailTemplates {
+    tera: tera::Tera,
+    strings: BTreeMap<String, BTreeMap<String, String>>,
+    default_language: String,
+}
+
+impl std::fmt::Debug for MailTemplates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailTemplates")
+            .field("languages", &self.strings.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl MailTemplates {
+    /// Compiles `bundle`; refuses a missing template or string, then renders every mail in
+    /// every language once, so that a broken override fails here and not in front of a signer.
+    pub fn compile(bundle: &MailBundle, default_language: &str) -> anyhow::Result<MailTemplates> {
+        for name in TEMPLATES {
+            anyhow::ensure!(
+                bundle.templates.contains_key(*name),
+                "the mail template {name:?} is missing (the theme's templates/{name})"
+            );
+        }
+        anyhow::ensure!(
+            !bundle.strings.is_empty(),
+            "the mails have no strings in any language"
+        );
+        for (lang, strings) in &bundle.strings {
+            for key in required_strings() {
+                anyhow::ensure!(
+                    strings.contains_key(&key),
+                    "the mails in {lang:?} lack the string {key:?} (i18n/{lang}.toml)"
+                );
+            }
+        }
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![".html"]);
+        tera.set_escape_fn(escape_html);
+        tera.add_raw_templates(
+            bundle
+                .templates
+                .iter()
+                .map(|(n, s)| (n.as_str(), s.as_str())),
+        )
+        .map_err(|e| anyhow::anyhow!("in the mail templates: {}", chain(&e)))?;
+        let compiled = MailTemplates {
+            tera,
+            strings: bundle.strings.clone(),
+            default_language: default_language.to_string(),
+        };
+        for lang in bundle.strings.keys() {
+            for kind in MailKind::ALL {
+                compiled.render(
+                    kind,
+                    &MailContext {
+                        to: "signer@example.org",
+                        lang,
+                        organization: "Collective <&>",
+                        title: "A \"petition\" <title>",
+                        confirm_url: Some("https://petitions.example/p/confirm/#t=x"),
+                        erase_url: "https://petitions.example/p/erase/#t=y",
+                        reply_to: None,
+                    },
+                )?;
+            }
+        }
+        Ok(compiled)
+    }
+
+    /// The languages mails can be written in.
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.strings.keys().map(String::as_str)
+    }
+
+    /// Renders one mail in `ctx.lang`, else in the site's default language, else in any.
+    pub fn render(&self, kind: MailKind, ctx: &MailContext<'_>) -> anyhow::Result<Mail> {
+        let (lang, strings) = self
+            .strings
+            .get_key_value(ctx.lang)
+            .or_else(|| self.strings.get_key_value(&self.default_language))
+            .or_else(|| self.strings.iter().next())
+            .expect("compile refuses a bundle without strings");
+        let days = EXPIRY_DAYS.to_string();
+        let fill = |s: &str| {
+            s.replace("{title}", ctx.title)
+                .replace("{organization}", ctx.organization)
+                .replace("{days}", &days)
+        };
+        let t: BTreeMap<&str, String> =
+            strings.iter().map(|(k, v)| (k.as_str(), fill(v))).collect();
+        let subject: String = t[format!("mail_{}_subject", kind.key()).as_str()]
+            .split(['\r', '\n'])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let intro = t[format!("mail_{}_intro", kind.key()).as_str()].clone();
+        let confirm_url = match kind {
+            MailKind::AlreadyConfirmed => None,
+            _ => ctx.confirm_url,
+        };
+        let mut c = tera::Context::new();
+        c.insert("kind", kind.key());
+        c.insert("lang", lang);
+        c.insert("subject", &subject);
+        c.insert("intro", &intro);
+        c.insert("t", &t);
+        c.insert("confirm_url", &confirm_url);
+        c.insert("erase_url", ctx.erase_url);
+        c.insert("organization", ctx.organization);
+        c.insert("title", ctx.title);
+        c.insert("expiry_days", &EXPIRY_DAYS);
+        let render = |name: &str| {
+            self.tera.render(name, &c).map_err(|e| {
+                anyhow::anyhow!(
+                    "while rendering the {} mail in {lang}: {}",
+                    kind.key(),
+                    chain(&e)
+                )
+            })
+        };
+        Ok(Mail {
+            to: ctx.to.to_string(),
+            subject,
+            text: render(SIGNER_TEXT)?,
+            html: render(SIGNER_HTML)?,
+            from_name: Some(ctx.organization.to_string()),
+            reply_to: ctx.reply_to.map(str::to_string),
+            auto_submitted: true,
+        })
+    }
+}
+
+/// A Tera error with its causes (Tera puts the useful part in the source).
+fn chain(e: &tera::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(lang: &str) -> MailContext<'_> {
+        MailContext {
+            to: "a@b.org",
+            lang,
+            organization: "Collectif <X>",
+            title: "Noël",
+            confirm_url: Some("https://s.example/p/confirm/#t=abc"),
+            erase_url: "https://s.example/p/erase/#t=def",
+            reply_to: Some("contact@s.example"),
+        }
+    }
+
+    #[test]
+    fn the_default_theme_in_french_and_english_with_links() {
+        let mails = MailTemplates::compile(&MailBundle::default_theme(), "fr").unwrap();
+        let m = mails.render(MailKind::Confirm, &ctx("fr")).unwrap();
+        assert_eq!(m.subject, "Confirmez votre signature : Noël");
+        assert!(m.text.contains("#t=abc") && m.text.contains("#t=def"));
+        assert!(m.text.contains("au bout de 7 jours"), "{}", m.text);
+        assert!(m.html.contains("Collectif &lt;X&gt;"), "{}", m.html);
+        assert!(m.html.contains("href=\"https://s.example/p/erase/#t=def\""));
+        assert!(m.html.starts_with("<!doctype html>\n<html lang=\"fr\">"));
+        let en = mails.render(MailKind::Protected, &ctx("en")).unwrap();
+        assert!(en.subject.starts_with("Someone used your address"));
+        assert!(
+            en.text.contains("unless Collectif <X> reviews it"),
+            "{}",
+            en.text
+        );
+        let done = mails
+            .render(MailKind::AlreadyConfirmed, &ctx("fr"))
+            .unwrap();
+        assert!(!done.text.contains("#t=abc") && done.text.contains("#t=def"));
+        assert!(
+            !done.text.contains("7 jours"),
+            "nothing to confirm, nothing expires"
+        );
+        // A language the site does not have: the default language.
+        let other = mails.render(MailKind::Confirm, &ctx("de")).unwrap();
+        assert!(other.subject.starts_with("Confirmez"));
+    }
+
+    #[test]
+    fn an_override_in_another_language_is_rendered_and_a_broken_one_refused() {
+        let mut bundle = MailBundle::default_theme();
+        let mut de = bundle.strings["en"].clone();
+        de.insert(
+            "mail_confirm_subject".into(),
+            "Bestätigen Sie Ihre Unterschrift: {title}".into(),
+        );
+        bundle.strings.insert("de".into(), de);
+        bundle.templates.insert(
+            SIGNER_TEXT.into(),
+            "{{ kind }}|{{ lang }}|{{ intro }}|{{ erase_url }}".into(),
+        );
+        let mails = MailTemplates::compile(&bundle, "en").unwrap();
+        let m = mails.render(MailKind::Confirm, &ctx("de")).unwrap();
+        assert_eq!(m.subject, "Bestätigen Sie Ihre Unterschrift: Noël");
+        assert!(m.text.starts_with("confirm|de|Thank you"), "{}", m.text);
+
+        let mut broken = bundle.clone();
+        broken
+            .templates
+            .insert(SIGNER_HTML.into(), "{{ t.mail_no_such_key }}".into());
+        let e = MailTemplates::compile(&broken, "en")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mail_no_such_key"), "{e}");
+        let mut missing = bundle;
+        missing
+            .strings
+            .get_mut("de")
+            .unwrap()
+            .remove("mail_erase_label");
+        let e = MailTemplates::compile(&missing, "en")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"de\"") && e.contains("mail_erase_label"),
+            "{e}"
+        );
+    }
+}
