@@ -103,7 +103,7 @@ pub struct MailBundle {
 }
 
 impl MailBundle {
-    /// The default theme's mails (English and French), for a manifest without a bundle.
+    /// The default theme's mails (English, French, German), for a manifest without a bundle.
     pub fn default_theme() -> MailBundle {
         let templates = BTreeMap::from([
             (
@@ -119,6 +119,7 @@ impl MailBundle {
         for (lang, toml_text) in [
             ("en", include_str!("../../themes/default/i18n/en.toml")),
             ("fr", include_str!("../../themes/default/i18n/fr.toml")),
+            ("de", include_str!("../../themes/default/i18n/de.toml")),
         ] {
             let all: BTreeMap<String, String> =
                 toml::from_str(toml_text).expect("the default theme's i18n files are valid TOML");
@@ -337,8 +338,10 @@ mod tests {
             !done.text.contains("7 jours"),
             "nothing to confirm, nothing expires"
         );
+        let de = mails.render(MailKind::Confirm, &ctx("de")).unwrap();
+        assert_eq!(de.subject, "Bestätigen Sie Ihre Unterschrift: Noël");
         // A language the site does not have: the default language.
-        let other = mails.render(MailKind::Confirm, &ctx("de")).unwrap();
+        let other = mails.render(MailKind::Confirm, &ctx("it")).unwrap();
         assert!(other.subject.starts_with("Confirmez"));
     }
 

@@ -20,14 +20,14 @@ use cahier_function::dev::{DevServer, DevServerOptions};
 use cahier_function::manifest::Manifest;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The folder of `serve`'s state (secrets, database, outbox, built site), inside the site root.
 pub const STATE_DIR: &str = ".cahier";
 
 /// What the watcher looks at, relative to the site root.
-pub const WATCHED_DIRS: &[&str] = &["content", "templates", "themes", "static"];
+pub const WATCHED_DIRS: &[&str] = &["content", "templates", "themes", "static", "i18n"];
 pub const CONFIG_FILE: &str = "cahier.toml";
 
 /// Quiet time after the last change before rebuilding (editors write in several steps).
@@ -93,7 +93,9 @@ pub fn serve(opts: &ServeOptions) -> anyhow::Result<()> {
         // The watcher lives as long as this binding, i.e. until the server stops.
         let _watcher = watch(&root, build_opts, reloader)?;
         println!("Serving {url}/ (site and API; mails in {STATE_DIR}/outbox/)");
-        println!("Watching content/, templates/, themes/, static/ and cahier.toml; Ctrl-C stops.");
+        println!(
+            "Watching content/, templates/, themes/, static/, i18n/ and cahier.toml; Ctrl-C stops."
+        );
         server.wait().await?;
         println!("Stopped.");
         Ok(())
@@ -184,11 +186,7 @@ struct Reloader {
 /// Watches the sources; each burst of relevant changes (quiet for [`DEBOUNCE`]) triggers one
 /// rebuild on a background thread. A failed rebuild prints its error and leaves the last good
 /// site served.
-fn watch(
-    root: &Path,
-    opts: BuildOptions,
-    reloader: Reloader,
-) -> anyhow::Result<notify::RecommendedWatcher> {
+fn watch(root: &Path, opts: BuildOptions, reloader: Reloader) -> anyhow::Result<SharedWatcher> {
     use notify::{RecursiveMode, Watcher};
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -208,11 +206,30 @@ fn watch(
         .watch(root, RecursiveMode::NonRecursive)
         .with_context(|| format!("while watching {}", root.display()))?;
     let root = root.to_path_buf();
+    let watcher = Arc::new(Mutex::new(watcher));
+    let shared = watcher.clone();
     std::thread::Builder::new()
         .name("cahier-watch".into())
-        .spawn(move || rebuild_loop(&root, &opts, &reloader, rx))
+        .spawn(move || rebuild_loop(&root, &opts, &reloader, rx, &shared))
         .context("while starting the watcher thread")?;
     Ok(watcher)
+}
+
+/// The watcher, shared with the rebuild thread so that a folder created while serving (a
+/// first `i18n/` or `templates/`) is watched from then on.
+type SharedWatcher = Arc<Mutex<notify::RecommendedWatcher>>;
+
+/// Starts watching the watched folders among `changed` that were just created at the root.
+fn watch_new_dirs(root: &Path, changed: &[String], watcher: &SharedWatcher) {
+    use notify::{RecursiveMode, Watcher};
+    for c in changed {
+        if WATCHED_DIRS.contains(&c.as_str()) && root.join(c).is_dir() {
+            let mut w = watcher.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = w.watch(&root.join(c), RecursiveMode::Recursive) {
+                eprintln!("warning: cannot watch {c}/: {e}");
+            }
+        }
+    }
 }
 
 /// The relevant paths of one watcher event. Reads are ignored: the build itself reads every
@@ -233,12 +250,14 @@ fn rebuild_loop(
     opts: &BuildOptions,
     reloader: &Reloader,
     rx: mpsc::Receiver<notify::Result<notify::Event>>,
+    watcher: &SharedWatcher,
 ) {
     while let Ok(first) = rx.recv() {
         let mut changed = changed_paths(root, first);
         if changed.is_empty() {
             continue;
         }
+        watch_new_dirs(root, &changed, watcher);
         // Editors write in several steps: wait until the burst is over, then rebuild once.
         while let Ok(more) = rx.recv_timeout(DEBOUNCE) {
             changed.extend(changed_paths(root, more));
@@ -276,7 +295,8 @@ fn relevant(root: &Path, path: &Path) -> Option<String> {
         return None;
     }
     let watched = if rel.components().count() == 1 {
-        first == CONFIG_FILE
+        // cahier.toml, or a watched folder created (or removed) while serving.
+        first == CONFIG_FILE || WATCHED_DIRS.contains(&first)
     } else {
         WATCHED_DIRS.contains(&first)
     };
@@ -321,6 +341,9 @@ mod tests {
         assert_eq!(r("/site/content/a/index.md~"), None);
         assert_eq!(r("/site/README.md"), None);
         assert_eq!(r("/elsewhere/content/a.md"), None);
+        // The site's translations, and a watched folder created while serving.
+        assert_eq!(r("/site/i18n/de.toml").as_deref(), Some("i18n/de.toml"));
+        assert_eq!(r("/site/i18n").as_deref(), Some("i18n"));
     }
 
     #[test]
