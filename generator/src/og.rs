@@ -3,6 +3,7 @@
 //! PNGs are cached by content hash in `.cahier/og-cache/` (`<key>.png` and `<key>.sha256`,
 //! its hash and size), so a warm build renders none and links the cached files into the output.
 
+use crate::images::Derivative;
 use anyhow::Context;
 use resvg::usvg::{self, fontdb};
 use sha2::{Digest, Sha256};
@@ -78,18 +79,24 @@ impl OgRenderer {
         })
     }
 
-    fn key(&self, svg: &str) -> String {
+    fn key(&self, svg: &str, cover: Option<&Derivative>) -> String {
         let mut h = Sha256::new();
         h.update(CACHE_VERSION);
         h.update(self.fonts_hash);
         h.update(svg.as_bytes());
+        if let Some(c) = cover {
+            h.update(b"cover");
+            h.update(c.sha256.as_bytes());
+        }
         hex::encode(h.finalize())
     }
 
-    /// The card for `svg`: from the cache when present, else rendered and cached. A warm
-    /// build neither reads nor hashes the PNG: its SHA-256 and size are kept beside it.
-    pub fn card(&self, svg: &str) -> anyhow::Result<Card> {
-        let key = self.key(svg);
+    /// The card for `svg`, with `cover` (a derivative of the petition's photo) drawn into the
+    /// template's `<rect id="cover">` when it has one: from the cache when present, else
+    /// rendered and cached. A warm build neither reads nor hashes the PNG: its SHA-256 and size
+    /// are kept beside it, and the photo is not decoded.
+    pub fn card(&self, svg: &str, cover: Option<&Derivative>) -> anyhow::Result<Card> {
+        let key = self.key(svg, cover);
         let path = self.cache_dir.join(format!("{key}.png"));
         let side = self.cache_dir.join(format!("{key}.sha256"));
         if let Ok(meta) = std::fs::metadata(&path) {
@@ -117,7 +124,7 @@ impl OgRenderer {
                 });
             }
         }
-        let png = self.render(svg)?;
+        let png = self.render(svg, cover)?;
         let sha256 = crate::integrity::sha256_hex(&png);
         std::fs::create_dir_all(&self.cache_dir)
             .with_context(|| format!("while creating {}", self.cache_dir.display()))?;
@@ -136,7 +143,7 @@ impl OgRenderer {
         persist(&self.cache_dir, path, bytes)
     }
 
-    pub fn render(&self, svg: &str) -> anyhow::Result<Vec<u8>> {
+    pub fn render(&self, svg: &str, cover: Option<&Derivative>) -> anyhow::Result<Vec<u8>> {
         let opts = usvg::Options {
             fontdb: self.fontdb.clone(),
             font_family: self.family.clone(),
@@ -152,10 +159,54 @@ impl OgRenderer {
             HEIGHT as f32 / size.height(),
         );
         resvg::render(&tree, t, &mut pixmap.as_mut());
+        if let (Some(cover), Some(node)) = (cover, tree.node_by_id(COVER_ID)) {
+            let b = node
+                .abs_bounding_box()
+                .transform(t)
+                .context("the cover's box")?;
+            draw_cover(&mut pixmap, cover, b.x(), b.y(), b.width(), b.height())?;
+        }
         pixmap
             .encode_png()
             .context("while encoding the Open Graph PNG")
     }
+}
+
+/// The id of the `og.svg` element whose box the cover photo fills.
+pub const COVER_ID: &str = "cover";
+
+/// Fills the box (card pixels) with the photo, scaled to cover it and cropped to its centre.
+fn draw_cover(
+    pixmap: &mut resvg::tiny_skia::Pixmap,
+    cover: &Derivative,
+    x: f32,
+    y: f32,
+    w: f32,
+    h: f32,
+) -> anyhow::Result<()> {
+    let x0 = x.round().clamp(0.0, WIDTH as f32) as u32;
+    let y0 = y.round().clamp(0.0, HEIGHT as f32) as u32;
+    let w = (w.round() as u32).min(WIDTH - x0);
+    let h = (h.round() as u32).min(HEIGHT - y0);
+    if w == 0 || h == 0 {
+        return Ok(());
+    }
+    let photo = image::open(&cover.path)
+        .with_context(|| format!("while reading {} for the card", cover.path.display()))?
+        .resize_to_fill(w, h, image::imageops::FilterType::Triangle)
+        .to_rgba8();
+    let data = pixmap.data_mut();
+    for (px, py, p) in photo.enumerate_pixels() {
+        let [r, g, b, a] = p.0;
+        let i = (((y0 + py) * WIDTH + x0 + px) * 4) as usize;
+        // tiny-skia holds premultiplied RGBA: blend the photo over what is there.
+        let a = u32::from(a);
+        for (c, v) in [r, g, b].into_iter().enumerate() {
+            data[i + c] = ((u32::from(v) * a + u32::from(data[i + c]) * (255 - a)) / 255) as u8;
+        }
+        data[i + 3] = (a + u32::from(data[i + 3]) * (255 - a) / 255) as u8;
+    }
+    Ok(())
 }
 
 /// Writes beside, then renames: a concurrent or interrupted build never sees half a file.

@@ -620,14 +620,27 @@ pub fn site_page_context(cfg: &Config, site: &LangSite, kind: &str, rel: &str) -
     }
 }
 
-/// The context of `og.svg`: the card shows the title (wrapped), the summary and the site.
-pub fn og_context(site: &LangSite, p: &PetitionCtx) -> tera::Context {
+/// The photo the Open Graph card shows: the petition's cover when it is a JPEG or PNG (its
+/// 960-pixel derivative, or its largest when narrower); an SVG cover is not drawn.
+pub fn og_cover<'a>(p: &Petition, images: &'a SiteImages) -> Option<&'a crate::images::Derivative> {
+    let set = images.get(&p.slug, p.meta.image.as_deref()?)?;
+    set.derivatives
+        .iter()
+        .find(|d| d.width >= 960)
+        .or_else(|| set.derivatives.last())
+}
+
+/// The context of `og.svg`: the card shows the title (wrapped), the summary and the site;
+/// with `cover`, the photo fills the template's `<rect id="cover">` (text wrapped narrower).
+pub fn og_context(site: &LangSite, p: &PetitionCtx, cover: bool) -> tera::Context {
     let mut ctx = tera::Context::new();
-    let title_lines = og::wrap(&p.title, 28, 4);
+    let (title_width, summary_width) = if cover { (18, 40) } else { (28, 64) };
+    let title_lines = og::wrap(&p.title, title_width, 4);
     // SVG has no flow layout: the summary starts below the last title line.
     ctx.insert("summary_top", &(250 + 74 * title_lines.len()));
     ctx.insert("title_lines", &title_lines);
-    ctx.insert("summary_lines", &og::wrap(&p.summary, 64, 2));
+    ctx.insert("summary_lines", &og::wrap(&p.summary, summary_width, 2));
+    ctx.insert("cover", &cover);
     ctx.insert("site", &site.context.get("site"));
     ctx.insert("t", &site.strings);
     ctx.insert("lang", &site.lang);

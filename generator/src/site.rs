@@ -339,10 +339,13 @@ fn render_petition(
     }
 
     // Open Graph card.
-    let svg = theme
-        .templates
-        .render("og.svg", &pages::og_context(site, &pctx), root)?;
-    let card = theme.og.card(&svg)?;
+    let cover = pages::og_cover(p, images);
+    let svg = theme.templates.render(
+        "og.svg",
+        &pages::og_context(site, &pctx, cover.is_some()),
+        root,
+    )?;
+    let card = theme.og.card(&svg, cover)?;
     if card.rendered {
         og_rendered
     } else {

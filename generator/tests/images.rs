@@ -452,3 +452,71 @@ fn every_page_links_the_theme_favicon_or_the_configured_one() {
         "{msg}"
     );
 }
+
+/// A solid-colour JPEG, `w` × `h`.
+fn solid_jpeg(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb(rgb));
+    let mut buf = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut buf), image::ImageFormat::Jpeg)
+        .unwrap();
+    buf
+}
+
+/// The colour of the card's pixel at (x, y).
+fn card_pixel(out: &Path, slug: &str, x: u32, y: u32) -> [u8; 3] {
+    let card = image::open(out.join(slug).join("og.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(card.dimensions(), (1200, 630));
+    card.get_pixel(x, y).0
+}
+
+fn near(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) < 24)
+}
+
+/// The Open Graph card shows the petition's cover photo in the template's `<rect id="cover">`;
+/// a petition whose cover is an SVG keeps the plain card; a new photo gives a new card.
+#[test]
+fn the_open_graph_card_shows_the_cover_photo() {
+    let site = common::example_site();
+    let root = site.path();
+    std::fs::write(
+        root.join("content/mediatheque-des-tanneurs/facade.jpg"),
+        solid_jpeg(2000, 1500, [200, 30, 40]),
+    )
+    .unwrap();
+    let md = root.join("content/mediatheque-des-tanneurs/index.md");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("image: \"library.svg\""));
+    std::fs::write(
+        &md,
+        text.replace("image: \"library.svg\"", "image: \"facade.jpg\""),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let public = out.path().join("public");
+    cahier::build(&common::opts(root, &public)).unwrap();
+    let red = card_pixel(&public, "mediatheque-des-tanneurs", 1000, 315);
+    assert!(
+        near(red, [200, 30, 40]),
+        "the cover's colour in its box: {red:?}"
+    );
+    // Left of the box: the theme's background, not the photo.
+    let left = card_pixel(&public, "mediatheque-des-tanneurs", 40, 600);
+    assert!(!near(left, [200, 30, 40]), "{left:?}");
+    // An SVG cover: the plain card.
+    let plain = card_pixel(&public, "noel-sans-geant", 1000, 315);
+    assert!(!near(plain, [200, 30, 40]), "{plain:?}");
+
+    // Another photo, another card (the cache is keyed on the photo too).
+    std::fs::write(
+        root.join("content/mediatheque-des-tanneurs/facade.jpg"),
+        solid_jpeg(2000, 1500, [20, 60, 210]),
+    )
+    .unwrap();
+    cahier::build(&common::opts(root, &public)).unwrap();
+    let blue = card_pixel(&public, "mediatheque-des-tanneurs", 1000, 315);
+    assert!(near(blue, [20, 60, 210]), "{blue:?}");
+}
