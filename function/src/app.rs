@@ -48,6 +48,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/health", get(sign::health))
         .route("/api/petitions/{slug}/count", get(sign::count))
         .route("/api/petitions.json", get(crate::open_data::petitions_json))
+        .route(
+            "/api/petitions/{slug}/signers/{page}",
+            get(crate::signers::page),
+        )
         .route("/api/petitions.csv", get(crate::open_data::petitions_csv))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(public_cors);

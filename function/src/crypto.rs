@@ -134,6 +134,55 @@ pub fn unseal(identity: &str, sealed: &[u8]) -> anyhow::Result<PersonalData> {
     Ok(serde_json::from_slice(&plain)?)
 }
 
+/// Data only the function opens (a queued mail's recipient, a public signer's name before it
+/// is published), sealed with XChaCha20-Poly1305 under a key derived from the token key and a
+/// label, so that each use has its own key.
+pub struct FunctionSeal {
+    cipher: chacha20poly1305::XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for FunctionSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FunctionSeal")
+    }
+}
+
+const SEAL_NONCE: usize = 24;
+
+impl FunctionSeal {
+    pub fn new(secret: &[u8], label: &[u8]) -> FunctionSeal {
+        use chacha20poly1305::KeyInit;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("any key length");
+        mac.update(label);
+        let key = mac.finalize().into_bytes();
+        FunctionSeal {
+            cipher: chacha20poly1305::XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(
+                &key,
+            )),
+        }
+    }
+
+    /// Random nonce ‖ ciphertext.
+    pub fn seal(&self, plain: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use chacha20poly1305::aead::Aead;
+        let nonce: [u8; SEAL_NONCE] = rand::random();
+        let sealed = self
+            .cipher
+            .encrypt(chacha20poly1305::XNonce::from_slice(&nonce), plain)
+            .map_err(|_| anyhow::anyhow!("sealing failed"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        use chacha20poly1305::aead::Aead;
+        anyhow::ensure!(sealed.len() > SEAL_NONCE, "sealed data too short to open");
+        let (nonce, body) = sealed.split_at(SEAL_NONCE);
+        self.cipher
+            .decrypt(chacha20poly1305::XNonce::from_slice(nonce), body)
+            .map_err(|_| anyhow::anyhow!("sealed data does not open with this key"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,6 +307,7 @@ mod tests {
                 },
             ],
             public_signers: true,
+            public_city: false,
             newsletter: false,
             text_sha256: Default::default(),
             consent_sha256: Default::default(),

@@ -11,11 +11,7 @@
 //! [`OverBudget::Defer`]: crate::store::OverBudget::Defer
 
 use anyhow::Context;
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 /// Queued mails one confirmation releases: more than one, so that a crowd behind one address
 /// drains its queue in a few rounds of confirmations; a farm that never confirms releases none.
@@ -30,48 +26,28 @@ pub struct Letter {
 }
 
 /// Seals and opens [`Letter`]s with the function's own key.
-pub struct LetterSeal {
-    cipher: XChaCha20Poly1305,
-}
-
-impl std::fmt::Debug for LetterSeal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LetterSeal")
-    }
-}
-
-const NONCE: usize = 24;
+#[derive(Debug)]
+pub struct LetterSeal(crate::crypto::FunctionSeal);
 
 impl LetterSeal {
     /// A key of its own, derived from `secret` (the token key), so that no other use of that
     /// key can open a letter.
     pub fn new(secret: &[u8]) -> LetterSeal {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("any key length");
-        mac.update(b"cahier queued confirmation mail v1");
-        let key = mac.finalize().into_bytes();
-        LetterSeal {
-            cipher: XChaCha20Poly1305::new(Key::from_slice(&key)),
-        }
+        LetterSeal(crate::crypto::FunctionSeal::new(
+            secret,
+            b"cahier queued confirmation mail v1",
+        ))
     }
 
     /// Random nonce ‖ ciphertext.
     pub fn seal(&self, letter: &Letter) -> anyhow::Result<Vec<u8>> {
-        let nonce: [u8; NONCE] = rand::random();
-        let plain = serde_json::to_vec(letter)?;
-        let sealed = self
-            .cipher
-            .encrypt(XNonce::from_slice(&nonce), plain.as_slice())
-            .map_err(|_| anyhow::anyhow!("sealing a queued mail failed"))?;
-        Ok([nonce.as_slice(), &sealed].concat())
+        self.0
+            .seal(&serde_json::to_vec(letter)?)
+            .context("sealing a queued mail")
     }
 
     pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Letter> {
-        anyhow::ensure!(sealed.len() > NONCE, "a queued mail too short to open");
-        let (nonce, body) = sealed.split_at(NONCE);
-        let plain = self
-            .cipher
-            .decrypt(XNonce::from_slice(nonce), body)
-            .map_err(|_| anyhow::anyhow!("a queued mail does not open with this key"))?;
+        let plain = self.0.open(sealed).context("opening a queued mail")?;
         serde_json::from_slice(&plain).context("a queued mail is not a letter")
     }
 }

@@ -37,6 +37,7 @@ pub mod secrets;
 #[cfg(feature = "secretsmanager")]
 pub mod secrets_manager;
 pub mod sign;
+pub mod signers;
 pub mod state;
 pub mod store;
 pub mod token;

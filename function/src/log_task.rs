@@ -293,6 +293,7 @@ mod tests {
             expires_at: 1_800_000_000,
             budgets: Vec::new(),
             deferred_mail: None,
+            listing: None,
         }
     }
 

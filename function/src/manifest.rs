@@ -77,6 +77,9 @@ pub struct Petition {
     pub fields: Vec<Field>,
     /// Whether signers may opt in to have their name shown publicly.
     pub public_signers: bool,
+    /// Whether the public list shows the town a signer gave (their `city` field) too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_city: bool,
     /// Whether the form offers a newsletter opt-in.
     pub newsletter: bool,
     /// SHA-256 (hex) of the petition text signers saw, per language.

@@ -152,7 +152,7 @@ pub fn rfc3339(unix: i64) -> Option<String> {
 
 /// `GET /api/petitions.json`.
 pub async fn petitions_json(State(state): State<AppState>) -> Response {
-    match state.0.listings.get(&state).await {
+    match state.0.open_data.get(&state).await {
         Ok(listing) => match serde_json::to_vec(listing.as_ref()) {
             Ok(body) => cached(body, "application/json"),
             Err(e) => failed(e.into()),
@@ -164,7 +164,7 @@ pub async fn petitions_json(State(state): State<AppState>) -> Response {
 /// `GET /api/petitions.csv`: one row per petition, the columns of the JSON (languages joined
 /// by spaces), every cell [`crate::csv_safe::neutralise`]d.
 pub async fn petitions_csv(State(state): State<AppState>) -> Response {
-    match state.0.listings.get(&state).await {
+    match state.0.open_data.get(&state).await {
         Ok(listing) => match to_csv(&listing) {
             Ok(body) => cached(body, "text/csv; charset=utf-8; header=present"),
             Err(e) => failed(e),

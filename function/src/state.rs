@@ -99,7 +99,9 @@ pub(crate) struct Inner {
     pub disposable: DisposableDomains,
     pub name_burst: NameBurst,
     pub counts: crate::count_cache::CountCache,
-    pub listings: crate::open_data::ListingCache,
+    pub open_data: crate::open_data::ListingCache,
+    pub signer_seal: crate::signers::ListingSeal,
+    pub signer_pages: crate::signers::PageCache,
     #[cfg(feature = "dev")]
     pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
 }
@@ -208,7 +210,9 @@ impl AppState {
             disposable,
             name_burst: NameBurst::default(),
             counts: crate::count_cache::CountCache::new(parts.options.count_cache),
-            listings: Default::default(),
+            open_data: Default::default(),
+            signer_seal: crate::signers::ListingSeal::new(&parts.secrets.token_key),
+            signer_pages: Default::default(),
             secrets: parts.secrets,
             options: parts.options,
             #[cfg(feature = "dev")]

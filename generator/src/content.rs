@@ -157,6 +157,9 @@ pub struct FrontMatter {
     /// Offer signers to show their name publicly (off by default).
     #[serde(default)]
     pub public_signers: bool,
+    /// The public list also shows the town a signer gave (the `city` field).
+    #[serde(default)]
+    pub public_city: bool,
     /// Newsletter opt-in wording; no opt-in when absent.
     #[serde(default)]
     pub newsletter: Option<String>,
@@ -555,6 +558,7 @@ fn is_shared_key(k: &str) -> bool {
             | "date"
             | "fields"
             | "public_signers"
+            | "public_city"
             | "image"
             | "organizers"
             | "offline"
@@ -611,6 +615,18 @@ fn validate(p: &Petition, cfg: &Config, errs: &mut Vec<Diagnostic>) {
         }
     }
     validate_offline(p, text, errs);
+    if p.meta.public_city
+        && !(p.meta.public_signers && p.meta.fields.iter().any(|f| f.name == "city"))
+    {
+        errs.push(
+            Diagnostic::new(
+                &text.file,
+                at("public_city"),
+                "`public_city` needs `public_signers = true` and a `city` field",
+            )
+            .with_key("public_city"),
+        );
+    }
     if p.meta.goal == 0 {
         errs.push(
             Diagnostic::new(&text.file, at("goal"), "`goal` must be at least 1").with_key("goal"),

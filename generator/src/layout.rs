@@ -94,6 +94,11 @@ pub const SUBPAGES: &[SubPage] = &[
         template: "check.html",
         class: PageClass::Check,
     },
+    SubPage {
+        name: "signers",
+        template: "signers.html",
+        class: PageClass::Plain,
+    },
 ];
 
 /// Served under every petition though not built: its transparency log, `/<slug>/log/`

@@ -252,6 +252,9 @@ pub struct PetitionCtx {
     pub public_signers: bool,
     pub sign_url: String,
     pub count_url: String,
+    /// The public list's pages are `<signers_api><n>`.
+    pub signers_api: String,
+    pub signers_path: String,
     pub confirm_api: String,
     pub erase_api: String,
     pub url: String,
@@ -496,6 +499,8 @@ pub fn petition_context(
         public_signers: p.meta.public_signers,
         sign_url: format!("{api}/petitions/{}/sign", p.slug),
         count_url: format!("{api}/petitions/{}/count", p.slug),
+        signers_api: format!("{api}/petitions/{}/signers/", p.slug),
+        signers_path: format!("{path}signers/"),
         confirm_api: format!("{api}/confirm"),
         erase_api: format!("{api}/erase"),
         check_email_path: format!("{path}check-email/"),

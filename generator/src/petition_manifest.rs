@@ -54,6 +54,7 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
                 })
                 .collect(),
             public_signers: p.meta.public_signers,
+            public_city: p.meta.public_city,
             newsletter: p.meta.newsletter.is_some(),
             text_sha256: texts_by_lang(p, |l| sha256_hex(petition_text(p, l).as_bytes())),
             consent_sha256: texts_by_lang(p, |l| {

@@ -15,6 +15,7 @@ pub const REQUIRED: &[&str] = &[
     "erase.html",
     "embed.html",
     "check.html",
+    "signers.html",
     "index.html",
     "privacy.html",
     "404.html",

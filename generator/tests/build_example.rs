@@ -57,13 +57,14 @@ fn attr(doc: &Html, selector: &str, name: &str) -> Option<String> {
 }
 
 const SLUGS: [&str; 2] = ["noel-sans-geant", "mediatheque-des-tanneurs"];
-const SUBPAGES: [&str; 6] = [
+const SUBPAGES: [&str; 7] = [
     "check-email",
     "confirm",
     "thanks",
     "erase",
     "embed",
     "check",
+    "signers",
 ];
 
 fn html_pages() -> Vec<String> {
@@ -108,7 +109,7 @@ fn every_output_exists() {
     }
     assert_eq!(b.report.pages, html_pages().len());
     assert_eq!(b.report.files, b.files.len());
-    assert_eq!(b.report.pages, 2 * (3 + 2 * 7));
+    assert_eq!(b.report.pages, 2 * (3 + 2 * 8));
     // The build folder was swapped in: no temporary folder left beside it.
     let leftovers: Vec<_> = std::fs::read_dir(b.out.path())
         .unwrap()

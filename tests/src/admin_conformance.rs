@@ -42,6 +42,69 @@ pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     offline_batches_count_and_log(store.clone())
         .await
         .context("admin scenario offline_batches_count_and_log")?;
+    invalidated_signers_leave_the_public_list(store.clone())
+        .await
+        .context("admin scenario invalidated_signers_leave_the_public_list")?;
+    Ok(())
+}
+
+/// After an attack, the invalidated names leave the public list with the count, and come
+/// back if the organizer sets them confirmed again.
+pub async fn invalidated_signers_leave_the_public_list(
+    store: Arc<dyn AdminStore>,
+) -> anyhow::Result<()> {
+    let p = petition("listed");
+    let t = now();
+    let h = hash("listed", 0);
+    let mut s = sig(&p, &h, t, 30, "prefix-l", "example.org");
+    s.listing = Some(b"sealed bot name".to_vec());
+    store.sign(&s).await?;
+    store.confirm(&p, &h, t).await?;
+    let len = |store: Arc<dyn AdminStore>, p: String| async move {
+        // DynamoDB's index is eventually consistent.
+        let mut n = 0;
+        for _ in 0..50 {
+            n = store.listed(&p, 0, 10).await?.len();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if n == store.count(&p).await?.count as usize {
+                break;
+            }
+        }
+        anyhow::Ok(n)
+    };
+    ensure!(
+        len(store.clone(), p.clone()).await? == 1,
+        "listed once counted"
+    );
+    let changed = store
+        .set_status(
+            &p,
+            std::slice::from_ref(&h),
+            &[Status::Confirmed],
+            Status::Invalidated,
+            "bots",
+            t + 5,
+        )
+        .await?;
+    ensure!(changed == 1);
+    ensure!(
+        len(store.clone(), p.clone()).await? == 0,
+        "invalidated: off the list"
+    );
+    store
+        .set_status(
+            &p,
+            std::slice::from_ref(&h),
+            &[Status::Invalidated],
+            Status::Confirmed,
+            "mistake",
+            t + 9,
+        )
+        .await?;
+    ensure!(
+        len(store.clone(), p.clone()).await? == 1,
+        "confirmed again: back"
+    );
     Ok(())
 }
 

@@ -43,6 +43,79 @@ pub async fn run_all(store: Arc<dyn Store>) -> anyhow::Result<()> {
     network_budgets_queue_mails_and_confirmations_earn_them_back(store.clone())
         .await
         .context("scenario network_budgets_queue_mails_and_confirmations_earn_them_back")?;
+    public_list_follows_the_count(store.clone())
+        .await
+        .context("scenario public_list_follows_the_count")?;
+    Ok(())
+}
+
+/// The public list holds exactly the signatures that count and carry an entry: none before
+/// confirmation, none held, none without an entry; newest first, paged; an erasure takes the
+/// entry away, `unlist` too (once).
+pub async fn public_list_follows_the_count(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("listed");
+    let t = now();
+    let h: Vec<String> = (900..905).map(hash).collect();
+    let entry = |i: usize| Some(format!("sealed entry {i}").into_bytes());
+    let names = |l: &[cahier_function::store::Listed]| -> Vec<String> {
+        l.iter()
+            .map(|e| String::from_utf8_lossy(&e.sealed).into_owned())
+            .collect()
+    };
+    for (i, hash) in h.iter().enumerate() {
+        let mut sig = signature(&p, hash, t);
+        sig.listing = if i == 2 { None } else { entry(i) };
+        if i == 3 {
+            sig.hold_reason = Some("protected domain".into());
+        }
+        store.sign(&sig).await?;
+    }
+    ensure!(
+        store.listed(&p, 0, 10).await?.is_empty(),
+        "nobody listed before confirmation"
+    );
+    for (i, hash) in h.iter().enumerate() {
+        store.confirm(&p, hash, t + i as i64 * 10).await?;
+    }
+    // Eventually consistent on DynamoDB (a secondary index): give it a moment.
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = names(&store.listed(&p, 0, 10).await?);
+        if listed.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(
+        listed == ["sealed entry 4", "sealed entry 1", "sealed entry 0"],
+        "the counted ones with an entry, newest first (not the held one, not the one          without an entry): {listed:?}"
+    );
+    ensure!(names(&store.listed(&p, 1, 1).await?) == ["sealed entry 1"]);
+    ensure!(store.listed(&p, 3, 10).await?.is_empty());
+    let at = store.listed(&p, 0, 1).await?[0].at;
+    ensure!(at == t + 40, "listed at the time it was counted: {at}");
+
+    store.erase(&p, &h[1], t + 100).await?;
+    ensure!(store.unlist(&p, &h[4]).await?, "on the list");
+    ensure!(!store.unlist(&p, &h[4]).await?, "once");
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = names(&store.listed(&p, 0, 10).await?);
+        if listed.len() <= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(listed == ["sealed entry 0"], "{listed:?}");
+    ensure!(
+        store
+            .get(&p, &h[4])
+            .await?
+            .is_some_and(|r| r.status == Status::Confirmed),
+        "taken off the list, still counted"
+    );
+    // Counted: 0, 2 (no entry) and 4 (unlisted); 1 erased, 3 held.
+    ensure!(store.count(&p).await?.count == 3);
     Ok(())
 }
 
@@ -89,6 +162,7 @@ pub fn signature(petition: &str, email_hash: &str, now: i64) -> NewSignature {
         expires_at: now + 3_600,
         budgets: Vec::new(),
         deferred_mail: None,
+        listing: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn petition(slug: &str, closes_at: Option<i64>) -> Petition {
             },
         ],
         public_signers: true,
+        public_city: false,
         newsletter: true,
         text_sha256: BTreeMap::from([("fr".to_string(), "00".repeat(32))]),
         consent_sha256: BTreeMap::from([("fr".to_string(), "11".repeat(32))]),

@@ -863,6 +863,7 @@ async fn cleanup_10000_from_one_prefix_in_one_evening() {
         expires_at: now + 86_400,
         budgets: Vec::new(),
         deferred_mail: None,
+        listing: None,
     };
     let started = Instant::now();
     for i in 0..FRAUD {

@@ -243,6 +243,60 @@ async fn sign_and_confirm(lang: &str) -> anyhow::Result<()> {
     let paper = b.wait_text("[data-offline-line]", t.paper).await?;
     ensure!(paper.trim() == t.paper, "paper line {paper:?}");
     b.shot("petition-paper").await?;
+
+    // The public list: Camille (confirmed, opted in), not a confirmed signer who did not opt
+    // in, not a pending one who did.
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>()?)
+        .build()?;
+    let api = cahier_tests::flow::Api::new(&site.base).slug(PETITION);
+    for (email, public) in [
+        (format!("dominique.{lang}@example.org"), false),
+        (format!("eli.{lang}@example.org"), true),
+    ] {
+        let captcha = api.captcha().await;
+        let mut body = json!({
+            "name": format!("Private {email}"), "email": email, "consent": true,
+            "postcode": "69002", "h-captcha-response": captcha, "lang": lang, "fill_ms": 6000,
+        });
+        if public {
+            body["public"] = json!("yes");
+        }
+        let res = other
+            .post(site.url(&format!("/api/petitions/{PETITION}/sign")))
+            .header("origin", &site.base)
+            .json(&body)
+            .send()
+            .await?;
+        ensure!(res.status() == 202, "{}", res.status());
+        if !public {
+            let mail = site.wait_mail(&email).await?;
+            let token = cahier_tests::outbox::token(&mail.text, "confirm").context("a token")?;
+            ensure!(api.confirm(&token).await.status() == 200);
+        }
+    }
+    b.goto(&site.url(&format!("{}/{PETITION}/", prefix(lang))))
+        .await?;
+    b.find(&format!("a[href$='/{PETITION}/signers/']"))
+        .await?
+        .click()
+        .await?;
+    b.wait_visible("[data-signers-list]").await?;
+    let listed = b.wait_text("[data-signers-list]", "Camille Dupont").await?;
+    ensure!(
+        !listed.contains("Private"),
+        "only the confirmed signers who opted in: {listed:?}"
+    );
+    let items = b
+        .js(
+            "return document.querySelectorAll('[data-signers-list] li').length;",
+            vec![],
+        )
+        .await?;
+    ensure!(items == json!(1), "{items} entries: {listed:?}");
+    b.shot("signers").await?;
+    let bad = b.axe(&format!("{lang} signers")).await?;
+    ensure!(bad.is_empty(), "axe on the list: {bad:?}");
     b.close().await;
     Ok(())
 }

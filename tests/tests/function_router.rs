@@ -711,3 +711,81 @@ async fn open_data_lists_every_petition_as_json_and_csv() {
         "{csv}"
     );
 }
+
+/// The public list: a confirmed signer who opted in, with the name they typed; not one who
+/// did not opt in, not one still pending; only the canonical page numbers, from 1 to the last
+/// published; cacheable like the count.
+#[tokio::test]
+async fn the_public_list_shows_confirmed_signers_who_opted_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new(dir.path(), Options::default());
+    let sign = |email: &str, name: &str, public: bool| {
+        let mut body = signer(&app, email);
+        body["name"] = name.into();
+        if public {
+            body["public"] = "yes".into();
+        }
+        sign_json(SLUG, &body)
+    };
+    let requests = [
+        sign("ana@example.org", "Ana <b>Lopes</b>", true),
+        sign("bo@example.org", "Bo Private", false),
+        sign("cy@example.org", "Cy Pending", true),
+    ];
+    for req in requests {
+        assert_eq!(call(&app, req).await.status(), StatusCode::ACCEPTED);
+    }
+    let mails = read_dir(&app.outbox);
+    for to in ["ana@example.org", "bo@example.org"] {
+        let mail = mails.iter().find(|m| m.to == to).expect("a mail");
+        let confirm = token(&mail.text, "confirm").unwrap();
+        assert_eq!(
+            call(&app, token_post("/api/confirm", &confirm))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let get = |path: String| Request::get(path).body(Body::empty()).unwrap();
+    let res = call(&app, get(format!("/api/petitions/{SLUG}/signers/1"))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CACHE_CONTROL],
+        "public, max-age=60, s-maxage=60, stale-while-revalidate=120, stale-if-error=600"
+    );
+    let raw = String::from_utf8(body(res).await).unwrap();
+    assert!(
+        !raw.contains("Bo Private") && !raw.contains("Cy Pending"),
+        "{raw}"
+    );
+    assert!(!raw.contains("@example.org"), "no address: {raw}");
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v["signers"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(
+        v["signers"][0]["name"], "Ana <b>Lopes</b>",
+        "as typed, escaped by the page"
+    );
+    assert!(v["signers"][0]["city"].is_null());
+    let date = v["signers"][0]["date"].as_str().unwrap();
+    assert_eq!(date.len(), 10, "a day, no finer: {date}");
+    assert!(v["next"].is_null());
+    for bad in ["0", "01", "21", "x", "1.json"] {
+        let res = call(&app, get(format!("/api/petitions/{SLUG}/signers/{bad}"))).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "page {bad:?}");
+    }
+    // Page 2 exists (empty) until the last published page.
+    let res = call(&app, get(format!("/api/petitions/{SLUG}/signers/2"))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The erase link takes the name off (the instance's cache aside: a new instance).
+    let ana = mails.iter().find(|m| m.to == "ana@example.org").unwrap();
+    let erase = token(&ana.text, "erase").unwrap();
+    assert_eq!(
+        call(&app, token_post("/api/erase", &erase)).await.status(),
+        StatusCode::OK
+    );
+    let store = cahier_function::store::sqlite::SqliteStore::open(&app.db).unwrap();
+    assert!(cahier_function::store::Store::listed(&store, SLUG, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -250,6 +250,7 @@ fn signature(email_hash: &str) -> NewSignature {
         expires_at: now + 86_400,
         budgets: Vec::new(),
         deferred_mail: None,
+        listing: None,
     }
 }
 

@@ -103,6 +103,10 @@ pub(super) async fn record(
     } else {
         None
     };
+    let listing = crate::signers::PublicEntry::of(d.petition, &d.form, protected)
+        .map(|entry| state.0.signer_seal.seal(&entry))
+        .transpose()
+        .map_err(|e| unavailable("sealing a list entry", e))?;
     let sig = NewSignature {
         petition: slug.to_string(),
         email_hash: email_hash.clone(),
@@ -125,6 +129,7 @@ pub(super) async fn record(
         expires_at: now + state.options().pending_ttl_secs,
         budgets,
         deferred_mail,
+        listing,
     };
     let outcome = state
         .0

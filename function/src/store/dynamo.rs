@@ -23,17 +23,17 @@ use super::dynamo_keys::{
 use super::dynamo_log::LogWrite;
 use crate::store::{
     first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Count, CountDelta, EraseOutcome,
-    LogPending, NewSignature, OverBudget, QueuedMail, ReceiptSecret, SignOutcome, SignatureRecord,
-    Status, Store,
+    Listed, LogPending, NewSignature, OverBudget, QueuedMail, ReceiptSecret, SignOutcome,
+    SignatureRecord, Status, Store,
 };
 use anyhow::{bail, Context};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
-    Put, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -295,8 +295,28 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .attribute_definitions(attr("pk")?)
                 .attribute_definitions(attr("sk")?)
+                .attribute_definitions(attr("list_pk")?)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("list_at")
+                        .attribute_type(ScalarAttributeType::N)
+                        .build()?,
+                )
                 .key_schema(key("pk", KeyType::Hash)?)
                 .key_schema(key("sk", KeyType::Range)?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(super::dynamo_listed::LIST_INDEX)
+                        .key_schema(key("list_pk", KeyType::Hash)?)
+                        .key_schema(key("list_at", KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::Include)
+                                .non_key_attributes("listing")
+                                .build(),
+                        )
+                        .build()?,
+                )
                 .billing_mode(BillingMode::PayPerRequest)
                 .send()
                 .await;
@@ -438,6 +458,9 @@ impl DynamoStore {
             AttributeValue::B(sig.sealed.clone().into()),
         );
         item.insert("public".into(), AttributeValue::Bool(sig.public));
+        if let Some(listing) = &sig.listing {
+            item.insert("listing".into(), AttributeValue::B(listing.clone().into()));
+        }
         item.insert("newsletter".into(), AttributeValue::Bool(sig.newsletter));
         item.insert("status".into(), s(status.as_str()));
         if let Some(reason) = hold_reason {
@@ -632,6 +655,20 @@ impl DynamoStore {
         let update_expression = match &log {
             Some(log) => log.add_to(c.update_expression, &mut values),
             None => c.update_expression.to_string(),
+        };
+        // The public list follows the count (`dynamo_listed.rs`).
+        let (set, remove) = super::dynamo_listed::follow_count(
+            c.item,
+            c.petition,
+            c.email_hash,
+            c.delta,
+            c.now,
+            &mut values,
+        );
+        let update_expression = if set.is_empty() && remove.is_empty() {
+            update_expression
+        } else {
+            super::dynamo_log::merge_expression(&update_expression, &set, &remove)
         };
         for attempt in 0..MAX_TX_ATTEMPTS {
             let mut update = Update::builder()
@@ -1004,7 +1041,7 @@ impl Store for DynamoStore {
                     from: status,
                     to: Status::Erased,
                     update_expression: "SET #status = :to, #public = :no, newsletter = :no \
-                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl, refunds, queue_pk, queue_sk",
+                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl, refunds, queue_pk, queue_sk, listing",
                     values: vec![(":no", AttributeValue::Bool(false))],
                     delta: if was_counted { -1 } else { 0 },
                     audit: ("erased", status.as_str()),
@@ -1027,6 +1064,14 @@ impl Store for DynamoStore {
             }
         }
         bail!("while erasing a signature: it kept changing under us")
+    }
+
+    async fn listed(&self, petition: &str, offset: u32, limit: u32) -> anyhow::Result<Vec<Listed>> {
+        self.listed_page(petition, offset, limit).await
+    }
+
+    async fn unlist(&self, petition: &str, email_hash: &str) -> anyhow::Result<bool> {
+        self.unlist_signature(petition, email_hash).await
     }
 
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {

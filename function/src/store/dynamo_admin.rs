@@ -233,7 +233,9 @@ impl DynamoStore {
                 signature_pk(petition, email_hash),
                 super::dynamo_keys::SIG_SK,
             )))
-            .update_expression("REMOVE sealed, ip_hash, prefix_hash, network, name_hash")
+            .update_expression(
+                "REMOVE sealed, ip_hash, prefix_hash, network, name_hash, listing, list_pk, list_at",
+            )
             .condition_expression(
                 "attribute_exists(sealed) OR attribute_exists(ip_hash) \
                  OR attribute_exists(prefix_hash) OR attribute_exists(network) \

@@ -168,7 +168,7 @@ fn stored_commitment(item: &Item) -> anyhow::Result<Option<Commitment>> {
 }
 
 /// `SET a, b REMOVE c` with more `SET` and `REMOVE` clauses (DynamoDB allows each once).
-fn merge_expression(base: &str, set: &[&str], remove: &[&str]) -> String {
+pub(super) fn merge_expression(base: &str, set: &[&str], remove: &[&str]) -> String {
     let (mut sets, mut removes) = (Vec::new(), Vec::new());
     let mut current = None;
     for word in base.split_whitespace() {

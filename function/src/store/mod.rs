@@ -169,6 +169,19 @@ pub struct NewSignature {
     /// the same write when a `Defer` budget is exhausted; `None`: nothing to queue.
     #[serde(default)]
     pub deferred_mail: Option<Vec<u8>>,
+    /// What the public list of signers shows of this signer, sealed for the function only
+    /// ([`crate::signers`]); `None` unless they opted in on a petition that has the list.
+    /// Listed only while the signature counts; erased with the personal data.
+    #[serde(default)]
+    pub listing: Option<Vec<u8>>,
+}
+
+/// One entry of a petition's public list, still sealed ([`crate::signers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub sealed: Vec<u8>,
+    /// Unix seconds it was counted (the list's order, newest first).
+    pub at: i64,
 }
 
 /// A confirmation mail waiting for its network to earn room (see [`OverBudget::Defer`]).
@@ -397,6 +410,14 @@ pub trait Store: Send + Sync {
     /// The confirmed count, from a counter, not a scan.
     async fn count(&self, petition: &str) -> anyhow::Result<Count>;
 
+    /// Up to `limit` entries of the public list of `petition`, newest first, after skipping
+    /// `offset`: the signatures that count and whose signer opted in.
+    async fn listed(&self, petition: &str, offset: u32, limit: u32) -> anyhow::Result<Vec<Listed>>;
+
+    /// Takes `email_hash` off the public list of `petition` for good (the organizer's
+    /// `cahier admin signers hide`); true if it was on it.
+    async fn unlist(&self, petition: &str, email_hash: &str) -> anyhow::Result<bool>;
+
     /// Takes up to `n` queued mails of `queue` (a network's `prefix_hash`) on `petition`,
     /// oldest first, whose signature is still pending and unexpired; each is handed out once.
     /// The default, for stores that never queue (test doubles), hands out nothing.
@@ -435,6 +456,9 @@ pub mod dynamo;
 #[cfg(feature = "dynamodb")]
 mod dynamo_admin;
 pub mod dynamo_keys;
+/// The public list of signers on DynamoDB (a sparse index).
+#[cfg(feature = "dynamodb")]
+mod dynamo_listed;
 /// The transparency log's events on DynamoDB (queued by each count change, numbered by the
 /// sequencer).
 #[cfg(feature = "dynamodb")]

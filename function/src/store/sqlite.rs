@@ -10,7 +10,7 @@
 
 use super::{
     first_over, status_for, AuditEvent, Budget, ConfirmOutcome, Confirmation, Count, EraseOutcome,
-    NewSignature, OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
+    Listed, NewSignature, OverBudget, QueuedMail, SignOutcome, SignatureRecord, Status, Store,
 };
 use super::{CountDelta, LogPending, ReceiptSecret};
 use crate::budgets::window_start_of;
@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS signatures (
     expires_at INTEGER,
     commitment BLOB,
     refunds TEXT,
+    listing BLOB,
+    listed_at INTEGER,
     PRIMARY KEY (petition, email_hash)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS signatures_expiry ON signatures (expires_at) WHERE expires_at IS NOT NULL;
@@ -204,6 +206,17 @@ fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
     }
     migrate_refunds(conn, columns.iter().any(|c| c == "refunds"))?;
     migrate_counters(conn)?;
+    if !columns.iter().any(|c| c == "listing") {
+        conn.execute_batch(
+            "ALTER TABLE signatures ADD COLUMN listing BLOB;
+             ALTER TABLE signatures ADD COLUMN listed_at INTEGER;",
+        )
+        .context("while adding the public list's columns")?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS signatures_listed ON signatures (petition, listed_at)
+         WHERE listed_at IS NOT NULL",
+    )?;
     migrate_budgets(conn)?;
     if !columns.iter().any(|c| c == "commitment") {
         conn.execute_batch("ALTER TABLE signatures ADD COLUMN commitment BLOB")
@@ -410,6 +423,25 @@ fn audit(
         "INSERT INTO audit (petition, email_hash, event, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![petition, email_hash, event, at, detail])?;
+    Ok(())
+}
+
+/// A signer's signature counted (`delta` 1) or uncounted (-1): the counter, and the public
+/// list, which shows exactly the signatures that count and opted in.
+pub(super) fn count_signer(
+    tx: &Connection,
+    petition: &str,
+    email_hash: &str,
+    delta: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    bump_counter(tx, petition, CountDelta::Signer(delta), now)?;
+    let listed_at = (delta > 0).then_some(now);
+    tx.prepare_cached(
+        "UPDATE signatures SET listed_at = ?3
+         WHERE petition = ?1 AND email_hash = ?2 AND listing IS NOT NULL",
+    )?
+    .execute(params![petition, email_hash, listed_at])?;
     Ok(())
 }
 
@@ -621,7 +653,7 @@ fn confirm_in(
             |r| r.get(0),
         )?;
     if let Some((secret, c)) = fresh {
-        bump_counter(tx, petition, CountDelta::Signer(1), now)?;
+        count_signer(tx, petition, email_hash, 1, now)?;
         log_event(tx, petition, &Entry::counted(c, now))?;
         done.receipt = Some(secret);
         if release > 0 && !queue.is_empty() {
@@ -784,8 +816,8 @@ impl Store for SqliteStore {
             tx.prepare_cached(
                 "INSERT INTO signatures (petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash,
                     sealed, lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at,
-                    network, refunds)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15, ?16, ?17)",
+                    network, refunds, listing)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15, ?16, ?17, ?18)",
             )?
             .execute(
                 params![
@@ -794,6 +826,7 @@ impl Store for SqliteStore {
                     hold_reason, serde_json::to_string(&sig.flags)?, now, sig.expires_at,
                     sig.network,
                     (!refunds.is_empty()).then(|| serde_json::to_string(&refunds)).transpose()?,
+                    sig.listing,
                 ],
             )?;
             audit(tx, &sig.petition, &sig.email_hash, "created", now, &sig.flags.join(","))?;
@@ -961,12 +994,13 @@ impl Store for SqliteStore {
             tx.execute(
                 "UPDATE signatures SET status = 'erased', sealed = x'', ip_hash = '', prefix_hash = '',
                     network = '', name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
-                    newsletter = 0, expires_at = NULL, commitment = NULL, refunds = NULL
+                    newsletter = 0, expires_at = NULL, commitment = NULL, refunds = NULL, listing = NULL,
+                    listed_at = NULL
                  WHERE petition = ?1 AND email_hash = ?2",
                 params![petition, email_hash],
             )?;
             if was_counted {
-                bump_counter(tx, &petition, CountDelta::Signer(-1), now)?;
+                count_signer(tx, &petition, &email_hash, -1, now)?;
             }
             forget_queue(tx, &petition, &email_hash)?;
             audit(tx, &petition, &email_hash, "erased", now, status.as_str())?;
@@ -974,6 +1008,41 @@ impl Store for SqliteStore {
         })
         .await
         .context("while erasing a signature")
+    }
+
+    async fn listed(&self, petition: &str, offset: u32, limit: u32) -> anyhow::Result<Vec<Listed>> {
+        let petition = petition.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT listing, listed_at FROM signatures
+                 WHERE petition = ?1 AND listed_at IS NOT NULL
+                 ORDER BY listed_at DESC, email_hash LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = stmt.query_map(params![petition, limit, offset], |r| {
+                Ok(Listed {
+                    sealed: r.get(0)?,
+                    at: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn unlist(&self, petition: &str, email_hash: &str) -> anyhow::Result<bool> {
+        let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
+        self.write(Durability::Full, move |tx| {
+            let n = tx.execute(
+                "UPDATE signatures SET listing = NULL, listed_at = NULL
+                 WHERE petition = ?1 AND email_hash = ?2 AND listing IS NOT NULL",
+                params![petition, email_hash],
+            )?;
+            if n > 0 {
+                audit(tx, &petition, &email_hash, "unlisted", crate::now(), "")?;
+            }
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {

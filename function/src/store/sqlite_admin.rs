@@ -7,8 +7,8 @@
 //! leaves counts equal to the confirmed records.
 
 use super::{
-    audit, bump_counter, is_expired, log_counted, log_event, log_uncounted, status_from,
-    Durability, SqliteStore,
+    audit, bump_counter, count_signer, is_expired, log_counted, log_event, log_uncounted,
+    status_from, Durability, SqliteStore,
 };
 use crate::store::admin::{AdminStore, Criteria, OfflineAdded, OfflineBatch, OfflineWithdrawn};
 use crate::store::{AuditEvent, Count, CountDelta, SignatureRecord, Status};
@@ -105,7 +105,7 @@ fn set_one(
     tx.execute(sql, params![petition, email_hash, to.as_str()])?;
     let delta = i64::from(to == Status::Confirmed) - i64::from(status == Status::Confirmed);
     if delta != 0 {
-        bump_counter(tx, petition, CountDelta::Signer(delta), now)?;
+        count_signer(tx, petition, email_hash, delta, now)?;
     }
     // The log follows the count in the same transaction: counted again with a new commitment,
     // or uncounted with the reason (an erasure, else an organizer's invalidation).
@@ -152,7 +152,7 @@ fn release_one(
     };
     tx.execute(sql, params![petition, email_hash, to.as_str()])?;
     if to == Status::Confirmed {
-        bump_counter(tx, petition, CountDelta::Signer(1), now)?;
+        count_signer(tx, petition, email_hash, 1, now)?;
         // Released after review: it counts, with a new counted entry (its receipt secret is
         // drawn and dropped here: the signer's receipt came with the first confirmation).
         log_counted(tx, petition, email_hash, now)?;
@@ -409,7 +409,7 @@ impl AdminStore for SqliteStore {
                 let mut stmt = tx.prepare(
                     "SELECT petition, email_hash FROM signatures WHERE created_at < ?1
                      AND (length(sealed) > 0 OR ip_hash != '' OR prefix_hash != '' OR network != ''
-                          OR name_hash != '')",
+                          OR name_hash != '' OR listing IS NOT NULL)",
                 )?;
                 let rows = stmt.query_map(params![older_than], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<Result<_, _>>()?
@@ -417,7 +417,7 @@ impl AdminStore for SqliteStore {
             for (p, h) in &targets {
                 tx.execute(
                     "UPDATE signatures SET sealed = x'', ip_hash = '', prefix_hash = '', network = '',
-                        name_hash = ''
+                        name_hash = '', listing = NULL, listed_at = NULL
                      WHERE petition = ?1 AND email_hash = ?2",
                     params![p, h],
                 )?;

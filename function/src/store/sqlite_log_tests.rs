@@ -30,6 +30,7 @@ pub(super) fn sig(email_hash: &str, hold: Option<&str>) -> NewSignature {
         expires_at: NOW + 86_400,
         budgets: Vec::new(),
         deferred_mail: None,
+        listing: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod offline;
 mod out;
 pub mod pepper;
 mod reports;
+mod signers;
 pub mod unseal;
 
 #[cfg(test)]
@@ -84,6 +85,9 @@ pub enum AdminCommand {
     /// Paper signatures: add a batch to a petition's count, withdraw one, list them.
     #[command(subcommand)]
     Offline(offline::OfflineCommand),
+    /// The public list of signers: take an entry off it.
+    #[command(subcommand)]
+    Signers(signers::SignersCommand),
     /// Recompute counts from the records (confirmed signatures and offline batches) and repair
     /// the counters.
     Recount {
@@ -223,6 +227,7 @@ pub async fn run_with(
             bulk::run(&mut ctx, action, a.bulk).await
         }
         AdminCommand::Offline(c) => offline::run(&mut ctx, c).await,
+        AdminCommand::Signers(c) => signers::run(&mut ctx, c).await,
         AdminCommand::Recount { petition } => maintenance::recount(&mut ctx, petition).await,
         AdminCommand::Export(a) => export::run(&mut ctx, a).await,
         AdminCommand::Erase { email, petition } => {

@@ -7,7 +7,7 @@ use age::secrecy::ExposeSecret;
 use async_trait::async_trait;
 use cahier_function::store::admin::Criteria;
 use cahier_function::store::{
-    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, NewSignature, SignOutcome,
+    AuditEvent, Budget, ConfirmOutcome, Count, EraseOutcome, Listed, NewSignature, SignOutcome,
     SignatureRecord, Status, Store,
 };
 use clap::Parser;
@@ -112,6 +112,14 @@ impl Store for Mem {
             count: self.counter(petition),
             ..Default::default()
         })
+    }
+    // The public list is exercised on the real stores (conformance, `signers` CLI test);
+    // this fixture lists nobody.
+    async fn listed(&self, _: &str, _: u32, _: u32) -> anyhow::Result<Vec<Listed>> {
+        Ok(Vec::new())
+    }
+    async fn unlist(&self, _: &str, _: &str) -> anyhow::Result<bool> {
+        Ok(false)
     }
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
         self.events.lock().unwrap().push(event.clone());

@@ -158,6 +158,56 @@
     });
   }
 
+  /* ---- Public list of signers (signers/ page): names as text, never as markup ---- */
+  function showSigners(box) {
+    var list = box.querySelector("[data-signers-list]"), status = box.querySelector("[data-signers-status]");
+    var pager = box.querySelector("[data-signers-pager]");
+    var newer = box.querySelector("[data-signers-newer]"), older = box.querySelector("[data-signers-older]");
+    var lang = box.getAttribute("data-lang") || document.documentElement.lang;
+    function pageNo() {
+      var m = /page=(\d+)/.exec(location.hash || "");
+      var n = m ? parseInt(m[1], 10) : 1;
+      return n >= 1 ? n : 1;
+    }
+    function load() {
+      var n = pageNo();
+      fetchJson(box.getAttribute("data-api") + n, { headers: { Accept: "application/json" }, credentials: "omit" }, 8000).then(function (r) {
+        if (!r.ok || !r.data || !Array.isArray(r.data.signers)) throw new Error("signers");
+        list.textContent = "";
+        r.data.signers.forEach(function (s) {
+          var li = document.createElement("li");
+          var name = document.createElement("span");
+          name.className = "signer-name";
+          name.textContent = String(s.name || "");
+          li.appendChild(name);
+          if (s.city) li.appendChild(document.createTextNode(" — " + s.city));
+          if (s.date) {
+            var t = document.createElement("time");
+            t.dateTime = s.date;
+            try { t.textContent = new Date(s.date + "T12:00:00Z").toLocaleDateString(lang); } catch (e) { t.textContent = s.date; }
+            li.appendChild(document.createTextNode(" · "));
+            li.appendChild(t);
+          }
+          list.appendChild(li);
+        });
+        list.start = (n - 1) * (Number(r.data.per_page) || 50) + 1;
+        list.hidden = r.data.signers.length === 0;
+        status.textContent = r.data.signers.length ? fill(box.getAttribute("data-text-page"), { page: n }) : box.getAttribute("data-text-empty");
+        newer.hidden = n <= 1;
+        newer.href = "#page=" + (n - 1);
+        older.hidden = !r.data.next;
+        if (r.data.next) older.href = "#page=" + r.data.next;
+        pager.hidden = newer.hidden && older.hidden;
+      }).catch(function () {
+        status.textContent = box.getAttribute("data-text-unavailable");
+        list.hidden = true;
+        pager.hidden = true;
+      });
+    }
+    window.addEventListener("hashchange", load);
+    load();
+  }
+
   /* ---- Sign form ---- */
   function clearErrors(form) {
     Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (p) { p.textContent = ""; p.hidden = true; });
@@ -294,6 +344,7 @@
 
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-count-url]"), showCount);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-signers]"), showSigners);
     Array.prototype.forEach.call(document.querySelectorAll("form[data-sign-form]"), setupForm);
     Array.prototype.forEach.call(document.querySelectorAll("[data-token-page]"), setupTokenPage);
     Array.prototype.forEach.call(document.querySelectorAll("[data-receipt]"), setupReceipt);
