@@ -79,6 +79,59 @@ async fn init_creates_an_on_demand_table_with_ttl_and_is_idempotent() -> anyhow:
     let ttl = ttl.time_to_live_description().expect("TTL described");
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
     assert_eq!(ttl.attribute_name(), Some("ttl"));
+    let indexes: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    assert_eq!(indexes, ["listed"], "the public list's index");
+    Ok(())
+}
+
+/// A table created before the public list (no index) gets its index at `init`.
+#[tokio::test]
+async fn init_adds_the_list_index_to_an_older_table() -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let moto = Moto::start()?;
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let table = "older-table";
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, k: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(k)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await?;
+    let store = DynamoStore::new(client.clone(), table.to_string());
+    store.init().await?;
+    let desc = client.describe_table().table_name(table).send().await?;
+    let indexes: Vec<String> = desc
+        .table()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.index_name().map(str::to_string))
+        .collect();
+    assert_eq!(indexes, ["listed"]);
     Ok(())
 }
 

@@ -347,6 +347,7 @@ impl DynamoStore {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        self.ensure_list_index().await?;
         let ttl = self
             .client
             .describe_time_to_live()

@@ -45,6 +45,67 @@ pub(super) fn follow_count(
 }
 
 impl DynamoStore {
+    /// Adds the `listed` index to a table created before it (the template and `create_table`
+    /// create it with the table); the index builds in the background, and the public list
+    /// answers once it is active.
+    pub(super) async fn ensure_list_index(&self) -> anyhow::Result<()> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
+            KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+        };
+        let desc = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .with_context(|| format!("while describing table {}", self.table))?;
+        let has = desc
+            .table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some(LIST_INDEX));
+        if has {
+            return Ok(());
+        }
+        let attr = |name: &str, kind: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(kind)
+                .build()
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(LIST_INDEX)
+            .key_schema(key("list_pk", KeyType::Hash)?)
+            .key_schema(key("list_at", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .non_key_attributes("listing")
+                    .build(),
+            )
+            .build()?;
+        self.client
+            .update_table()
+            .table_name(&self.table)
+            .attribute_definitions(attr("list_pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("list_at", ScalarAttributeType::N)?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("while adding the index {LIST_INDEX} to {}", self.table))?;
+        Ok(())
+    }
+
     pub(super) async fn listed_page(
         &self,
         petition: &str,
