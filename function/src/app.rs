@@ -53,6 +53,10 @@ pub fn app(state: AppState) -> Router {
             get(crate::signers::page),
         )
         .route("/api/petitions.csv", get(crate::open_data::petitions_csv))
+        .route(
+            "/api/petitions/{slug}/regions.json",
+            get(crate::geography::regions_json),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(public_cors);
     // Same-origin only (the smoke test calls it with curl): no CORS.
@@ -63,6 +67,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/petitions/{slug}/sign", post(sign::sign))
         .route("/api/confirm", post(sign::confirm).get(sign::confirm_get))
         .route("/api/erase", post(sign::erase))
+        .route(
+            "/api/unsubscribe",
+            post(crate::unsubscribe::unsubscribe).get(crate::unsubscribe::unsubscribe_get),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
         .merge(public)

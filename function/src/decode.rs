@@ -311,6 +311,7 @@ mod tests {
             newsletter: false,
             text_sha256: Default::default(),
             consent_sha256: Default::default(),
+            geography_threshold: None,
         }
     }
 

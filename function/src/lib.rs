@@ -21,6 +21,7 @@ pub mod deferred;
 pub mod dev;
 pub mod edge;
 pub mod email;
+pub mod geography;
 pub mod heuristics;
 pub mod http_server;
 #[cfg(feature = "s3")]
@@ -41,6 +42,7 @@ pub mod signers;
 pub mod state;
 pub mod store;
 pub mod token;
+pub mod unsubscribe;
 pub mod whoami;
 
 pub use app::app;

@@ -294,6 +294,7 @@ mod tests {
             budgets: Vec::new(),
             deferred_mail: None,
             listing: None,
+            region: None,
         }
     }
 

@@ -18,8 +18,17 @@ use std::collections::BTreeMap;
 
 pub const SIGNER_TEXT: &str = "mail/signer.txt";
 pub const SIGNER_HTML: &str = "mail/signer.html";
+/// An update to signers (`cahier admin mail`): the organizer's text inside the theme's frame.
+pub const UPDATE_TEXT: &str = "mail/update.txt";
+pub const UPDATE_HTML: &str = "mail/update.html";
 /// The templates a theme must provide for mails.
-pub const TEMPLATES: &[&str] = &[SIGNER_TEXT, SIGNER_HTML];
+pub const TEMPLATES: &[&str] = &[SIGNER_TEXT, SIGNER_HTML, UPDATE_TEXT, UPDATE_HTML];
+/// The strings of the update frame (`{title}` and `{organization}` filled).
+pub const UPDATE_STRINGS: &[&str] = &[
+    "mail_update_reason",
+    "mail_update_unsubscribe_intro",
+    "mail_update_unsubscribe_label",
+];
 /// Prefix of the i18n keys bundled for mails.
 pub const STRING_PREFIX: &str = "mail_";
 /// Days an unconfirmed signature is kept, as the mails say.
@@ -73,10 +82,33 @@ pub fn required_strings() -> Vec<String> {
         "mail_erase_intro",
         "mail_erase_label",
         "mail_expiry",
-    ] {
+    ]
+    .iter()
+    .chain(UPDATE_STRINGS)
+    {
         keys.push(k.to_string());
     }
     keys
+}
+
+/// What one update is, for one recipient.
+#[derive(Debug, Clone)]
+pub struct UpdateContext<'a> {
+    pub to: &'a str,
+    pub lang: &'a str,
+    pub organization: &'a str,
+    pub title: &'a str,
+    pub subject: &'a str,
+    /// The organizer's text as written (Markdown reads as plain text).
+    pub body_text: &'a str,
+    /// The same rendered to HTML and sanitized by the caller; inserted as is.
+    pub body_html: &'a str,
+    pub petition_url: &'a str,
+    /// The page with the unsubscribe button (the visible link).
+    pub unsubscribe_url: &'a str,
+    /// The RFC 8058 one-click target (`List-Unsubscribe`).
+    pub one_click_url: &'a str,
+    pub reply_to: Option<&'a str>,
 }
 
 /// What one mail is about.
@@ -113,6 +145,14 @@ impl MailBundle {
             (
                 SIGNER_HTML.to_string(),
                 include_str!("../../themes/default/templates/mail/signer.html").to_string(),
+            ),
+            (
+                UPDATE_TEXT.to_string(),
+                include_str!("../../themes/default/templates/mail/update.txt").to_string(),
+            ),
+            (
+                UPDATE_HTML.to_string(),
+                include_str!("../../themes/default/templates/mail/update.html").to_string(),
             ),
         ]);
         let mut strings = BTreeMap::new();
@@ -172,6 +212,7 @@ impl MailTemplates {
     /// Compiles `bundle`; refuses a missing template or string, then renders every mail in
     /// every language once, so that a broken override fails here and not in front of a signer.
     pub fn compile(bundle: &MailBundle, default_language: &str) -> anyhow::Result<MailTemplates> {
+        let bundle = &with_update_defaults(bundle);
         for name in TEMPLATES {
             anyhow::ensure!(
                 bundle.templates.contains_key(*name),
@@ -220,8 +261,69 @@ impl MailTemplates {
                     },
                 )?;
             }
+            compiled.render_update(&UpdateContext {
+                to: "signer@example.org",
+                lang,
+                organization: "Collective <&>",
+                title: "A \"petition\" <title>",
+                subject: "News <&>",
+                body_text: "Some *news*.",
+                body_html: "<p>Some <em>news</em>.</p>",
+                petition_url: "https://petitions.example/p/",
+                unsubscribe_url: "https://petitions.example/unsubscribe/#t=z",
+                one_click_url: "https://petitions.example/api/unsubscribe?t=z",
+                reply_to: None,
+            })?;
         }
         Ok(compiled)
+    }
+
+    /// Renders one update in `ctx.lang` (else the default language), with its one-click
+    /// unsubscribe headers. Not `Auto-Submitted`: a person wrote it, to people who may answer.
+    pub fn render_update(&self, ctx: &UpdateContext<'_>) -> anyhow::Result<Mail> {
+        let (lang, strings) = self.strings_for(ctx.lang);
+        let fill = |s: &str| {
+            s.replace("{title}", ctx.title)
+                .replace("{organization}", ctx.organization)
+        };
+        let t: BTreeMap<&str, String> =
+            strings.iter().map(|(k, v)| (k.as_str(), fill(v))).collect();
+        let subject = one_line(ctx.subject);
+        let mut c = tera::Context::new();
+        c.insert("kind", "update");
+        c.insert("lang", lang);
+        c.insert("subject", &subject);
+        c.insert("t", &t);
+        c.insert("body_text", ctx.body_text);
+        c.insert("body_html", ctx.body_html);
+        c.insert("petition_url", ctx.petition_url);
+        c.insert("unsubscribe_url", ctx.unsubscribe_url);
+        c.insert("organization", ctx.organization);
+        c.insert("title", ctx.title);
+        let render = |name: &str| {
+            self.tera.render(name, &c).map_err(|e| {
+                anyhow::anyhow!("while rendering the update mail in {lang}: {}", chain(&e))
+            })
+        };
+        Ok(Mail {
+            to: ctx.to.to_string(),
+            subject,
+            text: render(UPDATE_TEXT)?,
+            html: render(UPDATE_HTML)?,
+            from_name: Some(ctx.organization.to_string()),
+            reply_to: ctx.reply_to.map(str::to_string),
+            auto_submitted: false,
+            list_unsubscribe: Some(ctx.one_click_url.to_string()),
+        })
+    }
+
+    /// The strings of `lang`, else of the default language, else of any.
+    fn strings_for(&self, lang: &str) -> (&String, &BTreeMap<String, String>) {
+        self.strings
+            .get_key_value(lang)
+            .or_else(|| self.strings.get_key_value(&self.default_language))
+            .or_else(|| self.strings.iter().next())
+            .expect("compile refuses a bundle without strings")
     }
 
     /// The languages mails can be written in.
@@ -231,12 +333,7 @@ impl MailTemplates {
 
     /// Renders one mail in `ctx.lang`, else in the site's default language, else in any.
     pub fn render(&self, kind: MailKind, ctx: &MailContext<'_>) -> anyhow::Result<Mail> {
-        let (lang, strings) = self
-            .strings
-            .get_key_value(ctx.lang)
-            .or_else(|| self.strings.get_key_value(&self.default_language))
-            .or_else(|| self.strings.iter().next())
-            .expect("compile refuses a bundle without strings");
+        let (lang, strings) = self.strings_for(ctx.lang);
         let days = EXPIRY_DAYS.to_string();
         let fill = |s: &str| {
             s.replace("{title}", ctx.title)
@@ -245,10 +342,7 @@ impl MailTemplates {
         };
         let t: BTreeMap<&str, String> =
             strings.iter().map(|(k, v)| (k.as_str(), fill(v))).collect();
-        let subject: String = t[format!("mail_{}_subject", kind.key()).as_str()]
-            .split(['\r', '\n'])
-            .collect::<Vec<_>>()
-            .join(" ");
+        let subject = one_line(&t[format!("mail_{}_subject", kind.key()).as_str()]);
         let intro = t[format!("mail_{}_intro", kind.key()).as_str()].clone();
         let confirm_url = match kind {
             MailKind::AlreadyConfirmed => None,
@@ -282,9 +376,52 @@ impl MailTemplates {
             from_name: Some(ctx.organization.to_string()),
             reply_to: ctx.reply_to.map(str::to_string),
             auto_submitted: true,
+            list_unsubscribe: None,
         })
     }
 }
+
+/// A subject on one line: a header cannot hold a line break.
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A bundle from a manifest built before updates existed lacks their templates and strings:
+/// the default theme's stand in, so such a manifest still loads. The function never sends
+/// updates; this only keeps its check of the bundle from refusing an older manifest.
+fn with_update_defaults(bundle: &MailBundle) -> MailBundle {
+    let mut b = bundle.clone();
+    // A bundle with any update template is from a build that knows updates: checked as is.
+    if UPDATE_TEXT_OR_HTML
+        .iter()
+        .any(|n| b.templates.contains_key(*n))
+    {
+        return b;
+    }
+    let defaults = MailBundle::default_theme();
+    for name in UPDATE_TEXT_OR_HTML {
+        b.templates
+            .entry(name.to_string())
+            .or_insert_with(|| defaults.templates[*name].clone());
+    }
+    for (lang, strings) in b.strings.iter_mut() {
+        let from = defaults
+            .strings
+            .get(lang)
+            .unwrap_or(&defaults.strings["en"]);
+        for k in UPDATE_STRINGS {
+            if !strings.contains_key(*k) {
+                strings.insert(k.to_string(), from[*k].clone());
+            }
+        }
+    }
+    b
+}
+
+const UPDATE_TEXT_OR_HTML: &[&str] = &[UPDATE_TEXT, UPDATE_HTML];
 
 /// A Tera error with its causes (Tera puts the useful part in the source).
 fn chain(e: &tera::Error) -> String {
@@ -343,6 +480,70 @@ mod tests {
         // A language the site does not have: the default language.
         let other = mails.render(MailKind::Confirm, &ctx("it")).unwrap();
         assert!(other.subject.starts_with("Confirmez"));
+    }
+
+    #[test]
+    fn an_update_has_its_frame_in_the_signers_language_and_one_click_headers() {
+        let mails = MailTemplates::compile(&MailBundle::default_theme(), "fr").unwrap();
+        let ctx = |lang| UpdateContext {
+            to: "a@b.org",
+            lang,
+            organization: "Collectif <X>",
+            title: "Noël",
+            subject: "Audience\r\nBcc: x@evil.example",
+            body_text: "We **won**.",
+            body_html: "<p>We <strong>won</strong>.</p>",
+            petition_url: "https://s.example/noel/",
+            unsubscribe_url: "https://s.example/en/unsubscribe/#t=u",
+            one_click_url: "https://s.example/api/unsubscribe?t=u",
+            reply_to: Some("contact@s.example"),
+        };
+        let en = mails.render_update(&ctx("en")).unwrap();
+        assert_eq!(en.subject, "Audience Bcc: x@evil.example", "one line");
+        assert!(en
+            .text
+            .contains("You receive this because you signed the petition \"Noël\""));
+        assert!(
+            en.text.contains("https://s.example/en/unsubscribe/#t=u"),
+            "{}",
+            en.text
+        );
+        assert!(
+            en.html.contains("<p>We <strong>won</strong>.</p>"),
+            "{}",
+            en.html
+        );
+        assert!(en.html.contains("Collectif &lt;X&gt;"), "{}", en.html);
+        assert_eq!(
+            en.list_unsubscribe.as_deref(),
+            Some("https://s.example/api/unsubscribe?t=u")
+        );
+        assert!(!en.auto_submitted);
+        let fr = mails.render_update(&ctx("fr")).unwrap();
+        assert!(fr
+            .text
+            .contains("Pour ne plus recevoir de nouvelles de Collectif <X>"));
+        let de = mails.render_update(&ctx("de")).unwrap();
+        assert!(de.text.contains("abmelden") || de.html.contains("abmelden"));
+        // A manifest from before updates: the default theme's frame stands in.
+        let mut old = MailBundle::default_theme();
+        old.templates.remove(UPDATE_TEXT);
+        old.templates.remove(UPDATE_HTML);
+        for s in old.strings.values_mut() {
+            s.retain(|k, _| !k.starts_with("mail_update_"));
+        }
+        assert!(MailTemplates::compile(&old, "fr").is_ok());
+        // A theme with an update template but not the strings is refused.
+        let mut broken = MailBundle::default_theme();
+        broken
+            .strings
+            .get_mut("de")
+            .unwrap()
+            .remove("mail_update_reason");
+        let e = MailTemplates::compile(&broken, "fr")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mail_update_reason"), "{e}");
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub struct Petition {
     pub text_sha256: BTreeMap<String, String>,
     /// SHA-256 (hex) of the consent wording, per language.
     pub consent_sha256: BTreeMap<String, String>,
+    /// The petition publishes where its signatures come from ([`crate::geography`]), in groups
+    /// of at least this many; `None`: it does not (turned off, no postcode or country field, or
+    /// a manifest built before), and no region is derived at signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geography_threshold: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

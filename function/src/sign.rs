@@ -10,7 +10,7 @@ mod captcha;
 mod decode;
 mod notify;
 mod record;
-mod respond;
+pub(crate) mod respond;
 mod screen;
 
 use crate::client_ip::{self, UNKNOWN_CLIENT};
@@ -216,6 +216,7 @@ pub async fn erase(State(state): State<AppState>, req: Request<Body>) -> Respons
         .erase(&claims.petition, &claims.email_hash, crate::now())
         .await;
     state.0.counts.forget(&claims.petition);
+    state.0.signer_pages.forget(&claims.petition);
     match outcome {
         Ok(_) => no_store(json(StatusCode::OK, r#"{"status":"erased"}"#.to_string())),
         Err(e) => {

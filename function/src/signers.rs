@@ -33,8 +33,10 @@ pub const PER_PAGE: u32 = 50;
 /// Pages published (the newest 1,000 signers).
 pub const MAX_PAGES: u32 = 20;
 pub const PAGE_TTL: Duration = Duration::from_secs(60);
-pub const PAGE_CACHE_CONTROL: &str =
-    "public, max-age=60, s-maxage=60, stale-while-revalidate=120, stale-if-error=600";
+/// No stale copies: a signer who erased their signature, or an entry the organizer hid, must
+/// leave the list within the minute even while the origin fails (a stale-if-error copy would
+/// keep showing the name for as long as an attacker keeps the origin failing).
+pub const PAGE_CACHE_CONTROL: &str = "public, max-age=60, s-maxage=60, stale-if-error=0";
 /// Pages one instance keeps; past it the cache starts again empty.
 const CACHED_PAGES: usize = 4096;
 
@@ -98,6 +100,12 @@ impl PageCache {
             .get(&(slug.to_string(), page))
             .filter(|(at, _)| at.elapsed() < PAGE_TTL)
             .map(|(_, body)| body.clone())
+    }
+
+    /// Drops the petition's pages (an erased signature leaves this instance's list at once).
+    pub fn forget(&self, slug: &str) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages.retain(|(s, _), _| s != slug);
     }
 
     fn put(&self, slug: &str, page: u32, body: Arc<Vec<u8>>) {
@@ -171,7 +179,8 @@ pub async fn page(
         .filter_map(|l| match state.0.signer_seal.open(&l.sealed) {
             Ok(e) => Some(Shown {
                 name: e.name,
-                city: e.city,
+                // Sealed at signing; shown only while the petition still says so today.
+                city: e.city.filter(|_| petition.public_city),
                 date: crate::open_data::rfc3339(l.at)
                     .map(|t| t[..10].to_string())
                     .unwrap_or_default(),

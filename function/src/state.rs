@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub secrets: Secrets,
     pub options: Options,
     pub tokens: TokenKey,
+    /// Checks the unsubscribe links of updates ([`crate::unsubscribe`]).
+    pub unsubscribe: TokenKey,
     pub hasher: Hasher,
     /// Seals the mails queued behind a network budget ([`crate::deferred`]).
     pub letters: crate::deferred::LetterSeal,
@@ -102,6 +104,7 @@ pub(crate) struct Inner {
     pub open_data: crate::open_data::ListingCache,
     pub signer_seal: crate::signers::ListingSeal,
     pub signer_pages: crate::signers::PageCache,
+    pub regions: crate::geography::RegionCache,
     #[cfg(feature = "dev")]
     pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
 }
@@ -205,6 +208,7 @@ impl AppState {
             captcha: parts.captcha,
             letters: crate::deferred::LetterSeal::new(&parts.secrets.token_key),
             tokens,
+            unsubscribe: crate::unsubscribe::token_key(&parts.secrets.pepper),
             hasher,
             limiter: RateLimiter::new(parts.options.rate_limits),
             disposable,
@@ -213,6 +217,7 @@ impl AppState {
             open_data: Default::default(),
             signer_seal: crate::signers::ListingSeal::new(&parts.secrets.token_key),
             signer_pages: Default::default(),
+            regions: Default::default(),
             secrets: parts.secrets,
             options: parts.options,
             #[cfg(feature = "dev")]
@@ -271,6 +276,10 @@ impl AppState {
 
     pub fn hasher(&self) -> &Hasher {
         &self.0.hasher
+    }
+
+    pub fn unsubscribe_key(&self) -> &TokenKey {
+        &self.0.unsubscribe
     }
 }
 

@@ -20,6 +20,9 @@ pub const CONFIRM_TTL_SECS: i64 = 7 * 24 * 3600;
 pub enum TokenKind {
     Confirm,
     Erase,
+    /// The link of an update to signers ([`crate::unsubscribe`]); issued on the organizer's
+    /// machine with a key of its own, so it can never confirm or erase anything.
+    Unsubscribe,
 }
 
 impl TokenKind {
@@ -27,6 +30,7 @@ impl TokenKind {
         match self {
             TokenKind::Confirm => b'c',
             TokenKind::Erase => b'e',
+            TokenKind::Unsubscribe => b'u',
         }
     }
 
@@ -34,6 +38,7 @@ impl TokenKind {
         match b {
             b'c' => Some(TokenKind::Confirm),
             b'e' => Some(TokenKind::Erase),
+            b'u' => Some(TokenKind::Unsubscribe),
             _ => None,
         }
     }
@@ -47,6 +52,7 @@ impl TokenKind {
         match self {
             TokenKind::Confirm => &[TokenKind::Confirm],
             TokenKind::Erase => &[TokenKind::Erase, TokenKind::Confirm],
+            TokenKind::Unsubscribe => &[TokenKind::Unsubscribe],
         }
     }
 }

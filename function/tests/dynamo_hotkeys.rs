@@ -203,12 +203,14 @@ fn simulate(policy: &BudgetPolicy) {
             confirms.push((now + CONFIRM_DELAY, petition, email_hash));
         }
     }
-    // Confirms: state change + count shard + audit event + queued log event, one transaction.
+    // Confirms: state change + count shard + audit event + queued log event + region shard
+    // (every signer with a region, the worst case), one transaction.
     for (at, petition, email_hash) in &confirms {
         let keys = confirm_write_keys(petition, email_hash);
         load.write(&keys[0], at - T0, 2, true);
         load.write(&keys[1], at - T0, 1, true);
         load.write(&keys[2], at - T0, 1, true);
+        load.write(&keys[3], at - T0, 1, true);
     }
 
     let (hot, writes) = load

@@ -160,6 +160,13 @@ pub struct FrontMatter {
     /// The public list also shows the town a signer gave (the `city` field).
     #[serde(default)]
     pub public_city: bool,
+    /// Publish where the signatures come from (by country, French département); absent: on
+    /// when the form has a postcode or country field.
+    #[serde(default)]
+    pub geography: Option<bool>,
+    /// Smallest group the geography shows (default 10, at least 5).
+    #[serde(default)]
+    pub geography_threshold: Option<u32>,
     /// Newsletter opt-in wording; no opt-in when absent.
     #[serde(default)]
     pub newsletter: Option<String>,
@@ -303,7 +310,7 @@ pub struct Content {
 }
 
 /// Splits front matter from the body. Returns (format_is_toml, front, front_first_line, body, body_first_line).
-fn split_front_matter(text: &str) -> Option<(bool, &str, &str, usize)> {
+pub(crate) fn split_front_matter(text: &str) -> Option<(bool, &str, &str, usize)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (delim, toml) = if text.starts_with("+++") {
         ("+++", true)
@@ -559,10 +566,59 @@ fn is_shared_key(k: &str) -> bool {
             | "fields"
             | "public_signers"
             | "public_city"
+            | "geography"
+            | "geography_threshold"
             | "image"
             | "organizers"
             | "offline"
     )
+}
+
+impl FrontMatter {
+    /// The petition publishes its geography in groups of at least this many (the manifest's
+    /// `geography_threshold`): unless `geography = false`, whenever the form asks where the
+    /// signer is (a postcode or country field, by kind), since that is all it is made of.
+    pub fn geography_threshold(&self) -> Option<u32> {
+        let asks = self
+            .fields
+            .iter()
+            .any(|f| matches!(f.kind(), FieldKind::Postcode | FieldKind::Country));
+        (self.geography.unwrap_or(asks) && asks).then(|| {
+            self.geography_threshold
+                .unwrap_or(cahier_function::geography::DEFAULT_THRESHOLD)
+        })
+    }
+}
+
+/// `geography = true` needs a field to derive it from; a threshold under the minimum would
+/// publish groups small enough to point at people.
+fn validate_geography(
+    meta: &FrontMatter,
+    at: &dyn Fn(&str) -> Option<usize>,
+    file: &Path,
+    errs: &mut Vec<Diagnostic>,
+) {
+    use cahier_function::geography::MIN_THRESHOLD;
+    if meta.geography == Some(true) && meta.geography_threshold().is_none() {
+        errs.push(
+            Diagnostic::new(
+                file,
+                at("geography"),
+                "`geography` needs a `postcode` or `country` field",
+            )
+            .with_key("geography"),
+        );
+    }
+    if meta.geography_threshold.is_some_and(|t| t < MIN_THRESHOLD) {
+        errs.push(
+            Diagnostic::new(
+                file,
+                at("geography_threshold"),
+                format!("`geography_threshold` must be at least {MIN_THRESHOLD}"),
+            )
+            .with_key("geography_threshold"),
+        );
+    }
 }
 
 /// Paper batches: each valid as `cahier admin offline add` would take it, ids unique.
@@ -615,6 +671,7 @@ fn validate(p: &Petition, cfg: &Config, errs: &mut Vec<Diagnostic>) {
         }
     }
     validate_offline(p, text, errs);
+    validate_geography(&p.meta, &at, &text.file, errs);
     if p.meta.public_city
         && !(p.meta.public_signers && p.meta.fields.iter().any(|f| f.name == "city"))
     {

@@ -24,7 +24,7 @@ pub const FEED_FILE: &str = "atom.xml";
 
 /// A page of the site itself, written in every language's folder.
 pub struct SitePage {
-    /// `index`, `privacy`, `404` (the template's `page.kind`).
+    /// `index`, `privacy`, `unsubscribe`, `404` (the template's `page.kind`).
     pub kind: &'static str,
     /// Path relative to the language's folder: a folder (`privacy/`, holding `index.html`), a
     /// file (`404.html`) or empty for the home page.
@@ -46,6 +46,12 @@ pub const SITE_PAGES: &[SitePage] = &[
         rel: "privacy/",
         template: "privacy.html",
         what: "privacy notice",
+    },
+    SitePage {
+        kind: "unsubscribe",
+        rel: "unsubscribe/",
+        template: "unsubscribe.html",
+        what: "page that stops the updates to a signer",
     },
     SitePage {
         kind: "404",

@@ -250,11 +250,17 @@ pub struct PetitionCtx {
     pub consent: String,
     pub newsletter: Option<String>,
     pub public_signers: bool,
+    /// The public list shows the signer's town too: the consent box says so.
+    pub public_city: bool,
     pub sign_url: String,
     pub count_url: String,
     /// The public list's pages are `<signers_api><n>`.
     pub signers_api: String,
     pub signers_path: String,
+    /// Where the signatures come from (`/api/petitions/<slug>/regions.json`), when the
+    /// petition publishes it: the page charts it.
+    pub geography: bool,
+    pub regions_url: String,
     pub confirm_api: String,
     pub erase_api: String,
     pub url: String,
@@ -497,10 +503,13 @@ pub fn petition_context(
         consent: consent_text(cfg, &site.strings, p, &site.lang),
         newsletter: newsletter_text(cfg, &site.strings, p, &site.lang),
         public_signers: p.meta.public_signers,
+        public_city: p.meta.public_city,
         sign_url: format!("{api}/petitions/{}/sign", p.slug),
         count_url: format!("{api}/petitions/{}/count", p.slug),
         signers_api: format!("{api}/petitions/{}/signers/", p.slug),
         signers_path: format!("{path}signers/"),
+        geography: p.meta.geography_threshold().is_some(),
+        regions_url: format!("{api}/petitions/{}/regions.json", p.slug),
         confirm_api: format!("{api}/confirm"),
         erase_api: format!("{api}/erase"),
         check_email_path: format!("{path}check-email/"),
@@ -621,7 +630,7 @@ pub fn site_page_context(cfg: &Config, site: &LangSite, kind: &str, rel: &str) -
         alternates,
         csp: site.csp_plain.clone(),
         signs: false,
-        noindex: kind == "404",
+        noindex: kind == "404" || kind == "unsubscribe",
     }
 }
 

@@ -55,6 +55,7 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
                 .collect(),
             public_signers: p.meta.public_signers,
             public_city: p.meta.public_city,
+            geography_threshold: p.meta.geography_threshold(),
             newsletter: p.meta.newsletter.is_some(),
             text_sha256: texts_by_lang(p, |l| sha256_hex(petition_text(p, l).as_bytes())),
             consent_sha256: texts_by_lang(p, |l| {

@@ -18,10 +18,13 @@ pub const REQUIRED: &[&str] = &[
     "signers.html",
     "index.html",
     "privacy.html",
+    "unsubscribe.html",
     "404.html",
     "og.svg",
     "mail/signer.txt",
     "mail/signer.html",
+    "mail/update.txt",
+    "mail/update.html",
 ];
 
 pub struct Templates {

@@ -45,6 +45,9 @@ pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     invalidated_signers_leave_the_public_list(store.clone())
         .await
         .context("admin scenario invalidated_signers_leave_the_public_list")?;
+    crate::regions_conformance::regions_follow_organizer_changes(store.clone())
+        .await
+        .context("admin scenario regions_follow_organizer_changes")?;
     Ok(())
 }
 

@@ -46,6 +46,51 @@ pub async fn run_all(store: Arc<dyn Store>) -> anyhow::Result<()> {
     public_list_follows_the_count(store.clone())
         .await
         .context("scenario public_list_follows_the_count")?;
+    suppression_list_keeps_the_first_reason(store.clone())
+        .await
+        .context("scenario suppression_list_keeps_the_first_reason")?;
+    crate::regions_conformance::regions_follow_the_count(store.clone())
+        .await
+        .context("scenario regions_follow_the_count")?;
+    Ok(())
+}
+
+/// An address goes on the suppression list once, with its first reason; the signature is
+/// untouched (still counted), and erasing it does not take the address off the list.
+pub async fn suppression_list_keeps_the_first_reason(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    use cahier_function::store::{Suppression, SuppressionReason};
+    let p = petition("suppressed");
+    let t = now();
+    let h = hash(950);
+    anyhow::ensure!(store.suppression(&h).await?.is_none(), "empty at first");
+    store.sign(&signature(&p, &h, t)).await?;
+    store.confirm(&p, &h, t).await?;
+    let entry = |reason| Suppression {
+        email_hash: h.clone(),
+        reason,
+        petition: p.clone(),
+        at: t,
+    };
+    anyhow::ensure!(
+        store
+            .suppress(&entry(SuppressionReason::Unsubscribed))
+            .await?
+    );
+    anyhow::ensure!(
+        !store
+            .suppress(&entry(SuppressionReason::Complained))
+            .await?,
+        "a second entry changes nothing"
+    );
+    let got = store.suppression(&h).await?.context("suppressed")?;
+    anyhow::ensure!(got == entry(SuppressionReason::Unsubscribed), "{got:?}");
+    anyhow::ensure!(store.count(&p).await?.count == 1, "still counted");
+    store.erase(&p, &h, t + 1).await?;
+    anyhow::ensure!(
+        store.suppression(&h).await?.is_some(),
+        "erasing the signature keeps the address suppressed"
+    );
+    anyhow::ensure!(store.suppression(&hash(951)).await?.is_none());
     Ok(())
 }
 
@@ -163,6 +208,7 @@ pub fn signature(petition: &str, email_hash: &str, now: i64) -> NewSignature {
         budgets: Vec::new(),
         deferred_mail: None,
         listing: None,
+        region: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn petition(slug: &str, closes_at: Option<i64>) -> Petition {
         newsletter: true,
         text_sha256: BTreeMap::from([("fr".to_string(), "00".repeat(32))]),
         consent_sha256: BTreeMap::from([("fr".to_string(), "11".repeat(32))]),
+        geography_threshold: None,
     }
 }
 

@@ -13,6 +13,11 @@ pub struct ReadMail {
     pub html: String,
     pub message_id: Option<String>,
     pub auto_submitted: Option<String>,
+    /// `List-Unsubscribe` and `List-Unsubscribe-Post` (RFC 8058), trimmed.
+    pub list_unsubscribe: Option<String>,
+    pub list_unsubscribe_post: Option<String>,
+    /// The message as received, for checks on the bytes (DKIM).
+    pub raw: Vec<u8>,
 }
 
 /// Parses one RFC 5322 message.
@@ -50,6 +55,13 @@ pub fn parse(bytes: &[u8]) -> ReadMail {
         html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
         message_id: m.message_id().map(str::to_string),
         auto_submitted: m.header_raw("Auto-Submitted").map(|v| v.trim().to_string()),
+        list_unsubscribe: m
+            .header_raw("List-Unsubscribe")
+            .map(|v| v.trim().to_string()),
+        list_unsubscribe_post: m
+            .header_raw("List-Unsubscribe-Post")
+            .map(|v| v.trim().to_string()),
+        raw: bytes.to_vec(),
     }
 }
 

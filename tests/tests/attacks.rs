@@ -864,6 +864,7 @@ async fn cleanup_10000_from_one_prefix_in_one_evening() {
         budgets: Vec::new(),
         deferred_mail: None,
         listing: None,
+        region: None,
     };
     let started = Instant::now();
     for i in 0..FRAUD {

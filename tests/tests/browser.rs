@@ -297,6 +297,47 @@ async fn sign_and_confirm(lang: &str) -> anyhow::Result<()> {
     b.shot("signers").await?;
     let bad = b.axe(&format!("{lang} signers")).await?;
     ensure!(bad.is_empty(), "axe on the list: {bad:?}");
+
+    // The page an update's unsubscribe link opens: one press, and no more updates.
+    let secrets: toml::Table = toml::from_str(&std::fs::read_to_string(
+        site.root.join(".cahier/secrets.toml"),
+    )?)?;
+    let pepper = hex::decode(secrets["cahier_pepper"].as_str().context("a pepper")?)?;
+    let canonical = cahier_function::email::canonicalize(&email)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .canonical;
+    let hash = cahier_function::crypto::Hasher::new(&pepper)?.email(&canonical);
+    let token = cahier_function::unsubscribe::issue(
+        &cahier_function::unsubscribe::token_key(&pepper),
+        PETITION,
+        &hash,
+        cahier_function::now(),
+    );
+    b.goto(&site.url(&format!("{}/unsubscribe/#t={token}", prefix(lang))))
+        .await?;
+    b.wait_js(
+        "the unsubscribe button to be ready",
+        "return !document.querySelector('[data-token-button]').disabled;",
+    )
+    .await?;
+    let bad = b.axe(&format!("{lang} unsubscribe")).await?;
+    ensure!(bad.is_empty(), "axe on the unsubscribe page: {bad:?}");
+    b.find("[data-token-button]").await?.click().await?;
+    let done = if lang == "fr" {
+        "vous ne recevrez plus de nouvelles"
+    } else {
+        "you will receive no more updates"
+    };
+    b.wait_text("[data-token-status]", done).await?;
+    b.shot("unsubscribed").await?;
+    let store = cahier_function::store::sqlite::SqliteStore::open(
+        &site.root.join(".cahier/signatures.sqlite3"),
+    )?;
+    use cahier_function::store::Store;
+    ensure!(
+        store.suppression(&hash).await?.is_some(),
+        "the page's press put the address on the suppression list"
+    );
     b.close().await;
     Ok(())
 }
@@ -610,6 +651,11 @@ async fn accessibility(lang: &str) -> anyhow::Result<()> {
         ),
         ("embed", format!("{p}/{PETITION}/embed/"), true),
         ("privacy", format!("{p}/privacy/"), false),
+        (
+            "unsubscribe",
+            format!("{p}/unsubscribe/#t=not-a-real-token"),
+            false,
+        ),
         ("404", format!("{p}/404.html"), false),
     ];
     let mut failures = Vec::new();
@@ -843,4 +889,98 @@ async fn phone_first_fr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_first_en() {
     phone_first("en").await.unwrap();
+}
+
+/// Geography: after confirmed signatures, the petition page charts them by country and
+/// département — a table of the figures with bars, in the page's language — leaves out the
+/// group under the threshold (10) but says how many it holds, and stays clean for axe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geography_chart_shows_the_confirmed_figures() {
+    geography_chart().await.unwrap();
+}
+
+async fn geography_chart() -> anyhow::Result<()> {
+    let _slot = SESSIONS.acquire().await?;
+    let site = Site::start().await?;
+    let api = cahier_tests::flow::Api::new(&site.base).slug(PETITION);
+    // Ten in the Rhône, one in Paris; each from its own network (the per-address budgets), all
+    // signed and confirmed before the page first asks (the figures are cached a minute).
+    for i in 0..11u8 {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 10 + i, 1]))
+            .build()?;
+        let email = format!("geo{i}@example.org");
+        let body = json!({
+            "name": format!("Signer {i}"), "email": email, "consent": true,
+            "postcode": if i < 10 { "69003" } else { "75011" },
+            "h-captcha-response": api.captcha().await, "lang": "fr", "fill_ms": 6000,
+        });
+        let res = client
+            .post(site.url(&format!("/api/petitions/{PETITION}/sign")))
+            .header("origin", &site.base)
+            .json(&body)
+            .send()
+            .await?;
+        ensure!(res.status() == 202, "{}", res.status());
+        let mail = site.wait_mail(&email).await?;
+        let token = cahier_tests::outbox::token(&mail.text, "confirm").context("a token")?;
+        ensure!(api.confirm(&token).await.status() == 200);
+    }
+    ensure!(site.count(PETITION).await? == 11);
+    let mut b = Browser::start("geography").await?;
+    for (lang, title, france, hidden) in [
+        (
+            "fr",
+            "D'où viennent les signatures",
+            "France",
+            "trop petits : 1.",
+        ),
+        (
+            "en",
+            "Where the signatures come from",
+            "France",
+            "too small: 1.",
+        ),
+    ] {
+        b.goto(&site.url(&format!("{}/{PETITION}/", prefix(lang))))
+            .await?;
+        b.wait_visible("[data-geography]").await?;
+        b.wait_text("[data-geography] h2", title).await?;
+        let rows = |css: &str| {
+            format!(
+                "return Array.prototype.map.call(document.querySelectorAll('{css} tbody tr'), \
+                 function (r) {{ return r.querySelector('th').textContent + '=' + r.querySelector('td').textContent; }});"
+            )
+        };
+        let countries = b.js(&rows("[data-geo-countries]"), vec![]).await?;
+        ensure!(
+            countries == json!([format!("{france}=11")]),
+            "{lang} countries: {countries}"
+        );
+        let departements = b.js(&rows("[data-geo-departements]"), vec![]).await?;
+        ensure!(
+            departements == json!(["Rhône (69)=10"]),
+            "{lang}: Paris (1) is under the threshold: {departements}"
+        );
+        let note = b.wait_text("[data-geo-hidden]", hidden).await?;
+        ensure!(note.ends_with(hidden), "{lang} hidden line {note:?}");
+        let bars = b
+            .js(
+                "return Array.prototype.map.call(document.querySelectorAll('[data-geography] .bar'), \
+                 function (e) { return e.getBoundingClientRect().width > 0; });",
+                vec![],
+            )
+            .await?;
+        ensure!(bars == json!([true, true]), "two drawn bars: {bars}");
+        b.js(
+            "document.querySelector('[data-geography]').scrollIntoView();",
+            vec![],
+        )
+        .await?;
+        b.shot(&format!("geography-{lang}")).await?;
+        let bad = b.axe(&format!("{lang} geography")).await?;
+        ensure!(bad.is_empty(), "axe on the chart ({lang}): {bad:?}");
+    }
+    b.close().await;
+    Ok(())
 }

@@ -751,7 +751,7 @@ async fn the_public_list_shows_confirmed_signers_who_opted_in() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers()[header::CACHE_CONTROL],
-        "public, max-age=60, s-maxage=60, stale-while-revalidate=120, stale-if-error=600"
+        "public, max-age=60, s-maxage=60, stale-if-error=0"
     );
     let raw = String::from_utf8(body(res).await).unwrap();
     assert!(
@@ -788,4 +788,227 @@ async fn the_public_list_shows_confirmed_signers_who_opted_in() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Geography: confirmed signatures by country and département, groups under the threshold left
+/// out and summed in `hidden`; pending ones not counted, a country not given as a code counts
+/// nowhere; no name, address or postcode in the answer; 404 for a petition without geography
+/// and for another spelling of the slug; cacheable like the public list.
+#[tokio::test]
+async fn the_geography_shows_groups_over_the_threshold_only() {
+    use cahier_function::manifest::{Field, FieldKind};
+    let dir = tempfile::tempdir().unwrap();
+    // Twelve signers from the test's one address: lift the per-address screens, not under test.
+    let options = Options {
+        rate_limits: RateLimits {
+            per_ip: Rate {
+                burst: 100.0,
+                per_minute: 100.0,
+            },
+            per_prefix: Rate {
+                burst: 100.0,
+                per_minute: 100.0,
+            },
+            max_buckets: 1000,
+        },
+        ..Options::default()
+    };
+    let app = TestApp::new(dir.path(), options);
+    let mut manifest = app.state.manifest();
+    let p = manifest
+        .petitions
+        .iter_mut()
+        .find(|p| p.slug == SLUG)
+        .unwrap();
+    p.fields.push(Field {
+        name: "country".into(),
+        kind: FieldKind::Country,
+        required: false,
+        max_len: 64,
+    });
+    p.geography_threshold = Some(5);
+    let budgets = manifest.site.budgets.as_mut().unwrap();
+    for rates in [&mut budgets.per_address, &mut budgets.per_network] {
+        *rates = vec![cahier_function::budgets::Rate::new(100, 3600)];
+    }
+    app.state.set_manifest(manifest).unwrap();
+
+    // (postcode, country): 5 in Paris (no country: a French postcode), 4 in Belgium, 1 in La
+    // Réunion, 1 "France" (not a code: nowhere), 1 pending in Paris.
+    let mut people: Vec<(&str, &str)> = vec![("75011", ""); 5];
+    people.extend([("1000", "be"); 4]);
+    people.extend([("97400", "FR"), ("75002", "France"), ("75003", "")]);
+    for (i, (postcode, country)) in people.iter().enumerate() {
+        let mut body = signer(&app, &format!("geo{i}@example.org"));
+        body["postcode"] = (*postcode).into();
+        if !country.is_empty() {
+            body["country"] = (*country).into();
+        }
+        assert_eq!(
+            call(&app, sign_json(SLUG, &body)).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    let mails = read_dir(&app.outbox);
+    for i in 0..people.len() - 1 {
+        let mail = mails
+            .iter()
+            .find(|m| m.to == format!("geo{i}@example.org"))
+            .expect("a mail");
+        let confirm = token(&mail.text, "confirm").unwrap();
+        assert_eq!(
+            call(&app, token_post("/api/confirm", &confirm))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(count(&app).await, 11);
+    let get = |path: String| Request::get(path).body(Body::empty()).unwrap();
+    let res = call(&app, get(format!("/api/petitions/{SLUG}/regions.json"))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CACHE_CONTROL],
+        "public, max-age=60, s-maxage=60, stale-while-revalidate=120, stale-if-error=600"
+    );
+    let raw = String::from_utf8(body(res).await).unwrap();
+    for private in ["Jeanne", "@example.org", "75011", "97400", "1000"] {
+        assert!(!raw.contains(private), "{private} in {raw}");
+    }
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "petition": SLUG,
+            "threshold": 5,
+            "countries": { "FR": 6 },
+            "departements": { "75": 5 },
+            "hidden": 4 + 1,
+        }),
+        "Belgium (4) and La Réunion (1) under 5"
+    );
+    for path in [
+        format!("/api/petitions/{CLOSED}/regions.json"),
+        "/api/petitions/Climat/regions.json".to_string(),
+        "/api/petitions/clim%61t/regions.json".to_string(),
+        "/api/petitions/nowhere/regions.json".to_string(),
+    ] {
+        let res = call(&app, get(path.clone())).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+/// The unsubscribe page's JSON POST (from the site's origin only), the RFC 8058 one-click POST
+/// (any origin: the mail provider's servers), and a GET that changes nothing.
+#[tokio::test]
+async fn unsubscribe_by_the_page_or_one_click_never_by_a_get() {
+    use cahier_function::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new(dir.path(), Options::default());
+    let store = cahier_function::store::sqlite::SqliteStore::open(&app.db).unwrap();
+    let now = cahier_function::now();
+    let issue =
+        |h: &str| cahier_function::unsubscribe::issue(app.state.unsubscribe_key(), SLUG, h, now);
+    let (page_hash, click_hash) = (hex::encode([1u8; 32]), hex::encode([2u8; 32]));
+
+    let res = call(
+        &app,
+        Request::get(format!("/api/unsubscribe?t={}", issue(&page_hash)))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        location,
+        format!("{SITE}/unsubscribe/#t={}", issue(&page_hash))
+    );
+    assert!(
+        store.suppression(&page_hash).await.unwrap().is_none(),
+        "a GET changes nothing"
+    );
+
+    // The page's button: JSON, from the site; another site's page is refused.
+    let mut foreign = token_post("/api/unsubscribe", &issue(&page_hash));
+    foreign
+        .headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    problem(call(&app, foreign).await, StatusCode::FORBIDDEN).await;
+    let mut ours = token_post("/api/unsubscribe", &issue(&page_hash));
+    ours.headers_mut()
+        .insert(header::ORIGIN, SITE.parse().unwrap());
+    assert_eq!(call(&app, ours).await.status(), StatusCode::OK);
+    let s = store
+        .suppression(&page_hash)
+        .await
+        .unwrap()
+        .expect("suppressed");
+    assert_eq!(
+        (s.petition.as_str(), s.reason.as_str()),
+        (SLUG, "unsubscribed")
+    );
+
+    // One-click, as a provider posts it (multipart here), with no Origin.
+    let one_click = |t: String, body: &'static str| {
+        Request::post(format!("/api/unsubscribe?t={t}"))
+            .header(header::CONTENT_TYPE, "multipart/form-data; boundary=b")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let multipart = "--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n";
+    let v = problem(
+        call(
+            &app,
+            one_click(issue(&click_hash), "List-Unsubscribe=Later"),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(v.to_string().contains("List-Unsubscribe"), "{v}");
+    assert!(store.suppression(&click_hash).await.unwrap().is_none());
+    let res = call(&app, one_click(issue(&click_hash), multipart)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(store.suppression(&click_hash).await.unwrap().is_some());
+    // Again: the same answer.
+    let res = call(
+        &app,
+        one_click(issue(&click_hash), "List-Unsubscribe=One-Click"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Neither a confirm or erase token, nor a forged one.
+    let other = hex::encode([3u8; 32]);
+    let erase = app
+        .state
+        .token_key()
+        .issue(&cahier_function::token::TokenClaims {
+            kind: cahier_function::token::TokenKind::Erase,
+            petition: SLUG.into(),
+            email_hash: other.clone(),
+            expires_at: now + 3600,
+        });
+    problem(
+        call(&app, one_click(erase, "List-Unsubscribe=One-Click")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let forged = cahier_function::unsubscribe::issue(
+        &cahier_function::unsubscribe::token_key(&[9u8; 32]),
+        SLUG,
+        &other,
+        now,
+    );
+    problem(
+        call(&app, one_click(forged, "List-Unsubscribe=One-Click")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(store.suppression(&other).await.unwrap().is_none());
 }

@@ -251,6 +251,7 @@ fn signature(email_hash: &str) -> NewSignature {
         budgets: Vec::new(),
         deferred_mail: None,
         listing: None,
+        region: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn mail(to: &str) -> Mail {
         from_name: Some("Collectif Noël".into()),
         reply_to: Some("contact@example.org".into()),
         auto_submitted: true,
+        list_unsubscribe: None,
     }
 }
 
@@ -45,6 +46,29 @@ async fn sends_through_ses_from_a_verified_identity() -> anyhow::Result<()> {
     assert!(msg
         .html
         .contains("href=\"https://example.org/noel/confirm/#t=abc\""));
+    assert!(msg.list_unsubscribe.is_none());
+
+    // An update (cahier admin mail through SES) keeps its one-click headers in the raw send.
+    let update = Mail {
+        auto_submitted: false,
+        list_unsubscribe: Some("https://example.org/api/unsubscribe?t=xyz".into()),
+        ..mail("reader@example.net")
+    };
+    mailer.send(&update).await?;
+    let sent = cahier_tests::moto::ses_mails(&moto)?;
+    let msg = sent
+        .iter()
+        .find(|m| m.to == "reader@example.net")
+        .expect("the update");
+    assert_eq!(
+        msg.list_unsubscribe.as_deref(),
+        Some("<https://example.org/api/unsubscribe?t=xyz>")
+    );
+    assert_eq!(
+        msg.list_unsubscribe_post.as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(msg.auto_submitted.is_none());
     Ok(())
 }
 

@@ -61,6 +61,49 @@ async fn recount_repairs_corrupted_shards() -> anyhow::Result<()> {
     conformance::check_counts(&*store, "repair", &hashes).await
 }
 
+/// The counters by region live in the count's shards (no hot key) and a recount repairs them
+/// from the records, as it does the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recount_repairs_the_region_shards() -> anyhow::Result<()> {
+    use cahier_function::store::dynamo_keys::{region_pk, REGION_SK};
+    let moto = Moto::start()?;
+    let (store, client) = store_on(&moto).await?;
+    let t = conformance::now();
+    let hashes: Vec<String> = (0..20).map(|i| format!("{:064x}", 500 + i)).collect();
+    for h in &hashes {
+        let mut sig = conformance::signature("regions", h, t);
+        sig.region = Some("FR-75".into());
+        store.sign(&sig).await?;
+        store.confirm("regions", h, t).await?;
+    }
+    let shards: std::collections::BTreeSet<u32> = hashes.iter().map(|h| count_shard(h)).collect();
+    assert!(
+        shards.len() > 5,
+        "spread over the count's shards: {shards:?}"
+    );
+    let expected = std::collections::BTreeMap::from([("FR-75".to_string(), 20u64)]);
+    assert_eq!(store.regions("regions").await?, expected);
+    // A wrong number in a used shard, a stray region in an unused one.
+    let unused = (0..64).find(|s| !shards.contains(s)).unwrap();
+    for (shard, region, value) in [
+        (count_shard(&hashes[0]), "FR-75", "1000"),
+        (unused, "BE", "7"),
+    ] {
+        client
+            .put_item()
+            .table_name(store.table())
+            .item("pk", AttributeValue::S(region_pk("regions", shard)))
+            .item("sk", AttributeValue::S(REGION_SK.into()))
+            .item(region, AttributeValue::N(value.into()))
+            .send()
+            .await?;
+    }
+    assert_ne!(store.regions("regions").await?, expected);
+    store.recount("regions").await?;
+    assert_eq!(store.regions("regions").await?, expected);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recount_racing_with_confirms_stays_exact() -> anyhow::Result<()> {
     let moto = Moto::start()?;

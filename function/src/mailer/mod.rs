@@ -16,6 +16,9 @@ pub struct Mail {
     /// `Auto-Submitted: auto-generated` (RFC 3834): sent by a program in answer to an event
     /// (a signature), so that vacation responders and mailing lists do not answer it.
     pub auto_submitted: bool,
+    /// An update's one-click unsubscribe URL (RFC 8058): `List-Unsubscribe` with
+    /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click`.
+    pub list_unsubscribe: Option<String>,
 }
 
 #[async_trait]
@@ -23,6 +26,7 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> anyhow::Result<()>;
 }
 
+pub mod dkim;
 pub mod outbox;
 pub mod redact;
 #[cfg(feature = "ses")]
@@ -65,6 +69,21 @@ pub fn to_message(from: &Mailbox, mail: &Mail) -> anyhow::Result<lettre::Message
     if mail.auto_submitted {
         builder = builder.header(AutoSubmitted);
     }
+    if let Some(url) = &mail.list_unsubscribe {
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "the unsubscribe URL must be http(s)"
+        );
+        anyhow::ensure!(
+            !url.contains(['<', '>', ',', '\r', '\n', ' ']),
+            "the unsubscribe URL has a character a header cannot carry"
+        );
+        builder = builder
+            .header(ListUnsubscribe(format!("<{url}>")))
+            .header(ListUnsubscribePost(
+                "List-Unsubscribe=One-Click".to_string(),
+            ));
+    }
     builder
         .multipart(MultiPart::alternative_plain_html(
             mail.text.clone(),
@@ -97,6 +116,32 @@ impl lettre::message::header::Header for AutoSubmitted {
         lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".to_string())
     }
 }
+
+/// A header lettre has no type for (lettre names a header by its type), holding an ASCII
+/// value the caller checked.
+macro_rules! raw_header {
+    ($ty:ident, $name:literal) => {
+        #[derive(Debug, Clone)]
+        struct $ty(String);
+
+        impl lettre::message::header::Header for $ty {
+            fn name() -> lettre::message::header::HeaderName {
+                lettre::message::header::HeaderName::new_from_ascii_str($name)
+            }
+
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($ty(s.to_string()))
+            }
+
+            fn display(&self) -> lettre::message::header::HeaderValue {
+                lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+raw_header!(ListUnsubscribe, "List-Unsubscribe");
+raw_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
 
 /// Parses a `from=` value (`Name <addr>` or `addr`).
 pub fn parse_from(value: Option<&str>) -> anyhow::Result<Mailbox> {

@@ -130,6 +130,8 @@ pub(super) async fn record(
         budgets,
         deferred_mail,
         listing,
+        // From the plaintext form, before only its sealed copy remains.
+        region: crate::geography::region_of(d.petition, &d.form),
     };
     let outcome = state
         .0

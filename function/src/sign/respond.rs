@@ -55,6 +55,21 @@ pub(crate) async fn bounded_body(
     Ok((kind, bytes))
 }
 
+/// Reads a body of any type within the same bound: RFC 8058's one-click POST may come as a
+/// form or as `multipart/form-data`, and only its text matters.
+pub(crate) async fn bounded_body_of(headers: &HeaderMap, body: Body) -> Result<Bytes, Problem> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(Problem::too_large());
+    }
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| Problem::too_large())
+}
+
 /// A request with an `Origin` must come from an allowed origin; without one (non-browser
 /// clients, very old browsers) it passes: the captcha still stands in the way.
 pub(crate) fn origin_allowed(headers: &HeaderMap, loaded: &Loaded) -> bool {

@@ -462,6 +462,9 @@ impl DynamoStore {
         if let Some(listing) = &sig.listing {
             item.insert("listing".into(), AttributeValue::B(listing.clone().into()));
         }
+        if let Some(region) = &sig.region {
+            item.insert("region".into(), s(region.as_str()));
+        }
         item.insert("newsletter".into(), AttributeValue::Bool(sig.newsletter));
         item.insert("status".into(), s(status.as_str()));
         if let Some(reason) = hold_reason {
@@ -686,6 +689,10 @@ impl DynamoStore {
             if update_expression.contains("#public") {
                 update = update.expression_attribute_names("#public", "public");
             }
+            // A reserved word of DynamoDB's expressions.
+            if update_expression.contains("#region") {
+                update = update.expression_attribute_names("#region", "region");
+            }
             for (name, value) in &values {
                 update = update.expression_attribute_values(*name, value.clone());
             }
@@ -698,6 +705,14 @@ impl DynamoStore {
                     c.now,
                 )?);
             }
+            // Its region follows the count (`dynamo_regions.rs`).
+            items.extend(super::dynamo_regions::follow_count(
+                &self.table,
+                c.item,
+                c.petition,
+                c.email_hash,
+                c.delta,
+            )?);
             let (event, detail) = c.audit;
             items.push(self.audit_put(c.petition, c.email_hash, event, c.now, detail)?);
             if let Some(log) = &log {
@@ -1042,7 +1057,7 @@ impl Store for DynamoStore {
                     from: status,
                     to: Status::Erased,
                     update_expression: "SET #status = :to, #public = :no, newsletter = :no \
-                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl, refunds, queue_pk, queue_sk, listing",
+                     REMOVE sealed, ip_hash, prefix_hash, network, name_hash, email_domain, flags, hold_reason, #ttl, refunds, queue_pk, queue_sk, listing, #region",
                     values: vec![(":no", AttributeValue::Bool(false))],
                     delta: if was_counted { -1 } else { 0 },
                     audit: ("erased", status.as_str()),
@@ -1073,6 +1088,21 @@ impl Store for DynamoStore {
 
     async fn unlist(&self, petition: &str, email_hash: &str) -> anyhow::Result<bool> {
         self.unlist_signature(petition, email_hash).await
+    }
+
+    async fn regions(
+        &self,
+        petition: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        self.region_counts(petition).await
+    }
+
+    async fn suppress(&self, entry: &super::Suppression) -> anyhow::Result<bool> {
+        self.put_suppression(entry).await
+    }
+
+    async fn suppression(&self, email_hash: &str) -> anyhow::Result<Option<super::Suppression>> {
+        self.get_suppression(email_hash).await
     }
 
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {

@@ -452,6 +452,8 @@ impl AdminStore for DynamoStore {
             // transaction on condition that none changed meanwhile (a confirm during the scan
             // makes the write fail, and the recount starts again).
             let before = self.shard_values(petition).await?;
+            let regions_before = self.regions_before_recount(petition).await?;
+            let mut regions: HashMap<u32, std::collections::BTreeMap<String, i64>> = HashMap::new();
             let shards = COUNT_SHARDS as usize;
             let (mut per_shard, mut offline, mut last) =
                 (vec![0i64; shards], vec![0i64; shards], vec![0i64; shards]);
@@ -465,6 +467,13 @@ impl AdminStore for DynamoStore {
                         let shard = count_shard(hash) as usize;
                         per_shard[shard] += 1;
                         last[shard] = last[shard].max(get_n(&item, "confirmed_at")?.unwrap_or(0));
+                        if let Some(region) = get_s(&item, "region") {
+                            *regions
+                                .entry(shard as u32)
+                                .or_default()
+                                .entry(region.to_string())
+                                .or_default() += 1;
+                        }
                     }
                 }
             }
@@ -497,6 +506,16 @@ impl AdminStore for DynamoStore {
                 items.push(TransactWriteItem::builder().put(put.build()?).build());
             }
             match self.transact(items).await {
+                // The counters by region after the count (a transaction holds at most 100
+                // items: 64 count shards and 64 region shards do not fit in one); a
+                // confirmation between the two makes the second fail, and all starts again.
+                Ok(())
+                    if !self
+                        .write_region_recount(petition, &regions_before, &regions)
+                        .await? =>
+                {
+                    backoff(attempt).await
+                }
                 Ok(()) => {
                     return Ok(Count {
                         count: per_shard.iter().sum::<i64>() as u64,

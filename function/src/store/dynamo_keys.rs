@@ -158,6 +158,15 @@ pub const LOG_HEAD_SK: &str = "head";
 /// item, swapped only over the note it held, is what keeps two sequencers from signing a fork.
 pub const LOG_CHECKPOINT_SK: &str = "checkpoint";
 
+/// Partition key of an address on the mail suppression list (sort key [`SUPPRESSION_SK`]): one
+/// item per address, written once, read once per update mailed.
+pub fn suppression_pk(email_hash: &str) -> String {
+    format!("suppress#{email_hash}")
+}
+
+/// Sort key of a suppression item.
+pub const SUPPRESSION_SK: &str = "suppress";
+
 /// Partition key of a petition's offline batches (sort key: the batch's id).
 pub fn offline_pk(petition: &str) -> String {
     format!("offline#{petition}")
@@ -168,14 +177,26 @@ pub fn log_entry_sk(seq: u64) -> String {
     format!("e#{seq:020}")
 }
 
+/// Partition key of shard `shard` of a petition's counters by region (sort key
+/// [`REGION_SK`]; one number attribute per region code). A signature's region moves in the
+/// shard of its count ([`count_shard`]), so these items take exactly the count shards' writes.
+pub fn region_pk(petition: &str, shard: u32) -> String {
+    format!("region#{petition}#{shard:02}")
+}
+
+/// Sort key of a region shard.
+pub const REGION_SK: &str = "region";
+
 /// Partition keys written by a confirm (or by an erase of a counted signature): the signature,
-/// its count shard and the matching shard of the log queue.
+/// its count shard, the matching shard of the log queue and, for a signature with a region, of
+/// the counters by region.
 pub fn confirm_write_keys(petition: &str, email_hash: &str) -> Vec<String> {
     let shard = count_shard(email_hash);
     vec![
         signature_pk(petition, email_hash),
         count_pk(petition, shard),
         log_queue_pk(petition, shard),
+        region_pk(petition, shard),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod report;
 use async_trait::async_trait;
 pub use cahier_tlog::{Pending as LogPending, ReceiptSecret};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Lifecycle of one signature. Only `Confirmed` is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
@@ -174,6 +175,12 @@ pub struct NewSignature {
     /// Listed only while the signature counts; erased with the personal data.
     #[serde(default)]
     pub listing: Option<Vec<u8>>,
+    /// Where the signer is, no finer than a country or a French département (`FR-75`, `BE`,
+    /// see [`crate::geography::region_of`]), in clear: the store counts it in that region
+    /// exactly while the signature counts. `None` when the petition does not publish its
+    /// geography or the form says nowhere usable. Cleared on erasure.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// One entry of a petition's public list, still sealed ([`crate::signers`]).
@@ -418,6 +425,21 @@ pub trait Store: Send + Sync {
     /// `cahier admin signers hide`); true if it was on it.
     async fn unlist(&self, petition: &str, email_hash: &str) -> anyhow::Result<bool>;
 
+    /// The counted signatures of `petition` by region (`FR-75`, `BE`…; those with a count of 0
+    /// left out), from counters kept in the count's transactions, not a scan. The default, for
+    /// stores that keep no regions (test doubles), has none.
+    async fn regions(&self, petition: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+        let _ = petition;
+        Ok(BTreeMap::new())
+    }
+
+    /// Adds an address to the mail suppression list ([`suppression`]); true if it was not on
+    /// it yet (the first reason stays).
+    async fn suppress(&self, entry: &Suppression) -> anyhow::Result<bool>;
+
+    /// The address's entry on the suppression list, if any.
+    async fn suppression(&self, email_hash: &str) -> anyhow::Result<Option<Suppression>>;
+
     /// Takes up to `n` queued mails of `queue` (a network's `prefix_hash`) on `petition`,
     /// oldest first, whose signature is still pending and unexpired; each is handed out once.
     /// The default, for stores that never queue (test doubles), hands out nothing.
@@ -465,7 +487,15 @@ mod dynamo_listed;
 mod dynamo_log;
 #[cfg(feature = "dynamodb")]
 mod dynamo_offline;
+/// The counters by region on DynamoDB (sharded like the count).
+#[cfg(feature = "dynamodb")]
+mod dynamo_regions;
+/// The mail suppression list on DynamoDB.
+#[cfg(feature = "dynamodb")]
+mod dynamo_suppression;
 pub mod sqlite;
+pub mod suppression;
+pub use suppression::{Suppression, SuppressionReason};
 
 /// Opens a store from its URL-like setting: `sqlite:PATH` or `dynamodb:TABLE[?endpoint=..&region=..]`.
 pub async fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {

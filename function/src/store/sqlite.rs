@@ -32,6 +32,9 @@ mod refund_tests;
 /// `AdminStore` for this store (a child module: it shares the connections and helpers).
 #[path = "sqlite_admin.rs"]
 mod admin;
+/// The counters by region (`crate::geography`).
+#[path = "sqlite_regions.rs"]
+mod regions;
 #[path = "sqlite_writer.rs"]
 mod writer;
 
@@ -101,6 +104,12 @@ CREATE TABLE IF NOT EXISTS offline_batches (
     added_at INTEGER NOT NULL,
     withdrawn_at INTEGER,
     PRIMARY KEY (petition, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suppressions (
+    email_hash TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    petition TEXT NOT NULL,
+    at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -218,6 +227,7 @@ fn migrate_in(conn: &Connection) -> anyhow::Result<()> {
          WHERE listed_at IS NOT NULL",
     )?;
     migrate_budgets(conn)?;
+    regions::migrate(conn, &columns)?;
     if !columns.iter().any(|c| c == "commitment") {
         conn.execute_batch("ALTER TABLE signatures ADD COLUMN commitment BLOB")
             .context("while adding the commitment column")?;
@@ -426,8 +436,8 @@ fn audit(
     Ok(())
 }
 
-/// A signer's signature counted (`delta` 1) or uncounted (-1): the counter, and the public
-/// list, which shows exactly the signatures that count and opted in.
+/// A signer's signature counted (`delta` 1) or uncounted (-1): the counter, the public list,
+/// which shows exactly the signatures that count and opted in, and its region's counter.
 pub(super) fn count_signer(
     tx: &Connection,
     petition: &str,
@@ -442,6 +452,7 @@ pub(super) fn count_signer(
          WHERE petition = ?1 AND email_hash = ?2 AND listing IS NOT NULL",
     )?
     .execute(params![petition, email_hash, listed_at])?;
+    regions::follow_count(tx, petition, email_hash, delta)?;
     Ok(())
 }
 
@@ -816,8 +827,8 @@ impl Store for SqliteStore {
             tx.prepare_cached(
                 "INSERT INTO signatures (petition, email_hash, email_domain, ip_hash, prefix_hash, name_hash,
                     sealed, lang, public, newsletter, status, hold_reason, flags, created_at, confirmed_at, expires_at,
-                    network, refunds, listing)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15, ?16, ?17, ?18)",
+                    network, refunds, listing, region)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, NULL, ?15, ?16, ?17, ?18, ?19)",
             )?
             .execute(
                 params![
@@ -827,6 +838,7 @@ impl Store for SqliteStore {
                     sig.network,
                     (!refunds.is_empty()).then(|| serde_json::to_string(&refunds)).transpose()?,
                     sig.listing,
+                    sig.region,
                 ],
             )?;
             audit(tx, &sig.petition, &sig.email_hash, "created", now, &sig.flags.join(","))?;
@@ -988,6 +1000,8 @@ impl Store for SqliteStore {
             let was_counted = status == Status::Confirmed;
             if was_counted {
                 log_uncounted(tx, &petition, &email_hash, Reason::Erased, now)?;
+                // Before the wipe below: the region's counter is found by the row's region.
+                count_signer(tx, &petition, &email_hash, -1, now)?;
             }
             // The row stays (pseudonymous hash only) so the same address cannot be re-used
             // by whoever abused it; everything personal is overwritten.
@@ -995,13 +1009,10 @@ impl Store for SqliteStore {
                 "UPDATE signatures SET status = 'erased', sealed = x'', ip_hash = '', prefix_hash = '',
                     network = '', name_hash = '', email_domain = '', flags = '[]', hold_reason = NULL, public = 0,
                     newsletter = 0, expires_at = NULL, commitment = NULL, refunds = NULL, listing = NULL,
-                    listed_at = NULL
+                    listed_at = NULL, region = NULL
                  WHERE petition = ?1 AND email_hash = ?2",
                 params![petition, email_hash],
             )?;
-            if was_counted {
-                count_signer(tx, &petition, &email_hash, -1, now)?;
-            }
             forget_queue(tx, &petition, &email_hash)?;
             audit(tx, &petition, &email_hash, "erased", now, status.as_str())?;
             Ok(EraseOutcome::Erased { was_counted })
@@ -1029,6 +1040,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn regions(
+        &self,
+        petition: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let petition = petition.to_string();
+        self.read(move |conn| Ok(regions::read(conn, &petition)?))
+            .await
+    }
+
     async fn unlist(&self, petition: &str, email_hash: &str) -> anyhow::Result<bool> {
         let (petition, email_hash) = (petition.to_string(), email_hash.to_string());
         self.write(Durability::Full, move |tx| {
@@ -1041,6 +1061,43 @@ impl Store for SqliteStore {
                 audit(tx, &petition, &email_hash, "unlisted", crate::now(), "")?;
             }
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn suppress(&self, entry: &super::Suppression) -> anyhow::Result<bool> {
+        let e = entry.clone();
+        self.write(Durability::Full, move |tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO suppressions (email_hash, reason, petition, at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![e.email_hash, e.reason.as_str(), e.petition, e.at],
+            )?;
+            if n > 0 {
+                audit(tx, &e.petition, &e.email_hash, e.reason.as_str(), e.at, "")?;
+            }
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn suppression(&self, email_hash: &str) -> anyhow::Result<Option<super::Suppression>> {
+        let email_hash = email_hash.to_string();
+        self.read(move |conn| {
+            let row: Option<(String, String, i64)> = conn
+                .query_row(
+                    "SELECT reason, petition, at FROM suppressions WHERE email_hash = ?1",
+                    params![email_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            Ok(row.map(|(reason, petition, at)| super::Suppression {
+                email_hash,
+                reason: super::SuppressionReason::parse(&reason)
+                    .unwrap_or(super::SuppressionReason::Unsubscribed),
+                petition,
+                at,
+            }))
         })
         .await
     }

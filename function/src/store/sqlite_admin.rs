@@ -267,6 +267,7 @@ impl AdminStore for SqliteStore {
                    last_confirmed_at = MAX(last_confirmed_at, ?5)",
                 params![petition, n, now, offline, last],
             )?;
+            super::regions::recount(tx, &petition)?;
             let last_confirmed_at = tx.query_row(
                 "SELECT last_confirmed_at FROM counters WHERE petition = ?1",
                 params![petition],

@@ -31,6 +31,7 @@ pub(super) fn sig(email_hash: &str, hold: Option<&str>) -> NewSignature {
         budgets: Vec::new(),
         deferred_mail: None,
         listing: None,
+        region: None,
     }
 }
 

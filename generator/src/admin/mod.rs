@@ -8,6 +8,7 @@
 mod bulk;
 pub mod criteria;
 mod export;
+mod mail;
 mod maintenance;
 mod offline;
 mod out;
@@ -96,6 +97,10 @@ pub enum AdminCommand {
     },
     /// Export signatures to CSV, decrypted locally with the organizer's age identity.
     Export(ExportArgs),
+    /// Send an update to a petition's signers (or its newsletter subscribers) through the
+    /// mailer, in each signer's language, with one-click unsubscribe; resumable after a crash
+    /// without mailing anyone twice.
+    Mail(mail::MailArgs),
     /// Erase one signer's personal data (all petitions, or one).
     Erase {
         #[arg(long)]
@@ -179,6 +184,9 @@ pub struct AdminKeys {
     pub email_hash: Box<dyn Fn(&str) -> String + Send + Sync>,
     /// Keyed hash of an address's stored prefix (/24, /48): `SignatureRecord::prefix_hash`.
     pub prefix_hash: Box<dyn Fn(IpAddr) -> String + Send + Sync>,
+    /// Signs the unsubscribe links of updates, as the function checks them
+    /// ([`cahier_function::unsubscribe::token_key`]).
+    pub unsubscribe: Option<cahier_function::token::TokenKey>,
 }
 
 /// Runs one admin command, printing to standard output.
@@ -230,6 +238,7 @@ pub async fn run_with(
         AdminCommand::Signers(c) => signers::run(&mut ctx, c).await,
         AdminCommand::Recount { petition } => maintenance::recount(&mut ctx, petition).await,
         AdminCommand::Export(a) => export::run(&mut ctx, a).await,
+        AdminCommand::Mail(a) => mail::run(&mut ctx, a).await,
         AdminCommand::Erase { email, petition } => {
             maintenance::erase(&mut ctx, &email, petition).await
         }

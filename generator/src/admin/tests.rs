@@ -121,6 +121,15 @@ impl Store for Mem {
     async fn unlist(&self, _: &str, _: &str) -> anyhow::Result<bool> {
         Ok(false)
     }
+    async fn suppress(&self, _: &cahier_function::store::Suppression) -> anyhow::Result<bool> {
+        anyhow::bail!("not used by these tests")
+    }
+    async fn suppression(
+        &self,
+        _: &str,
+    ) -> anyhow::Result<Option<cahier_function::store::Suppression>> {
+        Ok(None)
+    }
     async fn audit(&self, event: &AuditEvent) -> anyhow::Result<()> {
         self.events.lock().unwrap().push(event.clone());
         Ok(())
@@ -270,6 +279,7 @@ fn keys() -> AdminKeys {
         }),
         email_hash: Box::new(|e| format!("h:{e}")),
         prefix_hash: Box::new(|ip| fake_hash(&ip.to_string())),
+        unsubscribe: None,
     }
 }
 

@@ -23,7 +23,8 @@ pub fn run(root: &Path, mut args: Args) -> anyhow::Result<ExitCode> {
     });
     let pepper = cahier::admin::pepper::find(&url, &|k| std::env::var(k).ok())?;
     let hasher = Hasher::new(&pepper)?;
-    let keys = keys(hasher);
+    let mut keys = keys(hasher);
+    keys.unsubscribe = Some(cahier_function::unsubscribe::token_key(&pepper));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,5 +74,6 @@ fn keys(hasher: Hasher) -> AdminKeys {
         }),
         email_hash: Box::new(move |canonical| h1.email(canonical)),
         prefix_hash: Box::new(move |ip| hasher.prefix(ip)),
+        unsubscribe: None,
     }
 }

@@ -208,6 +208,65 @@
     load();
   }
 
+  /* ---- Geography (petition page): an accessible bar chart, a real table, text only ---- */
+  /* Département names are proper nouns, the same in every language: one table for all. */
+  var DEPARTEMENTS = ("01 Ain|02 Aisne|03 Allier|04 Alpes-de-Haute-Provence|05 Hautes-Alpes|06 Alpes-Maritimes|07 Ardèche|08 Ardennes|09 Ariège|10 Aube|11 Aude|12 Aveyron|13 Bouches-du-Rhône|14 Calvados|15 Cantal|16 Charente|17 Charente-Maritime|18 Cher|19 Corrèze|2A Corse-du-Sud|2B Haute-Corse|21 Côte-d'Or|22 Côtes-d'Armor|23 Creuse|24 Dordogne|25 Doubs|26 Drôme|27 Eure|28 Eure-et-Loir|29 Finistère|30 Gard|31 Haute-Garonne|32 Gers|33 Gironde|34 Hérault|35 Ille-et-Vilaine|36 Indre|37 Indre-et-Loire|38 Isère|39 Jura|40 Landes|41 Loir-et-Cher|42 Loire|43 Haute-Loire|44 Loire-Atlantique|45 Loiret|46 Lot|47 Lot-et-Garonne|48 Lozère|49 Maine-et-Loire|50 Manche|51 Marne|52 Haute-Marne|53 Mayenne|54 Meurthe-et-Moselle|55 Meuse|56 Morbihan|57 Moselle|58 Nièvre|59 Nord|60 Oise|61 Orne|62 Pas-de-Calais|63 Puy-de-Dôme|64 Pyrénées-Atlantiques|65 Hautes-Pyrénées|66 Pyrénées-Orientales|67 Bas-Rhin|68 Haut-Rhin|69 Rhône|70 Haute-Saône|71 Saône-et-Loire|72 Sarthe|73 Savoie|74 Haute-Savoie|75 Paris|76 Seine-Maritime|77 Seine-et-Marne|78 Yvelines|79 Deux-Sèvres|80 Somme|81 Tarn|82 Tarn-et-Garonne|83 Var|84 Vaucluse|85 Vendée|86 Vienne|87 Haute-Vienne|88 Vosges|89 Yonne|90 Territoire de Belfort|91 Essonne|92 Hauts-de-Seine|93 Seine-Saint-Denis|94 Val-de-Marne|95 Val-d'Oise|971 Guadeloupe|972 Martinique|973 Guyane|974 La Réunion|975 Saint-Pierre-et-Miquelon|976 Mayotte|984 Terres australes et antarctiques françaises|986 Wallis-et-Futuna|987 Polynésie française|988 Nouvelle-Calédonie").split("|").reduce(function (m, e) {
+    var i = e.indexOf(" ");
+    m[e.slice(0, i)] = e.slice(i + 1);
+    return m;
+  }, {});
+  function showGeography(box) {
+    var lang = box.getAttribute("data-lang") || document.documentElement.lang;
+    var names = null;
+    try { names = new Intl.DisplayNames([lang], { type: "region" }); } catch (e) { names = null; }
+    function country(code) {
+      try { return (names && names.of(code)) || code; } catch (e) { return code; }
+    }
+    function departement(code) { return DEPARTEMENTS[code] ? DEPARTEMENTS[code] + " (" + code + ")" : code; }
+    function chart(table, groups, label) {
+      var rows = Object.keys(groups || {}).map(function (k) { return { name: label(k), n: Number(groups[k]) || 0 }; })
+        .filter(function (r) { return r.n > 0; })
+        .sort(function (a, b) { return b.n - a.n || a.name.localeCompare(b.name, lang); });
+      var body = table.querySelector("tbody"), max = rows.length ? rows[0].n : 0;
+      body.textContent = "";
+      rows.forEach(function (r) {
+        var tr = document.createElement("tr"), th = document.createElement("th"), td = document.createElement("td");
+        th.scope = "row";
+        th.textContent = r.name;
+        /* The bar only repeats the figure beside it: hidden from assistive technology. */
+        var row = document.createElement("span"), track = document.createElement("span"), bar = document.createElement("span");
+        row.className = "bar-row";
+        track.className = "bar-track";
+        track.setAttribute("aria-hidden", "true");
+        bar.className = "bar";
+        bar.style.width = Math.max(2, Math.round(r.n / max * 100)) + "%";
+        track.appendChild(bar);
+        var num = document.createElement("span");
+        num.className = "bar-n";
+        num.textContent = fmt(r.n, lang);
+        row.appendChild(track);
+        row.appendChild(num);
+        td.appendChild(row);
+        tr.appendChild(th);
+        tr.appendChild(td);
+        body.appendChild(tr);
+      });
+      table.hidden = rows.length === 0;
+      return rows.length;
+    }
+    fetchJson(box.getAttribute("data-api"), { headers: { Accept: "application/json" }, credentials: "omit" }, 8000).then(function (r) {
+      if (!r.ok || !r.data) return;
+      var shown = chart(box.querySelector("[data-geo-countries]"), r.data.countries, country) +
+        chart(box.querySelector("[data-geo-departements]"), r.data.departements, departement);
+      if (!shown) return;
+      box.querySelector("[data-geo-intro]").textContent = fill(box.getAttribute("data-text-intro"), { threshold: fmt(Number(r.data.threshold) || 0, lang) });
+      var hidden = box.querySelector("[data-geo-hidden]");
+      hidden.textContent = fill(box.getAttribute("data-text-hidden"), { hidden: fmt(Number(r.data.hidden) || 0, lang) });
+      hidden.hidden = !(Number(r.data.hidden) > 0);
+      box.hidden = false;
+    }).catch(function () { /* no chart rather than a broken one */ });
+  }
+
   /* ---- Sign form ---- */
   function clearErrors(form) {
     Array.prototype.forEach.call(form.querySelectorAll("[data-error-for]"), function (p) { p.textContent = ""; p.hidden = true; });
@@ -345,6 +404,7 @@
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-count-url]"), showCount);
     Array.prototype.forEach.call(document.querySelectorAll("[data-signers]"), showSigners);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-geography]"), showGeography);
     Array.prototype.forEach.call(document.querySelectorAll("form[data-sign-form]"), setupForm);
     Array.prototype.forEach.call(document.querySelectorAll("[data-token-page]"), setupTokenPage);
     Array.prototype.forEach.call(document.querySelectorAll("[data-receipt]"), setupReceipt);
