@@ -30,6 +30,7 @@ pub mod log_task;
 pub mod mail_templates;
 pub mod mailer;
 pub mod manifest;
+pub mod milestones;
 pub mod network;
 pub mod open_data;
 pub mod problem;

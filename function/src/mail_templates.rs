@@ -21,13 +21,32 @@ pub const SIGNER_HTML: &str = "mail/signer.html";
 /// An update to signers (`cahier admin mail`): the organizer's text inside the theme's frame.
 pub const UPDATE_TEXT: &str = "mail/update.txt";
 pub const UPDATE_HTML: &str = "mail/update.html";
+/// A milestone or trending alert to the organizers ([`crate::milestones`]).
+pub const MILESTONE_TEXT: &str = "mail/milestone.txt";
+pub const MILESTONE_HTML: &str = "mail/milestone.html";
 /// The templates a theme must provide for mails.
-pub const TEMPLATES: &[&str] = &[SIGNER_TEXT, SIGNER_HTML, UPDATE_TEXT, UPDATE_HTML];
+pub const TEMPLATES: &[&str] = &[
+    SIGNER_TEXT,
+    SIGNER_HTML,
+    UPDATE_TEXT,
+    UPDATE_HTML,
+    MILESTONE_TEXT,
+    MILESTONE_HTML,
+];
 /// The strings of the update frame (`{title}` and `{organization}` filled).
 pub const UPDATE_STRINGS: &[&str] = &[
     "mail_update_reason",
     "mail_update_unsubscribe_intro",
     "mail_update_unsubscribe_label",
+];
+/// The strings of the organizers' alerts: `{title}`, `{organization}`, `{percent}`, `{count}`,
+/// `{goal}` and `{signatures}` filled.
+pub const MILESTONE_STRINGS: &[&str] = &[
+    "mail_milestone_subject",
+    "mail_milestone_intro",
+    "mail_trending_subject",
+    "mail_trending_intro",
+    "mail_milestone_footer",
 ];
 /// Prefix of the i18n keys bundled for mails.
 pub const STRING_PREFIX: &str = "mail_";
@@ -85,6 +104,7 @@ pub fn required_strings() -> Vec<String> {
     ]
     .iter()
     .chain(UPDATE_STRINGS)
+    .chain(MILESTONE_STRINGS)
     {
         keys.push(k.to_string());
     }
@@ -109,6 +129,15 @@ pub struct UpdateContext<'a> {
     /// The RFC 8058 one-click target (`List-Unsubscribe`).
     pub one_click_url: &'a str,
     pub reply_to: Option<&'a str>,
+}
+
+/// An alert to the organizers.
+#[derive(Debug, Clone)]
+pub struct MilestoneContext<'a> {
+    pub to: &'a str,
+    pub lang: &'a str,
+    pub organization: &'a str,
+    pub event: &'a crate::milestones::Event,
 }
 
 /// What one mail is about.
@@ -153,6 +182,14 @@ impl MailBundle {
             (
                 UPDATE_HTML.to_string(),
                 include_str!("../../themes/default/templates/mail/update.html").to_string(),
+            ),
+            (
+                MILESTONE_TEXT.to_string(),
+                include_str!("../../themes/default/templates/mail/milestone.txt").to_string(),
+            ),
+            (
+                MILESTONE_HTML.to_string(),
+                include_str!("../../themes/default/templates/mail/milestone.html").to_string(),
             ),
         ]);
         let mut strings = BTreeMap::new();
@@ -212,7 +249,7 @@ impl MailTemplates {
     /// Compiles `bundle`; refuses a missing template or string, then renders every mail in
     /// every language once, so that a broken override fails here and not in front of a signer.
     pub fn compile(bundle: &MailBundle, default_language: &str) -> anyhow::Result<MailTemplates> {
-        let bundle = &with_update_defaults(bundle);
+        let bundle = &with_later_defaults(bundle);
         for name in TEMPLATES {
             anyhow::ensure!(
                 bundle.templates.contains_key(*name),
@@ -274,6 +311,14 @@ impl MailTemplates {
                 one_click_url: "https://petitions.example/api/unsubscribe?t=z",
                 reply_to: None,
             })?;
+            for event in crate::milestones::Event::examples() {
+                compiled.render_milestone(&MilestoneContext {
+                    to: "team@example.org",
+                    lang,
+                    organization: "Collective <&>",
+                    event: &event,
+                })?;
+            }
         }
         Ok(compiled)
     }
@@ -314,6 +359,66 @@ impl MailTemplates {
             reply_to: ctx.reply_to.map(str::to_string),
             auto_submitted: false,
             list_unsubscribe: Some(ctx.one_click_url.to_string()),
+        })
+    }
+
+    /// Renders an alert to the organizers in `ctx.lang` (the site's default language).
+    pub fn render_milestone(&self, ctx: &MilestoneContext<'_>) -> anyhow::Result<Mail> {
+        use crate::milestones::Event;
+        let (lang, strings) = self.strings_for(ctx.lang);
+        let (kind, title, url, count, percent, goal, signatures) = match ctx.event {
+            Event::Milestone {
+                title,
+                url,
+                percent,
+                count,
+                goal,
+                ..
+            } => ("milestone", title, url, *count, *percent, *goal, 0),
+            Event::Trending {
+                title,
+                url,
+                signatures,
+                count,
+                ..
+            } => ("trending", title, url, *count, 0, 0, *signatures),
+        };
+        let number = |n: u64| n.to_string();
+        let fill = |s: &str| {
+            s.replace("{title}", title)
+                .replace("{organization}", ctx.organization)
+                .replace("{percent}", &percent.to_string())
+                .replace("{count}", &number(count))
+                .replace("{goal}", &number(goal))
+                .replace("{signatures}", &number(signatures))
+        };
+        let t: BTreeMap<&str, String> =
+            strings.iter().map(|(k, v)| (k.as_str(), fill(v))).collect();
+        let subject = one_line(&t[format!("mail_{kind}_subject").as_str()]);
+        let mut c = tera::Context::new();
+        c.insert("kind", kind);
+        c.insert("lang", lang);
+        c.insert("subject", &subject);
+        c.insert("intro", &t[format!("mail_{kind}_intro").as_str()]);
+        c.insert("t", &t);
+        c.insert("event", ctx.event);
+        c.insert("petition_url", url);
+        c.insert("organization", ctx.organization);
+        c.insert("title", title);
+        let render = |name: &str| {
+            self.tera.render(name, &c).map_err(|e| {
+                anyhow::anyhow!("while rendering the {kind} mail in {lang}: {}", chain(&e))
+            })
+        };
+        Ok(Mail {
+            to: ctx.to.to_string(),
+            subject,
+            text: render(MILESTONE_TEXT)?,
+            html: render(MILESTONE_HTML)?,
+            from_name: Some(ctx.organization.to_string()),
+            reply_to: None,
+            auto_submitted: true,
+            list_unsubscribe: None,
         })
     }
 
@@ -389,39 +494,41 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-/// A bundle from a manifest built before updates existed lacks their templates and strings:
-/// the default theme's stand in, so such a manifest still loads. The function never sends
-/// updates; this only keeps its check of the bundle from refusing an older manifest.
-fn with_update_defaults(bundle: &MailBundle) -> MailBundle {
+/// Mails added after the first manifests: their templates and strings, one group each.
+const LATER_MAILS: &[(&[&str], &[&str])] = &[
+    (&[UPDATE_TEXT, UPDATE_HTML], UPDATE_STRINGS),
+    (&[MILESTONE_TEXT, MILESTONE_HTML], MILESTONE_STRINGS),
+];
+
+/// A bundle from a manifest built before a mail existed lacks its templates and strings: the
+/// default theme's stand in, so such a manifest still loads. A bundle with any template of a
+/// group is from a build that knows that mail: checked as is.
+fn with_later_defaults(bundle: &MailBundle) -> MailBundle {
     let mut b = bundle.clone();
-    // A bundle with any update template is from a build that knows updates: checked as is.
-    if UPDATE_TEXT_OR_HTML
-        .iter()
-        .any(|n| b.templates.contains_key(*n))
-    {
-        return b;
-    }
     let defaults = MailBundle::default_theme();
-    for name in UPDATE_TEXT_OR_HTML {
-        b.templates
-            .entry(name.to_string())
-            .or_insert_with(|| defaults.templates[*name].clone());
-    }
-    for (lang, strings) in b.strings.iter_mut() {
-        let from = defaults
-            .strings
-            .get(lang)
-            .unwrap_or(&defaults.strings["en"]);
-        for k in UPDATE_STRINGS {
-            if !strings.contains_key(*k) {
-                strings.insert(k.to_string(), from[*k].clone());
+    for (templates, keys) in LATER_MAILS {
+        if templates.iter().any(|n| b.templates.contains_key(*n)) {
+            continue;
+        }
+        for name in *templates {
+            b.templates
+                .entry(name.to_string())
+                .or_insert_with(|| defaults.templates[*name].clone());
+        }
+        for (lang, strings) in b.strings.iter_mut() {
+            let from = defaults
+                .strings
+                .get(lang)
+                .unwrap_or(&defaults.strings["en"]);
+            for k in *keys {
+                if !strings.contains_key(*k) {
+                    strings.insert(k.to_string(), from[*k].clone());
+                }
             }
         }
     }
     b
 }
-
-const UPDATE_TEXT_OR_HTML: &[&str] = &[UPDATE_TEXT, UPDATE_HTML];
 
 /// A Tera error with its causes (Tera puts the useful part in the source).
 fn chain(e: &tera::Error) -> String {

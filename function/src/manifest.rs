@@ -60,6 +60,10 @@ pub struct SiteInfo {
     /// petition's checkpoint (`docs/transparency-log.md`); absent: the site publishes no log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_public_key: Option<String>,
+    /// The site's `[milestones]`: organizers told at 25/50/100 % and when trending; absent:
+    /// never ([`crate::milestones`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milestones: Option<crate::milestones::MilestonePolicy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

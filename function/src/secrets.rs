@@ -20,16 +20,20 @@ pub struct Secrets {
     /// The transparency log's Ed25519 signing seed (base64, `CAHIER_LOG_KEY`; `cahier log
     /// keygen` prints one). Only the sequencer task needs it.
     pub log_key: Option<String>,
+    /// Where milestone notifications are posted (`CAHIER_MILESTONE_WEBHOOK`, [`crate::milestones`]):
+    /// a secret, since an incoming-webhook URL is itself the key that lets one post.
+    pub milestone_webhook: Option<String>,
 }
 
 /// The secrets a deployment may keep in AWS Secrets Manager: each variable `NAME` may instead
 /// be given as `NAME_ARN`, resolved at cold start ([`crate::secrets_manager`]).
-pub const SECRET_VARIABLES: [&str; 5] = [
+pub const SECRET_VARIABLES: [&str; 6] = [
     "CAHIER_TOKEN_KEY",
     "CAHIER_PEPPER",
     "HCAPTCHA_SECRET",
     "CAHIER_ORIGIN_SECRET",
     "CAHIER_LOG_KEY",
+    "CAHIER_MILESTONE_WEBHOOK",
 ];
 
 impl std::fmt::Debug for Secrets {
@@ -48,6 +52,7 @@ struct SecretsFile {
     cahier_age_recipient: Option<String>,
     cahier_origin_secret: Option<String>,
     cahier_log_key: Option<String>,
+    cahier_milestone_webhook: Option<String>,
 }
 
 /// Hex or base64 (standard or URL-safe) to bytes.
@@ -96,7 +101,12 @@ impl Secrets {
             age_recipient: pick("CAHIER_AGE_RECIPIENT", f.cahier_age_recipient),
             origin_secret: pick("CAHIER_ORIGIN_SECRET", f.cahier_origin_secret),
             log_key: pick("CAHIER_LOG_KEY", f.cahier_log_key),
+            milestone_webhook: pick("CAHIER_MILESTONE_WEBHOOK", f.cahier_milestone_webhook),
         };
+        if let Some(url) = &secrets.milestone_webhook {
+            crate::milestones::check_webhook_url(url)
+                .context("while reading CAHIER_MILESTONE_WEBHOOK")?;
+        }
         anyhow::ensure!(
             secrets.token_key.len() >= 32,
             "CAHIER_TOKEN_KEY must be at least 32 bytes"
@@ -127,6 +137,7 @@ impl Secrets {
             age_recipient: Some(identity.to_public().to_string()),
             origin_secret: None,
             log_key: Some(cahier_tlog::LogKey::generate().seed_base64()),
+            milestone_webhook: None,
         };
         (secrets, identity.to_string().expose_secret().to_string())
     }
@@ -167,6 +178,7 @@ pub fn ensure_dev_secrets(dir: &Path) -> anyhow::Result<DevSecretsPaths> {
         cahier_age_recipient: secrets.age_recipient.clone(),
         cahier_origin_secret: None,
         cahier_log_key: secrets.log_key.clone(),
+        cahier_milestone_webhook: None,
     };
     let text = format!(
         "# Development secrets created by `cahier serve`. Never commit, never publish.\n{}",

@@ -18,7 +18,7 @@ use crate::decode::{decode_token, BodyKind};
 use crate::deferred::RELEASED_PER_CONFIRMATION;
 use crate::problem::{FieldError, Problem};
 use crate::state::{AppState, Loaded};
-use crate::store::{ConfirmOutcome, Confirmation};
+use crate::store::{ConfirmOutcome, Confirmation, Status};
 use crate::token::{TokenClaims, TokenError, TokenKind};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -155,10 +155,13 @@ pub async fn confirm(State(state): State<AppState>, req: Request<Body>) -> Respo
     state.0.counts.forget(&claims.petition);
     match outcome {
         Ok(Confirmation {
-            outcome: ConfirmOutcome::Confirmed { .. },
+            outcome: ConfirmOutcome::Confirmed { status },
             receipt,
             released,
         }) => {
+            if status == Status::Confirmed {
+                crate::milestones::after_confirm(&state, &claims.petition, now).await;
+            }
             if !released.is_empty() {
                 let loaded = state.loaded();
                 let ctx = Ctx {

@@ -105,6 +105,7 @@ pub(crate) struct Inner {
     pub signer_seal: crate::signers::ListingSeal,
     pub signer_pages: crate::signers::PageCache,
     pub regions: crate::geography::RegionCache,
+    pub milestones: crate::milestones::MilestoneMemo,
     #[cfg(feature = "dev")]
     pub dev_tokens: std::sync::OnceLock<Arc<crate::captcha::dev::DevTokens>>,
 }
@@ -218,6 +219,7 @@ impl AppState {
             signer_seal: crate::signers::ListingSeal::new(&parts.secrets.token_key),
             signer_pages: Default::default(),
             regions: Default::default(),
+            milestones: Default::default(),
             secrets: parts.secrets,
             options: parts.options,
             #[cfg(feature = "dev")]

@@ -65,6 +65,48 @@ pub struct Config {
     /// ICO. The theme's `static/favicon.svg` when absent.
     #[serde(default)]
     pub favicon: Option<String>,
+    /// `[milestones]`: tell the organizers at 25, 50, 100 % of a goal and when a petition is
+    /// trending. Absent: never.
+    #[serde(default)]
+    pub milestones: Option<Milestones>,
+}
+
+/// `[milestones]` (see `cahier_function::milestones`). The webhook URL is not here: it is a
+/// secret of the function (`CAHIER_MILESTONE_WEBHOOK`), since anyone who has it can post.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Milestones {
+    /// Percentages of the goal announced.
+    #[serde(default = "default_milestones_at")]
+    pub at: Vec<u32>,
+    /// A trending alert when a petition gets this many confirmed signatures within one hour.
+    #[serde(default)]
+    pub trending_per_hour: Option<u64>,
+    /// Mail `organization.email` (default true).
+    #[serde(default = "default_true")]
+    pub mail: bool,
+}
+
+fn default_milestones_at() -> Vec<u32> {
+    cahier_function::milestones::DEFAULT_AT.to_vec()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Milestones {
+    /// As the manifest carries it: the percentages sorted, each once.
+    pub fn policy(&self, has_contact: bool) -> cahier_function::milestones::MilestonePolicy {
+        let mut at = self.at.clone();
+        at.sort_unstable();
+        at.dedup();
+        cahier_function::milestones::MilestonePolicy {
+            at,
+            trending_per_hour: self.trending_per_hour,
+            mail: self.mail && has_contact,
+        }
+    }
 }
 
 /// `[deploy]`: the hosting the pages are built for. Only what changes the pages lives here.
@@ -342,6 +384,30 @@ impl Config {
                 err("budgets", format!("{e}"));
             }
         }
+        if let Some(m) = &self.milestones {
+            if m.at.iter().any(|p| *p == 0 || *p > 1000) {
+                err(
+                    "at",
+                    format!(
+                        "`milestones.at` holds percentages of the goal from 1 to 1000, got {:?}",
+                        m.at
+                    ),
+                );
+            }
+            if m.trending_per_hour == Some(0) {
+                err(
+                    "trending_per_hour",
+                    "`milestones.trending_per_hour` must be at least 1 (leave it out for no alert)"
+                        .into(),
+                );
+            }
+            if m.mail && !self.organization.email.contains('@') {
+                err(
+                    "milestones",
+                    "`[milestones]` mails `organization.email`, which is not set: set it, or `mail = false` to use only the webhook (CAHIER_MILESTONE_WEBHOOK)".into(),
+                );
+            }
+        }
         if let Some(f) = &self.favicon {
             if favicon_mime(f).is_none() {
                 err(
@@ -476,6 +542,34 @@ mod tests {
         .unwrap_err();
         assert_eq!(e[0].line, Some(3));
         assert_eq!(e[0].key.as_deref(), Some("colour"));
+    }
+
+    #[test]
+    fn milestones_need_a_channel_and_sane_numbers() {
+        let base = "base_url = \"https://x.org\"\ntitle = \"X\"\n[captcha]\nsitekey = \"k\"\n";
+        let with = |extra: &str| parse(Path::new("cahier.toml"), &format!("{base}{extra}"));
+        assert!(with("").unwrap().milestones.is_none(), "off by default");
+        let c = with("[organization]\nemail = \"team@x.org\"\n[milestones]\n").unwrap();
+        let policy = c.milestones.as_ref().unwrap().policy(true);
+        assert_eq!(policy.at, [25, 50, 100]);
+        assert!(policy.mail && policy.trending_per_hour.is_none());
+        let c = with("[milestones]\nmail = false\nat = [100, 10, 100]\ntrending_per_hour = 500\n")
+            .unwrap();
+        let policy = c.milestones.as_ref().unwrap().policy(false);
+        assert_eq!(policy.at, [10, 100], "sorted, once each");
+        assert_eq!(policy.trending_per_hour, Some(500));
+        let e = with("[milestones]\n").unwrap_err();
+        assert!(e[0].message.contains("organization.email"), "{:?}", e[0]);
+        let e = with("[milestones]\nmail = false\nat = [0, 50]\n").unwrap_err();
+        assert!(e[0].message.contains("1 to 1000"), "{:?}", e[0]);
+        let e = with("[milestones]\nmail = false\ntrending_per_hour = 0\n").unwrap_err();
+        assert_eq!(e[0].key.as_deref(), Some("trending_per_hour"));
+        let e = with("[milestones]\nmail = false\nwebhook = \"https://h.example\"\n").unwrap_err();
+        assert_eq!(
+            e[0].key.as_deref(),
+            Some("webhook"),
+            "a secret, not a setting"
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub fn build(cfg: &Config, content: &Content, theme: &Theme) -> Manifest {
         signing: (cfg.signing == Signing::Paused).then(|| "paused".to_string()),
         budgets: cfg.budgets.clone(),
         log_public_key: cfg.log_public_key.clone(),
+        milestones: cfg
+            .milestones
+            .as_ref()
+            .map(|m| m.policy(cfg.organization.email.contains('@'))),
     };
     let petitions = content
         .petitions

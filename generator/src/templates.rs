@@ -24,6 +24,8 @@ pub const REQUIRED: &[&str] = &[
     "mail/signer.txt",
     "mail/signer.html",
     "mail/update.txt",
+    "mail/milestone.txt",
+    "mail/milestone.html",
     "mail/update.html",
 ];
 

@@ -52,6 +52,46 @@ pub async fn run_all(store: Arc<dyn Store>) -> anyhow::Result<()> {
     crate::regions_conformance::regions_follow_the_count(store.clone())
         .await
         .context("scenario regions_follow_the_count")?;
+    marks_are_set_once_under_a_race(store.clone())
+        .await
+        .context("scenario marks_are_set_once_under_a_race")?;
+    Ok(())
+}
+
+/// Of many concurrent `mark_once` calls for one key, exactly one records it and every other
+/// one reads back that call's value; a key of another petition is apart.
+pub async fn marks_are_set_once_under_a_race(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("marked");
+    let t = now();
+    let racers: Vec<_> = (0..16i64)
+        .map(|i| {
+            let (store, p) = (store.clone(), p.clone());
+            tokio::spawn(async move { store.mark_once(&p, "milestone-50", 100 + i, t).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for r in racers {
+        results.push(r.await??);
+    }
+    let winners: Vec<i64> = (0..16i64)
+        .filter(|i| results[*i as usize].is_none())
+        .map(|i| 100 + i)
+        .collect();
+    anyhow::ensure!(winners.len() == 1, "one call records it: {results:?}");
+    anyhow::ensure!(
+        results.iter().flatten().all(|v| *v == winners[0]),
+        "the others read the first value back: {results:?}"
+    );
+    anyhow::ensure!(
+        store.mark_once(&p, "milestone-50", 7, t + 1).await? == Some(winners[0]),
+        "later too"
+    );
+    anyhow::ensure!(store.mark_once(&p, "milestone-100", 7, t).await?.is_none());
+    let other = petition("marked-other");
+    anyhow::ensure!(store
+        .mark_once(&other, "milestone-50", 9, t)
+        .await?
+        .is_none());
     Ok(())
 }
 

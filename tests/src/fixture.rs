@@ -81,6 +81,7 @@ pub fn manifest(base_url: &str, age_recipient: &str) -> Manifest {
             signing: None,
             budgets: Some(functional_budgets()),
             log_public_key: None,
+            milestones: None,
         },
         petitions: vec![petition(SLUG, None), petition(CLOSED, Some(1_000_000_000))],
         mails: None,
@@ -122,9 +123,19 @@ pub const SITE: &str = "https://petitions.example";
 
 impl TestApp {
     pub fn new(dir: &std::path::Path, options: cahier_function::Options) -> TestApp {
+        TestApp::with_secrets(dir, options, |_| {})
+    }
+
+    /// As [`TestApp::new`], with the generated secrets changed by `edit` first.
+    pub fn with_secrets(
+        dir: &std::path::Path,
+        options: cahier_function::Options,
+        edit: impl FnOnce(&mut cahier_function::secrets::Secrets),
+    ) -> TestApp {
         use cahier_function::captcha::dev::{DevCaptcha, DevTokens};
         use std::sync::Arc;
-        let (secrets, identity) = secrets();
+        let (mut secrets, identity) = secrets();
+        edit(&mut secrets);
         let recipient = secrets.age_recipient.clone().expect("generated recipient");
         let tokens = DevTokens::new(secrets.hcaptcha_secret.as_deref().unwrap_or("s"));
         let db = dir.join("signatures.sqlite3");

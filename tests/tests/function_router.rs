@@ -1012,3 +1012,137 @@ async fn unsubscribe_by_the_page_or_one_click_never_by_a_get() {
     .await;
     assert!(store.suppression(&other).await.unwrap().is_none());
 }
+
+/// Signs for `email` and confirms with the link its mail holds.
+async fn sign_and_confirm(app: &TestApp, email: &str) {
+    let body = signer(app, email);
+    assert_eq!(
+        call(app, sign_json(SLUG, &body)).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let mail = read_dir(&app.outbox)
+        .into_iter()
+        .find(|m| m.to == email)
+        .expect("a confirmation mail");
+    let confirm = token(&mail.text, "confirm").unwrap();
+    assert_eq!(
+        call(app, token_post("/api/confirm", &confirm))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// Milestones: with `[milestones]` and a webhook, 25/50/100 % of the goal and the hour's
+/// trending alert each reach the webhook and the contact address once — also when a second
+/// instance (a fresh memory, the same store) confirms afterwards. No signer's data in them.
+#[tokio::test]
+async fn milestones_are_announced_once_by_mail_and_webhook() {
+    use cahier_function::milestones::MilestonePolicy;
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let received = received.clone();
+            move |axum::Json(v): axum::Json<Value>| async move {
+                received.lock().unwrap().push(v);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let webhook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let lifted = Rate {
+        burst: 100.0,
+        per_minute: 100.0,
+    };
+    let instance = |webhook: String| {
+        let options = Options {
+            rate_limits: RateLimits {
+                per_ip: lifted,
+                per_prefix: lifted,
+                max_buckets: 1000,
+            },
+            ..Options::default()
+        };
+        let app =
+            TestApp::with_secrets(dir.path(), options, |s| s.milestone_webhook = Some(webhook));
+        let mut manifest = app.state.manifest();
+        manifest.site.milestones = Some(MilestonePolicy {
+            at: vec![25, 50, 100],
+            trending_per_hour: Some(3),
+            mail: true,
+        });
+        let budgets = manifest.site.budgets.as_mut().unwrap();
+        for rates in [&mut budgets.per_address, &mut budgets.per_network] {
+            *rates = vec![cahier_function::budgets::Rate::new(100, 3600)];
+        }
+        let p = manifest
+            .petitions
+            .iter_mut()
+            .find(|p| p.slug == SLUG)
+            .unwrap();
+        p.goal = 4;
+        app.state.set_manifest(manifest).unwrap();
+        app
+    };
+    let first = instance(webhook.clone());
+    let hour = || cahier_function::now().div_euclid(3600);
+    let started_in = hour();
+    for i in 0..4 {
+        sign_and_confirm(&first, &format!("m{i}@example.org")).await;
+    }
+    let events = received.lock().unwrap().clone();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e["event"].as_str().unwrap() {
+            "milestone" => format!("milestone {}", e["percent"]),
+            other => other.to_string(),
+        })
+        .collect();
+    let mut expected = vec!["milestone 25", "milestone 50", "milestone 100"];
+    if hour() == started_in {
+        // Counted from the hour's first confirmation (1): three more make the alert.
+        expected.push("trending");
+    }
+    assert_eq!(kinds, expected, "{events:?}");
+    assert_eq!(events[1]["count"], 2);
+    assert_eq!(events[1]["goal"], 4);
+    assert_eq!(events[2]["url"], format!("{SITE}/{SLUG}/"));
+    if let Some(trending) = events.get(3) {
+        assert_eq!(trending["signatures"], 3);
+    }
+    assert!(
+        events[0]["text"].as_str().unwrap().contains("25 %"),
+        "a line chat webhooks show: {events:?}"
+    );
+    let raw = serde_json::to_string(&events).unwrap();
+    assert!(
+        !raw.contains("@example.org") && !raw.contains("Jeanne"),
+        "{raw}"
+    );
+    let alerts = |outbox: &std::path::Path| -> Vec<String> {
+        read_dir(outbox)
+            .into_iter()
+            .filter(|m| m.to == "contact@petitions.example")
+            .map(|m| m.subject)
+            .collect()
+    };
+    let mails = alerts(&first.outbox);
+    assert_eq!(mails.len(), expected.len(), "{mails:?}");
+    assert!(mails.iter().any(|s| s.contains("100 %")), "{mails:?}");
+
+    // A second instance, knowing nothing, on the same store: the marks hold.
+    let second = instance(webhook);
+    sign_and_confirm(&second, "m4@example.org").await;
+    assert_eq!(count(&second).await, 5);
+    if hour() == started_in {
+        assert_eq!(received.lock().unwrap().len(), expected.len());
+        assert_eq!(alerts(&second.outbox).len(), expected.len());
+    }
+    server.abort();
+}

@@ -94,6 +94,16 @@ pub(crate) fn pick_lang(petition: &Petition, loaded: &Loaded, lang: Option<&str>
 }
 
 /// `<base_url>[/<lang>]/<slug>/<page>/`.
+/// The petition's page in `lang`.
+pub(crate) fn petition_url(loaded: &Loaded, lang: &str, slug: &str) -> String {
+    let base = loaded.manifest.site.base_url.trim_end_matches('/');
+    if lang == loaded.manifest.site.default_language {
+        format!("{base}/{slug}/")
+    } else {
+        format!("{base}/{lang}/{slug}/")
+    }
+}
+
 pub(crate) fn page_url(loaded: &Loaded, lang: &str, slug: &str, page: &str) -> String {
     let base = loaded.manifest.site.base_url.trim_end_matches('/');
     if lang == loaded.manifest.site.default_language {

@@ -1105,6 +1105,16 @@ impl Store for DynamoStore {
         self.get_suppression(email_hash).await
     }
 
+    async fn mark_once(
+        &self,
+        petition: &str,
+        key: &str,
+        value: i64,
+        at: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        self.put_mark(petition, key, value, at).await
+    }
+
     async fn count(&self, petition: &str) -> anyhow::Result<Count> {
         let mut pending: Vec<Item> = count_pks(petition)
             .into_iter()

@@ -167,6 +167,12 @@ pub fn suppression_pk(email_hash: &str) -> String {
 /// Sort key of a suppression item.
 pub const SUPPRESSION_SK: &str = "suppress";
 
+/// Partition key of a petition's once-only marks (sort key: the mark's name, such as
+/// `milestone-50`): a few items per petition, each written once.
+pub fn mark_pk(petition: &str) -> String {
+    format!("mark#{petition}")
+}
+
 /// Partition key of a petition's offline batches (sort key: the batch's id).
 pub fn offline_pk(petition: &str) -> String {
     format!("offline#{petition}")

@@ -1,8 +1,9 @@
 //! The mail suppression list on DynamoDB: one item per address, `suppress#<email_hash>`, put
-//! only if absent (the first reason stays) with its audit event in the same transaction.
+//! only if absent (the first reason stays) with its audit event in the same transaction; and a
+//! petition's once-only marks (`mark#<petition>`), put only if absent too.
 
 use super::dynamo::{backoff, get_n, get_s, key, n, s, DynamoStore, TxError};
-use super::dynamo_keys::{suppression_pk, SUPPRESSION_SK};
+use super::dynamo_keys::{mark_pk, suppression_pk, SUPPRESSION_SK};
 use super::{Suppression, SuppressionReason};
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
@@ -59,5 +60,53 @@ impl DynamoStore {
             petition: get_s(&item, "petition").unwrap_or_default().to_string(),
             at: get_n(&item, "at")?.unwrap_or(0),
         }))
+    }
+}
+
+impl DynamoStore {
+    /// [`super::Store::mark_once`]: a put conditioned on the item's absence; when it is there,
+    /// a consistent read of the value it holds.
+    pub(super) async fn put_mark(
+        &self,
+        petition: &str,
+        mark: &str,
+        value: i64,
+        at: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let mut item = key(mark_pk(petition), mark);
+        item.insert("value".into(), n(value));
+        item.insert("at".into(), n(at));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("while recording the mark {mark} of {petition}")))
+            }
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(mark_pk(petition), mark)))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("while reading the mark {mark} of {petition}"))?;
+        let first = out.item.as_ref().map(|i| get_n(i, "value")).transpose()?;
+        Ok(Some(first.flatten().unwrap_or(value)))
     }
 }

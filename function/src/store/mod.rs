@@ -440,6 +440,18 @@ pub trait Store: Send + Sync {
     /// The address's entry on the suppression list, if any.
     async fn suppression(&self, email_hash: &str) -> anyhow::Result<Option<Suppression>>;
 
+    /// Records `key` of `petition` with `value` unless it is already recorded: `None` when
+    /// this call recorded it, else the value recorded first. A conditional write, so that
+    /// what must happen once (a milestone's notification, [`crate::milestones`]) happens once
+    /// whatever the number of instances racing for it.
+    async fn mark_once(
+        &self,
+        petition: &str,
+        key: &str,
+        value: i64,
+        at: i64,
+    ) -> anyhow::Result<Option<i64>>;
+
     /// Takes up to `n` queued mails of `queue` (a network's `prefix_hash`) on `petition`,
     /// oldest first, whose signature is still pending and unexpired; each is handed out once.
     /// The default, for stores that never queue (test doubles), hands out nothing.

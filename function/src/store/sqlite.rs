@@ -105,6 +105,13 @@ CREATE TABLE IF NOT EXISTS offline_batches (
     withdrawn_at INTEGER,
     PRIMARY KEY (petition, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS marks (
+    petition TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (petition, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS suppressions (
     email_hash TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -1098,6 +1105,32 @@ impl Store for SqliteStore {
                 petition,
                 at,
             }))
+        })
+        .await
+    }
+
+    async fn mark_once(
+        &self,
+        petition: &str,
+        key: &str,
+        value: i64,
+        at: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        let (petition, key) = (petition.to_string(), key.to_string());
+        self.write(Durability::Full, move |tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO marks (petition, key, value, at) VALUES (?1, ?2, ?3, ?4)",
+                params![petition, key, value, at],
+            )?;
+            if n > 0 {
+                return Ok(None);
+            }
+            let first: i64 = tx.query_row(
+                "SELECT value FROM marks WHERE petition = ?1 AND key = ?2",
+                params![petition, key],
+                |r| r.get(0),
+            )?;
+            Ok(Some(first))
         })
         .await
     }

@@ -124,6 +124,10 @@ impl Store for Mem {
     async fn suppress(&self, _: &cahier_function::store::Suppression) -> anyhow::Result<bool> {
         anyhow::bail!("not used by these tests")
     }
+    async fn mark_once(&self, _: &str, _: &str, _: i64, _: i64) -> anyhow::Result<Option<i64>> {
+        unimplemented!("admin commands set no marks")
+    }
+
     async fn suppression(
         &self,
         _: &str,
