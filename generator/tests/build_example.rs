@@ -87,7 +87,13 @@ fn every_output_exists() {
         "integrity.json".into(),
     ];
     for prefix in ["", "en/"] {
-        for f in ["index.html", "privacy/index.html", "404.html", "atom.xml"] {
+        for f in [
+            "index.html",
+            "privacy/index.html",
+            "unsubscribe/index.html",
+            "404.html",
+            "atom.xml",
+        ] {
             expected.push(format!("{prefix}{f}"));
         }
         for slug in SLUGS {
@@ -109,7 +115,8 @@ fn every_output_exists() {
     }
     assert_eq!(b.report.pages, html_pages().len());
     assert_eq!(b.report.files, b.files.len());
-    assert_eq!(b.report.pages, 2 * (3 + 2 * 8));
+    // Per language: home, privacy, unsubscribe, 404, and each petition with its 8 pages.
+    assert_eq!(b.report.pages, 2 * (4 + 2 * 8));
     // The build folder was swapped in: no temporary folder left beside it.
     let leftovers: Vec<_> = std::fs::read_dir(b.out.path())
         .unwrap()

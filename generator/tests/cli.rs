@@ -56,12 +56,12 @@ fn new_then_check_then_build() {
     let out = site.path().join("public");
     let o = cahier(site.path(), &["build"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("38 pages"), "{}", text(&o));
+    assert!(text(&o).contains("40 pages"), "{}", text(&o));
     assert!(!out.join("piste-cyclable").exists());
     let o = cahier(site.path(), &["build", "--drafts"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(out.join("piste-cyclable/index.html").is_file());
-    assert!(text(&o).contains("54 pages"), "{}", text(&o));
+    assert!(text(&o).contains("56 pages"), "{}", text(&o));
 }
 
 /// Raw HTML that would turn a petition into a redirect or a script is named by `check` with its
