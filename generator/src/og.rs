@@ -8,12 +8,17 @@ use anyhow::Context;
 use resvg::usvg::{self, fontdb};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Covers kept scaled for the box, so that a petition's cards (one per language, rendered one
+/// after the other by the same thread mostly) decode and resample its photo once.
+const COVER_MEMO: usize = 8;
+type CoverMemo = lru::LruCache<(String, u32, u32), Arc<image::RgbaImage>>;
 
 pub const WIDTH: u32 = 1200;
 pub const HEIGHT: u32 = 630;
 /// Bump when the rendering pipeline changes in a way the SVG text does not show.
-const CACHE_VERSION: &[u8] = b"cahier-og-1";
+const CACHE_VERSION: &[u8] = b"cahier-og-2";
 
 /// A rendered card in the cache.
 #[derive(Debug, Clone)]
@@ -40,6 +45,8 @@ pub struct OgRenderer {
     /// Hash of the fonts, part of every cache key.
     fonts_hash: [u8; 32],
     cache_dir: PathBuf,
+    /// The last covers drawn, by the derivative's SHA-256 and the box's size.
+    covers: Mutex<CoverMemo>,
 }
 
 impl OgRenderer {
@@ -76,6 +83,9 @@ impl OgRenderer {
             family,
             fonts_hash: hasher.finalize().into(),
             cache_dir,
+            covers: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(COVER_MEMO).expect("non-zero"),
+            )),
         })
     }
 
@@ -164,7 +174,7 @@ impl OgRenderer {
                 .abs_bounding_box()
                 .transform(t)
                 .context("the cover's box")?;
-            draw_cover(&mut pixmap, cover, b.x(), b.y(), b.width(), b.height())?;
+            self.draw_cover(&mut pixmap, cover, b.x(), b.y(), b.width(), b.height())?;
         }
         pixmap
             .encode_png()
@@ -175,26 +185,60 @@ impl OgRenderer {
 /// The id of the `og.svg` element whose box the cover photo fills.
 pub const COVER_ID: &str = "cover";
 
-/// Fills the box (card pixels) with the photo, scaled to cover it and cropped to its centre.
-fn draw_cover(
-    pixmap: &mut resvg::tiny_skia::Pixmap,
-    cover: &Derivative,
-    x: f32,
-    y: f32,
-    w: f32,
-    h: f32,
-) -> anyhow::Result<()> {
-    let x0 = x.round().clamp(0.0, WIDTH as f32) as u32;
-    let y0 = y.round().clamp(0.0, HEIGHT as f32) as u32;
-    let w = (w.round() as u32).min(WIDTH - x0);
-    let h = (h.round() as u32).min(HEIGHT - y0);
-    if w == 0 || h == 0 {
-        return Ok(());
+impl OgRenderer {
+    /// Fills the box (card pixels) with the photo, scaled to cover it and cropped to its centre.
+    fn draw_cover(
+        &self,
+        pixmap: &mut resvg::tiny_skia::Pixmap,
+        cover: &Derivative,
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+    ) -> anyhow::Result<()> {
+        let x0 = x.round().clamp(0.0, WIDTH as f32) as u32;
+        let y0 = y.round().clamp(0.0, HEIGHT as f32) as u32;
+        let w = (w.round() as u32).min(WIDTH - x0);
+        let h = (h.round() as u32).min(HEIGHT - y0);
+        if w == 0 || h == 0 {
+            return Ok(());
+        }
+        let key = (cover.sha256.clone(), w, h);
+        let memo = self.covers.lock().expect("cover memo").get(&key).cloned();
+        let photo = match memo {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(fill(cover, w, h).with_context(|| {
+                    format!("while reading {} for the card", cover.path.display())
+                })?);
+                self.covers.lock().expect("cover memo").put(key, p.clone());
+                p
+            }
+        };
+        blend(pixmap, &photo, x0, y0);
+        Ok(())
     }
-    let photo = image::open(&cover.path)
-        .with_context(|| format!("while reading {} for the card", cover.path.display()))?
-        .resize_to_fill(w, h, image::imageops::FilterType::Triangle)
-        .to_rgba8();
+}
+
+/// The derivative decoded, resampled (Lanczos3) to cover `w` × `h` and cropped to its centre.
+fn fill(cover: &Derivative, w: u32, h: u32) -> anyhow::Result<image::RgbaImage> {
+    use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions};
+    let mut src = image::open(&cover.path)?;
+    if fast_image_resize::IntoImageView::pixel_type(&src).is_none() {
+        src = image::DynamicImage::ImageRgba8(src.to_rgba8());
+    }
+    let mut dst = image::DynamicImage::new(w, h, src.color());
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .fit_into_destination(Some((0.5, 0.5)));
+    fast_image_resize::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .context("while resizing")?;
+    Ok(dst.to_rgba8())
+}
+
+/// Draws `photo` at (x0, y0) over the card.
+fn blend(pixmap: &mut resvg::tiny_skia::Pixmap, photo: &image::RgbaImage, x0: u32, y0: u32) {
     let data = pixmap.data_mut();
     for (px, py, p) in photo.enumerate_pixels() {
         let [r, g, b, a] = p.0;
@@ -206,7 +250,6 @@ fn draw_cover(
         }
         data[i + 3] = (a + u32::from(data[i + 3]) * (255 - a) / 255) as u8;
     }
-    Ok(())
 }
 
 /// Writes beside, then renames: a concurrent or interrupted build never sees half a file.
