@@ -46,10 +46,58 @@ pub struct SyncReport {
     pub refused: Vec<String>,
 }
 
-/// Records the batches the store does not have yet.
+/// What a sync would do, read from the store before anything is written.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Batches the store does not have.
+    pub new: Vec<Declared>,
+    /// Batches the store has as declared.
+    pub unchanged: usize,
+    /// Batches that would be refused, with why (`file: batch id: reason`).
+    pub refused: Vec<String>,
+}
+
+/// Sorts the declared batches by what the store has.
+pub async fn plan(store: &dyn AdminStore, declared: &[Declared], now: i64) -> anyhow::Result<Plan> {
+    let recorded = store.offline_batches(None).await?;
+    let mut plan = Plan::default();
+    for d in declared {
+        let b = &d.batch;
+        let refuse = |why: String| format!("{}: offline batch {}: {why}", d.file.display(), b.id);
+        if let Err(e) = b.check_date_not_after(now) {
+            plan.refused.push(refuse(format!("{e:#}")));
+            continue;
+        }
+        match recorded
+            .iter()
+            .find(|r| r.petition == b.petition && r.id == b.id)
+        {
+            None => plan.new.push(d.clone()),
+            Some(r) if r.withdrawn_at.is_some() => {
+                plan.refused.push(refuse("withdrawn from the store".into()))
+            }
+            Some(r) if r.signatures != b.signatures => plan.refused.push(refuse(format!(
+                "already recorded with {} signatures",
+                r.signatures
+            ))),
+            Some(_) => plan.unchanged += 1,
+        }
+    }
+    Ok(plan)
+}
+
+/// Records the batches the store does not have yet; refuses any dated after today.
 pub async fn sync(store: &dyn AdminStore, declared: &[Declared], now: i64) -> SyncReport {
     let mut report = SyncReport::default();
     for d in declared {
+        if let Err(e) = d.batch.check_date_not_after(now) {
+            report.refused.push(format!(
+                "{}: offline batch {}: {e:#}",
+                d.file.display(),
+                d.batch.id
+            ));
+            continue;
+        }
         let mut batch = d.batch.clone();
         batch.added_at = now;
         match store.add_offline(&batch, now).await {

@@ -46,6 +46,9 @@ pub async fn run_all(store: Arc<dyn Store>) -> anyhow::Result<()> {
     public_list_follows_the_count(store.clone())
         .await
         .context("scenario public_list_follows_the_count")?;
+    public_list_pages_partition_it(store.clone())
+        .await
+        .context("scenario public_list_pages_partition_it")?;
     suppression_list_keeps_the_first_reason(store.clone())
         .await
         .context("scenario suppression_list_keeps_the_first_reason")?;
@@ -137,6 +140,47 @@ pub async fn suppression_list_keeps_the_first_reason(store: Arc<dyn Store>) -> a
 /// The public list holds exactly the signatures that count and carry an entry: none before
 /// confirmation, none held, none without an entry; newest first, paged; an erasure takes the
 /// entry away, `unlist` too (once).
+/// Pages of the list, read one after the other, are the whole list newest first, each entry
+/// once — with many entries counted in the same second (ties) and spread over the index's
+/// shards on DynamoDB.
+pub async fn public_list_pages_partition_it(store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let p = petition("listed-pages");
+    let t = now();
+    let total = 130u32;
+    for i in 0..total {
+        let mut sig = signature(&p, &hash(2000 + i), t);
+        sig.listing = Some(format!("entry {i}").into_bytes());
+        store.sign(&sig).await?;
+        // Three at a time in the same second.
+        store
+            .confirm(&p, &hash(2000 + i), t + (i / 3) as i64)
+            .await?;
+    }
+    let mut whole = Vec::new();
+    for _ in 0..50 {
+        whole = store.listed(&p, 0, 1000).await?;
+        if whole.len() >= total as usize {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(whole.len() == total as usize, "{} listed", whole.len());
+    ensure!(whole.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+    let mut paged = Vec::new();
+    for offset in (0..total + 50).step_by(50) {
+        paged.extend(store.listed(&p, offset, 50).await?);
+    }
+    let sealed = |l: &[cahier_function::store::Listed]| -> Vec<Vec<u8>> {
+        l.iter().map(|e| e.sealed.clone()).collect()
+    };
+    ensure!(
+        sealed(&paged) == sealed(&whole),
+        "pages of 50 give the whole list in its order"
+    );
+    ensure!(store.listed(&p, 129, 50).await?.len() == 1);
+    Ok(())
+}
+
 pub async fn public_list_follows_the_count(store: Arc<dyn Store>) -> anyhow::Result<()> {
     let p = petition("listed");
     let t = now();

@@ -148,21 +148,23 @@ async fn declared_batches_are_synced_once_and_a_changed_one_is_refused() {
     }
     let source = site.join("content/noel-sans-geant/index.md");
     let original = std::fs::read_to_string(&source).unwrap();
-    let declare = |n: u32| {
+    let declare_on = |date: &str, n: u32| {
         let text = original.replacen(
             "[[fields]]",
-            &format!("[[offline]]\ndate = \"2026-11-28\"\nsignatures = {n}\n\n[[fields]]"),
+            &format!("[[offline]]\ndate = \"{date}\"\nsignatures = {n}\n\n[[fields]]"),
             1,
         );
         std::fs::write(&source, text).unwrap();
     };
-    let sync = || {
+    let declare = |n: u32| declare_on("2026-11-28", n);
+    let sync_with = |extra: &[&str]| {
         let out = Command::new(cahier_tests::server::cahier_binary())
             .arg("--root")
             .arg(&site)
             .args(["admin", "--store"])
             .arg(format!("sqlite:{}", db.display()))
             .args(["--json", "offline", "sync"])
+            .args(extra)
             .env("CAHIER_PEPPER", "00".repeat(32))
             .env_remove("CAHIER_SECRETS_FILE")
             .env_remove("CAHIER_STORE")
@@ -174,7 +176,51 @@ async fn declared_batches_are_synced_once_and_a_changed_one_is_refused() {
             serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}{err}"));
         (out.status.success(), v)
     };
+    let sync = || sync_with(&[]);
+    let counted = || async {
+        let store = SqliteStore::open(&db).unwrap();
+        let c = store.count("noel-sans-geant").await.unwrap();
+        (c.count, c.offline)
+    };
+    // A batch dated after today is refused, and nothing is counted.
+    let tomorrow_but_one = time::OffsetDateTime::now_utc().date() + time::Duration::days(2);
+    declare_on(&tomorrow_but_one.to_string(), 230);
+    let (ok, v) = sync();
+    assert!(!ok, "{v}");
+    assert!(
+        v["refused"][0].as_str().unwrap().contains("after today"),
+        "{v}"
+    );
+    assert_eq!(counted().await, (0, 0));
+    // Over the cap: nothing recorded, and the message says how to go on.
     declare(230);
+    let out = Command::new(cahier_tests::server::cahier_binary())
+        .arg("--root")
+        .arg(&site)
+        .args(["admin", "--store"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["offline", "sync", "--max-signatures", "229"])
+        .env("CAHIER_PEPPER", "00".repeat(32))
+        .env_remove("CAHIER_SECRETS_FILE")
+        .env_remove("CAHIER_STORE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("230 signatures") && err.contains("--max-signatures 230"),
+        "{err}"
+    );
+    assert_eq!(counted().await, (0, 0));
+    // A dry run says what would happen and records nothing.
+    let (ok, v) = sync_with(&["--dry-run"]);
+    assert!(ok, "{v}");
+    assert_eq!(
+        v["would_add"],
+        serde_json::json!(["noel-sans-geant/paper-2026-11-28"])
+    );
+    assert_eq!(v["signatures"], 230);
+    assert_eq!(counted().await, (0, 0));
     let (ok, v) = sync();
     assert!(ok, "{v}");
     assert_eq!(
@@ -187,6 +233,14 @@ async fn declared_batches_are_synced_once_and_a_changed_one_is_refused() {
         "{v}"
     );
     declare(2300);
+    let (ok, v) = sync_with(&["--dry-run"]);
+    assert!(
+        ok && v["refused"][0]
+            .as_str()
+            .unwrap()
+            .contains("already recorded with 230"),
+        "{v}"
+    );
     let (ok, v) = sync();
     assert!(!ok, "a changed batch fails the sync: {v}");
     let refused = v["refused"][0].as_str().unwrap();
@@ -195,7 +249,5 @@ async fn declared_batches_are_synced_once_and_a_changed_one_is_refused() {
             && refused.contains("already recorded with 230"),
         "{refused}"
     );
-    let store = SqliteStore::open(&db).unwrap();
-    let c = store.count("noel-sans-geant").await.unwrap();
-    assert_eq!((c.count, c.offline), (230, 230));
+    assert_eq!(counted().await, (230, 230));
 }

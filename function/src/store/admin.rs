@@ -222,6 +222,25 @@ impl OfflineBatch {
         None
     }
 
+    /// Refuses a batch dated after today (UTC, a day's grace for time zones): paper is
+    /// counted once collected, and a date to come is a typo or an inflated count made to
+    /// look planned.
+    pub fn check_date_not_after(&self, now: i64) -> anyhow::Result<()> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = time::Date::parse(&self.date, format)
+            .map_err(|_| anyhow::anyhow!("date {:?}: a date as YYYY-MM-DD", self.date))?;
+        let today = time::OffsetDateTime::from_unix_timestamp(now)
+            .map(|t| t.date())
+            .map_err(|e| anyhow::anyhow!("the clock: {e}"))?;
+        match today.next_day() {
+            Some(latest) if date <= latest => Ok(()),
+            _ => anyhow::bail!(
+                "dated {}, after today ({today}): paper signatures are declared once collected",
+                self.date
+            ),
+        }
+    }
+
     /// The key the stores file its count and log events under, spread like a signer's
     /// e-mail hash (and never equal to one: it hashes a different domain).
     pub fn key_hash(&self) -> String {

@@ -45,8 +45,18 @@ pub enum OfflineCommand {
     },
     /// Record the batches the petitions' front matter declares (`offline:` in index.md)
     /// that the store does not have yet; `cahier serve` does it after every build. A batch
-    /// the store has with another size, or withdrawn, is reported and left as it is.
-    Sync,
+    /// the store has with another size, or withdrawn, is reported and left as it is; one
+    /// dated after today is refused.
+    Sync {
+        /// Show what would be recorded and refused, and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Record nothing when the new batches add more signatures than this in all: a
+        /// front matter is one edit away from anyone with access to the repository, so a
+        /// large addition is looked at (--dry-run) and allowed by name.
+        #[arg(long, default_value_t = 10_000, value_name = "N")]
+        max_signatures: u64,
+    },
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<ExitCode> {
@@ -68,6 +78,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<E
                 withdrawn_at: None,
             };
             batch.check()?;
+            batch.check_date_not_after(ctx.now)?;
             let outcome = ctx.store.add_offline(&batch, ctx.now).await?;
             let added = outcome == OfflineAdded::Added;
             if ctx.json {
@@ -108,7 +119,10 @@ pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<E
                 ExitCode::SUCCESS
             })
         }
-        OfflineCommand::Sync => sync(ctx).await,
+        OfflineCommand::Sync {
+            dry_run,
+            max_signatures,
+        } => sync(ctx, dry_run, max_signatures).await,
         OfflineCommand::List { petition } => {
             let batches = ctx.store.offline_batches(petition.as_deref()).await?;
             if ctx.json {
@@ -143,7 +157,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: OfflineCommand) -> anyhow::Result<E
     }
 }
 
-async fn sync(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
+async fn sync(ctx: &mut Ctx<'_>, dry_run: bool, max_signatures: u64) -> anyhow::Result<ExitCode> {
     let root = if ctx.root.as_os_str().is_empty() {
         std::path::PathBuf::from(".")
     } else {
@@ -152,6 +166,19 @@ async fn sync(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
     let cfg = crate::config::load(&root)?;
     let content = crate::content::load(&root, &cfg, false).map_err(crate::diag::Diagnostics)?;
     let declared = crate::offline_sync::declared(&content, cfg.default_language());
+    let plan = crate::offline_sync::plan(ctx.store, &declared, ctx.now).await?;
+    let adding: u64 = plan.new.iter().map(|d| u64::from(d.batch.signatures)).sum();
+    if dry_run {
+        return print_plan(ctx, &declared, &plan, adding);
+    }
+    if adding > max_signatures {
+        anyhow::bail!(
+            "the front matter declares {} new batch(es) with {adding} signatures in all, more \
+             than --max-signatures {max_signatures}: nothing recorded. Look at them with \
+             --dry-run, then rerun with --max-signatures {adding}",
+            plan.new.len()
+        );
+    }
     let report = crate::offline_sync::sync(ctx.store, &declared, ctx.now).await;
     if ctx.json {
         ctx.print_json(&json!({
@@ -182,4 +209,46 @@ async fn sync(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn print_plan(
+    ctx: &mut Ctx<'_>,
+    declared: &[crate::offline_sync::Declared],
+    plan: &crate::offline_sync::Plan,
+    adding: u64,
+) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = plan
+        .new
+        .iter()
+        .map(|d| format!("{}/{}", d.batch.petition, d.batch.id))
+        .collect();
+    if ctx.json {
+        ctx.print_json(&json!({
+            "dry_run": true, "declared": declared.len(), "would_add": names,
+            "signatures": adding, "unchanged": plan.unchanged, "refused": plan.refused,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (d, name) in plan.new.iter().zip(&names) {
+        writeln!(
+            ctx.out,
+            "Would record {name}: {} signatures collected {} ({}).",
+            d.batch.signatures,
+            d.batch.date,
+            d.file.display()
+        )?;
+    }
+    for refused in &plan.refused {
+        writeln!(ctx.out, "Would leave as the store has it: {refused}")?;
+    }
+    writeln!(
+        ctx.out,
+        "Dry run: {} batch(es) declared; {} would be recorded ({adding} signatures), {} are \
+         recorded already, {} would be refused. Nothing recorded.",
+        declared.len(),
+        plan.new.len(),
+        plan.unchanged,
+        plan.refused.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
