@@ -22,10 +22,11 @@
 #   hugo-cold    `hugo` with no resources/ (every derivative made by Hugo's image processing)
 #   cahier-warm  `cahier build` with .cahier/ kept (derivatives and cards linked from it)
 #   hugo-warm    `hugo` with resources/_gen kept (derivatives copied from it)
-# cold: COLD_ROUNDS x (cahier-cold, hugo-cold); then ROUNDS x (cahier-warm, hugo-warm). An
-# output holds about 10 GB at N=10000, so the moved-aside outputs are deleted and `sync` is
-# run before every timed build (untimed), so that neither the disk use nor the write-back of
-# the previous build's files falls into the next build.
+# cold: COLD_ROUNDS x (cahier-cold, hugo-cold); then ROUNDS x (cahier-warm, hugo-warm). It
+# needs about 6 MB of free disk per petition (checked first); an output holds 15+ GB at
+# N=10000, so the moved-aside outputs are deleted and `sync` is run before every timed build
+# (untimed), so that neither the disk use nor the write-back of the previous build's files
+# falls into the next build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,6 +49,14 @@ command -v hugo >/dev/null || { echo "hugo is required (apt-get install hugo)" >
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is required (apt-get install time)" >&2; exit 1; }
 
 if [ -n "$IMAGES" ]; then
+  # About 6 MB per petition on disk at the peak (corpus, both caches, both outputs: 40 GB
+  # were in use when Hugo's first cold build at N=10000 ran out of space): refuse early.
+  need_kb=$((N * 6 * 1024))
+  free_kb=$(df -Pk "$out" | awk 'NR==2 {print $4}')
+  if [ "$free_kb" -lt "$need_kb" ]; then
+    echo "IMAGES=1 N=$N needs about $((need_kb / 1024 / 1024)) GB free in $out; $((free_kb / 1024 / 1024)) GB are" >&2
+    exit 1
+  fi
   py="$out/pyenv/bin/python"
   if ! { [ -x "$py" ] && "$py" -c 'import PIL' 2>/dev/null; }; then
     python3 -m venv "$out/pyenv" >&2
