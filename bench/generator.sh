@@ -24,8 +24,8 @@
 #   hugo-warm    `hugo` with resources/_gen kept (derivatives copied from it)
 # cold: COLD_ROUNDS x (cahier-cold, hugo-cold); then ROUNDS x (cahier-warm, hugo-warm). It
 # needs about 6 MB of free disk per petition (checked first); an output holds 15+ GB at
-# N=10000, so the moved-aside outputs are deleted and `sync` is run before every timed build
-# (untimed), so that neither the disk use nor the write-back of the previous build's files
+# N=10000, so both tools' outputs are moved aside and deleted, and `sync` is run, before every
+# timed build (untimed): neither the disk use nor the write-back of the previous build's files
 # falls into the next build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +82,12 @@ timed() {
   local name=$1 round=$2 dest=$3; shift 4
   [ -e "$dest" ] && mv "$dest" "$(mktemp -d "$trash/old.XXXXXX")/"
   if [ -n "$IMAGES" ]; then
+    # Both outputs go, not only this build's own: at N=10000 the other tool's 16+ GB would
+    # otherwise stay on disk through this build.
+    local o
+    for o in "$raw/cahier-public" "$raw/hugo-public"; do
+      [ -e "$o" ] && mv "$o" "$(mktemp -d "$trash/old.XXXXXX")/"
+    done
     rm -rf "$trash"/*
     sync
   fi
