@@ -40,6 +40,7 @@
 //! | wide network (/16, /32), per petition | `wide:<window>:<hash>:<petition>` | defer |
 //! | petition overall (surge) | `pet:<window>:<petition>` | alarm |
 //! | mails per registrable domain (all petitions) | `mail:<window>:<domain>` | no mail (alarm for large providers) |
+//! | mails of the whole site (all petitions, all domains) | `mailall:<window>` | no mail, and an alarm |
 //!
 //! The e-mail domain is stored in clear (lower-case A-label), as in
 //! `NewSignature::email_domain`: it is what `cahier admin trending` reports.
@@ -91,6 +92,11 @@ pub struct BudgetPolicy {
     pub mail_per_domain: Rate,
     /// The same for `large_providers`.
     pub mail_per_large_provider: Rate,
+    /// Every mail of the site, all petitions and domains together: the ceiling that keeps a
+    /// flood from spending the mail provider's sending quota (SES pauses an account that
+    /// exceeds it, or whose bounces soar). Above it no mail goes out and each refusal is
+    /// logged as `mail_ceiling` (the template's alarm). Set it under the account's quota.
+    pub mail_site: Rate,
 }
 
 impl Default for BudgetPolicy {
@@ -136,6 +142,8 @@ impl Default for BudgetPolicy {
             allowed_multiplier: 10,
             mail_per_domain: Rate::new(30, 3600),
             mail_per_large_provider: Rate::new(10_000, 3600),
+            // SES's first production quota is 50,000 mails a day.
+            mail_site: Rate::new(40_000, 86_400),
         }
     }
 }
@@ -287,6 +295,16 @@ impl BudgetPolicy {
 
     /// The per-domain mail budget, taken (`Store::take_budget`) before sending a confirmation;
     /// counted on the registrable domain, so that subdomains of one domain share it.
+    /// The site-wide mail ceiling's budget (`mail_site`).
+    pub fn site_mail_budget(&self) -> Budget {
+        let rate = self.mail_site;
+        Budget::new(
+            format!("mailall:{}", rate.window_secs),
+            rate.limit,
+            rate.window_secs,
+        )
+    }
+
     pub fn mail_budget(&self, email_domain: &str) -> Budget {
         let domain = registrable_domain(email_domain);
         let rate = if self.is_large_provider(email_domain) {

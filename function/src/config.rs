@@ -102,6 +102,11 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub log_run_for: f64,
+    /// The SNS topic whose SES bounce and complaint notifications the `mail-events` handler
+    /// acts on (under AWS Lambda; `deploy/aws/template.yaml`). Records from any other topic are
+    /// refused.
+    #[arg(long, env = "CAHIER_MAIL_EVENTS_TOPIC", value_name = "ARN")]
+    pub mail_events_topic: Option<String>,
 }
 
 impl Config {

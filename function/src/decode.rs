@@ -2,7 +2,8 @@
 //!
 //! The sign form arrives as JSON (the theme's `fetch`) or as a plain form post, with the field
 //! names of the brief's sign-form convention. Unknown or repeated fields, over-long values,
-//! control characters and undeclared fields are refused with one error per field.
+//! control characters (bidi overrides among them) and undeclared fields are refused with one
+//! error per field.
 
 use crate::manifest::{FieldKind, Petition};
 use crate::problem::FieldError;
@@ -125,15 +126,24 @@ fn text(field: &str, raw: Raw, max: usize, multiline: bool) -> Result<String, Fi
     if s.chars().count() > max {
         return Err(FieldError::new(field, format!("At most {max} characters.")));
     }
-    if s.chars()
-        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t')))
-    {
+    if s.chars().any(|c| {
+        (c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t')))
+            || is_bidi_control(c)
+    }) {
         return Err(FieldError::new(
             field,
             "Contains characters that are not allowed.",
         ));
     }
     Ok(s.to_string())
+}
+
+/// The explicit directional embeddings, overrides and isolates of UAX #9 (§2.1–2.4): a name
+/// shown on the public list could otherwise reorder the text after it ("Trojan Source").
+/// LRM, RLM and ALM stay allowed: they only mark a direction and cannot span other text, and
+/// names mixing scripts need them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Checkbox semantics of the form: "yes"/"on"/"true"/true checked; absent or ""/"no"/false not.
@@ -383,6 +393,44 @@ mod tests {
             decode_sign(BodyKind::Form, postcode.as_bytes(), &petition()).unwrap_err()[0].field,
             "postcode"
         );
+    }
+
+    #[test]
+    fn bidi_overrides_are_refused_marks_are_not() {
+        let body = |name: &str| {
+            serde_urlencoded::to_string([
+                ("name", name),
+                ("email", "a@b.org"),
+                ("consent", "yes"),
+                ("h-captcha-response", "t"),
+                ("postcode", "75001"),
+            ])
+            .unwrap()
+        };
+        for bad in [
+            "Alice\u{202E}tnemevuom",
+            "\u{2067}Bob",
+            "Eve\u{2069}",
+            "\u{202A}x",
+        ] {
+            let errors =
+                decode_sign(BodyKind::Form, body(bad).as_bytes(), &petition()).unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad:?}");
+            assert_eq!(errors[0].field, "name");
+        }
+        let comment = "name=a&email=a%40b.org&consent=yes&h-captcha-response=t&postcode=1&comment=x%E2%80%AEy";
+        assert_eq!(
+            decode_sign(BodyKind::Form, comment.as_bytes(), &petition()).unwrap_err()[0].field,
+            "comment"
+        );
+        // A right-to-left mark in a mixed-script name is a letter's business, not an attack.
+        let form = decode_sign(
+            BodyKind::Form,
+            body("Dana \u{200F}דנה").as_bytes(),
+            &petition(),
+        )
+        .unwrap();
+        assert_eq!(form.name, "Dana \u{200F}דנה");
     }
 
     proptest! {

@@ -27,6 +27,7 @@ pub mod http_server;
 #[cfg(feature = "s3")]
 pub mod log_bucket;
 pub mod log_task;
+pub mod mail_events;
 pub mod mail_templates;
 pub mod mailer;
 pub mod manifest;

@@ -3,7 +3,9 @@
 //!
 //! Under Lambda the one binary has two handlers, chosen by the function's `Handler` setting
 //! (`_HANDLER`): `bootstrap` (the default) serves the HTTP API; [`SEQUENCER_HANDLER`] is the
-//! scheduled sequencer of the transparency log, which writes into the site bucket.
+//! scheduled sequencer of the transparency log, which writes into the site bucket;
+//! [`MAIL_EVENTS_HANDLER`] takes SES's bounces and complaints from SNS into the suppression
+//! list.
 
 use anyhow::Context;
 use cahier_function::config::Config;
@@ -16,6 +18,9 @@ use clap::Parser;
 
 /// The `Handler` of the scheduled sequencer function.
 const SEQUENCER_HANDLER: &str = "sequencer";
+
+/// The `Handler` of the function SNS invokes with SES's bounce and complaint notifications.
+const MAIL_EVENTS_HANDLER: &str = "mail-events";
 
 /// Seconds the sequencer handler keeps free before its invocation's deadline.
 #[cfg(all(feature = "s3", feature = "secretsmanager"))]
@@ -55,6 +60,9 @@ async fn run() -> anyhow::Result<()> {
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     if lambda && std::env::var("_HANDLER").as_deref() == Ok(SEQUENCER_HANDLER) {
         return run_sequencer(&config, &manifest).await;
+    }
+    if lambda && std::env::var("_HANDLER").as_deref() == Ok(MAIL_EVENTS_HANDLER) {
+        return run_mail_events(&config).await;
     }
     let secrets = match &config.dev_secrets {
         Some(dir) if !lambda => {
@@ -271,6 +279,70 @@ async fn run_sequencer(config: &Config, manifest: &Manifest) -> anyhow::Result<(
 #[cfg(not(all(feature = "s3", feature = "secretsmanager")))]
 async fn run_sequencer(_: &Config, _: &Manifest) -> anyhow::Result<()> {
     anyhow::bail!("this build has no S3 support: the sequencer handler needs the `s3` and `secretsmanager` features")
+}
+
+/// SES's bounces and complaints (`Handler: mail-events`, subscribed to the topic of the
+/// configuration set's event destination): each SNS event's addresses go on the suppression
+/// list under their keyed hash. Of the secrets it reads only the pepper (`CAHIER_PEPPER_ARN`).
+/// An error fails the invocation, so that SNS retries it; suppressing twice is harmless.
+#[cfg(feature = "secretsmanager")]
+async fn run_mail_events(config: &Config) -> anyhow::Result<()> {
+    use lambda_http::lambda_runtime::{service_fn, LambdaEvent};
+    use std::sync::Arc;
+    let topic = config
+        .mail_events_topic
+        .clone()
+        .context("the mail-events handler needs its topic (CAHIER_MAIL_EVENTS_TOPIC)")?;
+    let env = |k: &str| std::env::var(k).ok();
+    anyhow::ensure!(
+        env("CAHIER_PEPPER").is_none(),
+        "CAHIER_PEPPER is set in the Lambda environment: keep it in Secrets Manager and give \
+         CAHIER_PEPPER_ARN"
+    );
+    let pepper = cahier_function::secrets_manager::resolve_arns(&env)
+        .await?
+        .remove("CAHIER_PEPPER")
+        .context("the mail-events handler needs the pepper (CAHIER_PEPPER_ARN)")?;
+    let pepper =
+        cahier_function::secrets::decode_key(&pepper).context("while decoding CAHIER_PEPPER")?;
+    let hasher = Arc::new(cahier_function::crypto::Hasher::new(&pepper)?);
+    let store = store::open(&config.store).await?;
+    tracing::info!("mail events: ready");
+    lambda_http::lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::event::sns::SnsEvent>| {
+            let (hasher, store, topic) = (hasher.clone(), store.clone(), topic.clone());
+            async move {
+                let applied = cahier_function::mail_events::apply(
+                    &event.payload,
+                    &topic,
+                    &hasher,
+                    store.as_ref(),
+                    cahier_function::now(),
+                )
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %format!("{e:#}"), "mail events: refused");
+                    lambda_http::Error::from(format!("{e:#}"))
+                })?;
+                tracing::info!(
+                    target: "cahier::mail",
+                    notifications = applied.notifications,
+                    suppressed = applied.suppressed,
+                    already = applied.already,
+                    ignored = applied.ignored,
+                    "mail events: applied"
+                );
+                Ok::<_, lambda_http::Error>(serde_json::to_value(&applied)?)
+            }
+        },
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
+}
+
+#[cfg(not(feature = "secretsmanager"))]
+async fn run_mail_events(_: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no Secrets Manager support: the mail-events handler needs the `secretsmanager` feature")
 }
 
 /// The secrets: from Secrets Manager for each `NAME_ARN` that is set (the Lambda way: only

@@ -48,6 +48,43 @@ pub async fn run_all(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
     crate::regions_conformance::regions_follow_organizer_changes(store.clone())
         .await
         .context("admin scenario regions_follow_organizer_changes")?;
+    suppression_counts_by_reason(store.clone())
+        .await
+        .context("admin scenario suppression_counts_by_reason")?;
+    Ok(())
+}
+
+/// `cahier admin stats` reports the suppression list by reason: each address once, under the
+/// first reason it was suppressed for.
+pub async fn suppression_counts_by_reason(store: Arc<dyn AdminStore>) -> anyhow::Result<()> {
+    use cahier_function::store::{Suppression, SuppressionReason};
+    let before = store.suppression_counts().await?;
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let entries = [
+        ("a", SuppressionReason::Bounced),
+        ("b", SuppressionReason::Bounced),
+        ("c", SuppressionReason::Complained),
+        // Already on the list: the first reason stays, nothing is counted twice.
+        ("a", SuppressionReason::Complained),
+    ];
+    for (who, reason) in entries {
+        store
+            .suppress(&Suppression {
+                email_hash: format!("{tag}{who}"),
+                reason,
+                petition: String::new(),
+                at: now(),
+            })
+            .await?;
+    }
+    let after = store.suppression_counts().await?;
+    let delta = |reason: &str| {
+        after.get(reason).copied().unwrap_or(0) - before.get(reason).copied().unwrap_or(0)
+    };
+    ensure!(
+        (delta("bounced"), delta("complained"), delta("unsubscribed")) == (2, 1, 0),
+        "suppression counts went from {before:?} to {after:?}"
+    );
     Ok(())
 }
 

@@ -294,6 +294,17 @@ async fn sign_and_confirm(lang: &str) -> anyhow::Result<()> {
         )
         .await?;
     ensure!(items == json!(1), "{items} entries: {listed:?}");
+    // Each name is isolated in its own direction, so no name can reorder the list around it.
+    let isolated = b
+        .js(
+            "return Array.from(document.querySelectorAll('[data-signers-list] li')).map(li => { const n = li.querySelector('bdi.signer-name'); return n ? n.textContent : null; });",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        isolated == json!(["Camille Dupont"]),
+        "names in <bdi>: {isolated}"
+    );
     b.shot("signers").await?;
     let bad = b.axe(&format!("{lang} signers")).await?;
     ensure!(bad.is_empty(), "axe on the list: {bad:?}");

@@ -1,8 +1,9 @@
 //! Amazon SES (API v2) transport, for the Lambda deployment: no SMTP credentials to keep, the
 //! function's role is allowed `ses:SendEmail` from one verified identity.
 //!
-//! Configured by `ses:[?endpoint=..&region=..&from=..]`; `from` must be an address (or domain)
-//! verified in SES. Plain text and HTML go as SES "simple" content, SES builds the MIME.
+//! Configured by `ses:[?endpoint=..&region=..&from=..&configuration_set=..]`; `from` must be an
+//! address (or domain) verified in SES. `configuration_set` names the SES configuration set
+//! whose event destination reports bounces and complaints ([`crate::mail_events`]).
 
 use crate::mailer::{Mail, Mailer};
 use anyhow::{bail, Context};
@@ -15,12 +16,14 @@ pub struct SesMailer {
     client: Client,
     from: String,
     mailbox: lettre::message::Mailbox,
+    configuration_set: Option<String>,
 }
 
 impl std::fmt::Debug for SesMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SesMailer")
             .field("from", &self.from)
+            .field("configuration_set", &self.configuration_set)
             .finish()
     }
 }
@@ -31,19 +34,22 @@ pub struct SesUrl {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub from: String,
+    pub configuration_set: Option<String>,
 }
 
 impl SesUrl {
     pub fn parse(rest: &str) -> anyhow::Result<Self> {
         let query = rest.strip_prefix('?').unwrap_or(rest);
-        let (mut endpoint, mut region, mut from) = (None, None, None);
+        let (mut endpoint, mut region, mut from, mut configuration_set) = (None, None, None, None);
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
             match &*k {
                 "endpoint" => endpoint = Some(v.into_owned()),
                 "region" => region = Some(v.into_owned()),
                 "from" => from = Some(v.into_owned()),
+                "configuration_set" => configuration_set = Some(v.into_owned()),
                 other => bail!(
-                    "unknown option {other:?} in ses:{rest}: expected endpoint=, region= or from="
+                    "unknown option {other:?} in ses:{rest}: expected endpoint=, region=, \
+                     from= or configuration_set="
                 ),
             }
         }
@@ -54,6 +60,7 @@ impl SesUrl {
             endpoint,
             region,
             from,
+            configuration_set: configuration_set.filter(|c| !c.is_empty()),
         })
     }
 }
@@ -68,7 +75,14 @@ impl SesMailer {
             client,
             from,
             mailbox,
+            configuration_set: None,
         })
+    }
+
+    /// Sends through `name`, the configuration set whose events reach the mail-events handler.
+    pub fn with_configuration_set(mut self, name: Option<String>) -> Self {
+        self.configuration_set = name;
+        self
     }
 
     /// Opens the mailer from the part of `ses:[?endpoint=..&region=..&from=..]` after the colon.
@@ -79,7 +93,7 @@ impl SesMailer {
         if conf.region().is_none() {
             bail!("ses:{rest}: no AWS region (set region= or AWS_REGION)");
         }
-        Self::new(Client::new(&conf), url.from)
+        Ok(Self::new(Client::new(&conf), url.from)?.with_configuration_set(url.configuration_set))
     }
 
     pub fn from(&self) -> &str {
@@ -100,6 +114,7 @@ impl Mailer for SesMailer {
         self.client
             .send_email()
             .from_email_address(&self.from)
+            .set_configuration_set_name(self.configuration_set.clone())
             .destination(Destination::builder().to_addresses(&mail.to).build())
             .content(EmailContent::builder().raw(raw).build())
             .send()
@@ -122,6 +137,9 @@ mod tests {
         assert_eq!(url.region.as_deref(), Some("eu-west-1"));
         assert_eq!(url.from, "Cahier <noreply@example.org>");
         assert_eq!(url.endpoint, None);
+        assert_eq!(url.configuration_set, None);
+        let url = SesUrl::parse("?from=a%40b.org&configuration_set=cahier-mail").unwrap();
+        assert_eq!(url.configuration_set.as_deref(), Some("cahier-mail"));
         let err = SesUrl::parse("").unwrap_err().to_string();
         assert!(err.contains("from=ADDRESS is required"), "{err}");
         let err = SesUrl::parse("?to=x").unwrap_err().to_string();

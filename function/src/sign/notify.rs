@@ -72,6 +72,9 @@ pub(super) async fn notify(ctx: &Ctx<'_>, petition: &Petition, lang: &str, to: &
 /// honest signer's mail by draining it, and what reaches this point is already within its own
 /// network's budget (the suspicious share was queued before).
 pub(super) async fn send_within_budget(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
+    if undeliverable(ctx, letter).await {
+        return false;
+    }
     let policy = &ctx.loaded.budgets;
     let domain = letter.to.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
     let budget = policy.mail_budget(domain);
@@ -93,12 +96,71 @@ pub(super) async fn send_within_budget(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bo
             "the per-domain mail budget is exhausted"
         );
     }
-    if within || alarm_only {
-        send_mail(ctx, letter).await;
-        true
-    } else {
-        false
+    if !(within || alarm_only) || !under_site_ceiling(ctx, letter).await {
+        return false;
     }
+    send_mail(ctx, letter).await;
+    true
+}
+
+/// Takes one unit of the site-wide mail ceiling ([`crate::budgets::BudgetPolicy::mail_site`]);
+/// false, logged as `mail_ceiling` for the alarm, when it is spent. A failed read sends, as
+/// for the per-domain budget's alarm-only case: the ceiling protects the quota, and a store
+/// that cannot count is already an alarm of its own.
+async fn under_site_ceiling(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
+    let budget = ctx.loaded.budgets.site_mail_budget();
+    match ctx.state.0.store.take_budget(&budget, ctx.now).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(
+                target: "cahier::fraud",
+                decision = "mail_ceiling",
+                petition = ctx.slug,
+                budget = %budget.key,
+                email = short(letter.email_hash),
+                "the site-wide mail ceiling is reached: no mail sent"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "the site-wide mail ceiling could not be read"
+            );
+            true
+        }
+    }
+}
+
+/// True if the address bounced for good or complained ([`crate::mail_events`]): its mail is
+/// not sent, and takes no mail budget. An unsubscribe is not enough: it stops updates, not
+/// the confirmation of a new signature. The signer still gets the same answer as everyone;
+/// a failed read of the list sends (one bounce is cheaper than a lost confirmation).
+async fn undeliverable(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
+    use crate::store::SuppressionReason;
+    let entry = match ctx.state.0.store.suppression(letter.email_hash).await {
+        Ok(entry) => entry,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "reading the suppression list failed"
+            );
+            None
+        }
+    };
+    let reason = match entry.map(|e| e.reason) {
+        Some(r @ (SuppressionReason::Bounced | SuppressionReason::Complained)) => r,
+        _ => return false,
+    };
+    tracing::info!(
+        target: "cahier::fraud",
+        decision = "mail_suppressed",
+        petition = ctx.slug,
+        reason = reason.as_str(),
+        email = short(letter.email_hash),
+        "not mailed: the address is on the suppression list"
+    );
+    true
 }
 
 /// Renders and sends one mail with fresh confirm and erase links; records `mailed`.

@@ -324,6 +324,10 @@ pub trait AdminStore: Store {
     /// The offline batches of one petition or all, by petition then id.
     async fn offline_batches(&self, petition: Option<&str>) -> anyhow::Result<Vec<OfflineBatch>>;
 
+    /// How many addresses the mail suppression list holds, by reason (`unsubscribed`,
+    /// `bounced`, `complained`; absent reasons left out). A scan, like the other reports.
+    async fn suppression_counts(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>>;
+
     /// Recomputes the count of `petition` from its records (confirmed signatures and offline
     /// batches not withdrawn) and stores it (repairing the counter, e.g. its shards on
     /// DynamoDB). Returns the new count.

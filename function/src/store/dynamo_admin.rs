@@ -446,6 +446,23 @@ impl AdminStore for DynamoStore {
         self.offline_batch_list(petition).await
     }
 
+    async fn suppression_counts(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        let filter = ScanFilter {
+            expression: "#sk = :suppress".into(),
+            names: vec![("#sk", "sk")],
+            values: vec![(":suppress", s(super::dynamo_keys::SUPPRESSION_SK))],
+        };
+        let mut counts = std::collections::BTreeMap::new();
+        let (_tasks, mut pages) = self.scan_pages(filter);
+        while let Some(page) = pages.recv().await {
+            for item in page? {
+                let reason = get_s(&item, "reason").unwrap_or("unsubscribed");
+                *counts.entry(reason.to_string()).or_default() += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     async fn recount(&self, petition: &str) -> anyhow::Result<Count> {
         for attempt in 0..MAX_ATTEMPTS {
             // Optimistic: remember the shards, count the records, then write every shard in one

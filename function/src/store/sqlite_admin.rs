@@ -403,6 +403,16 @@ impl AdminStore for SqliteStore {
         .await
     }
 
+    async fn suppression_counts(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT reason, COUNT(*) FROM suppressions GROUP BY reason")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn purge(&self, older_than: i64, now: i64) -> anyhow::Result<u64> {
         // The wipe: old page images still hold the data until the WAL is checkpointed and cut.
         self.write(Durability::FullAndWipe, move |tx| {

@@ -26,6 +26,8 @@ pub async fn stats(
         counters.insert(p.clone(), ctx.store.count(p).await?.count);
     }
     let since = hour_of(ctx.now) - i64::from(hours.saturating_sub(1)) * 3600;
+    // Site-wide: who asked to hear no more, and the mailboxes SES reported gone or annoyed.
+    let suppressed = ctx.store.suppression_counts().await?;
 
     if ctx.json {
         let petitions: Vec<_> = stats
@@ -43,7 +45,11 @@ pub async fn stats(
                 v
             })
             .collect();
-        ctx.print_json(&json!({ "generated_at": rfc3339(ctx.now), "petitions": petitions }))?;
+        ctx.print_json(&json!({
+            "generated_at": rfc3339(ctx.now),
+            "petitions": petitions,
+            "suppression_list": suppressed,
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -84,6 +90,18 @@ pub async fn stats(
         })
         .map(|(h, p, n)| vec![format_time(h), p, n.to_string()])
         .collect();
+    let total: u64 = suppressed.values().sum();
+    let by_reason: Vec<String> = suppressed.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    writeln!(
+        ctx.out,
+        "\nSuppression list (never mailed again): {total} address{}{}",
+        if total == 1 { "" } else { "es" },
+        if by_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_reason.join(", "))
+        }
+    )?;
     writeln!(ctx.out, "\nNew signatures per hour, last {hours} h:")?;
     writeln!(
         ctx.out,

@@ -245,6 +245,9 @@ impl AdminStore for Mem {
     ) -> anyhow::Result<cahier_function::store::admin::OfflineWithdrawn> {
         anyhow::bail!("the in-memory fixture keeps no offline batches")
     }
+    async fn suppression_counts(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        Ok(std::collections::BTreeMap::new())
+    }
     async fn offline_batches(
         &self,
         _: Option<&str>,

@@ -209,34 +209,79 @@ impl EdgeStack {
     /// emulator, invokes it `invocations` times with EventBridge's scheduled event, one pass
     /// each, and returns what each invocation answered. Stopped on return.
     pub async fn run_sequencer(&self, invocations: usize) -> anyhow::Result<Vec<Value>> {
-        let dir = tempfile::tempdir()?;
         let endpoint = self.moto.endpoint();
-        let (handler, variables) = sequencer_in_template()?;
-        // Each variable the template sets, with this stack's value; one the test does not know
-        // fails it, so the template and the function cannot drift apart unseen.
+        let events = vec![scheduled_event(); invocations];
+        let answers = self
+            .run_deployed("Sequencer", &events, |name| {
+                Ok(vec![match name {
+                    "CAHIER_STORE" => (name.into(), self.store_url()),
+                    "CAHIER_MANIFEST" => (name.into(), self.manifest_path.display().to_string()),
+                    "CAHIER_LOG_BUCKET" => (
+                        name.into(),
+                        format!("{}?endpoint={endpoint}&region=us-east-1", self.bucket),
+                    ),
+                    // The secret's value goes to Secrets Manager, its ARN to the environment.
+                    "CAHIER_LOG_KEY_ARN" => ("CAHIER_LOG_KEY".into(), self.log_key.seed_base64()),
+                    // One quick pass per invocation instead of 50 s of passes every 5 s.
+                    "CAHIER_LOG_INTERVAL" => (name.into(), "0.1".into()),
+                    "CAHIER_LOG_RUN_FOR" => (name.into(), "0".into()),
+                    "RUST_LOG" => (name.into(), "info".into()),
+                    other => bail!("the template's sequencer sets {other}, unknown to this stack"),
+                }])
+            })
+            .await?;
+        answers
+            .into_iter()
+            .map(|a| a.map_err(anyhow::Error::msg))
+            .collect()
+    }
+
+    /// Starts the mail-events function as the template deploys it (`Handler: mail-events`,
+    /// the pepper from Secrets Manager, the topic `topic_arn`) under its own emulator and
+    /// invokes it once per SNS event; each answer, or the error it failed with.
+    pub async fn run_mail_events(
+        &self,
+        topic_arn: &str,
+        events: &[Value],
+    ) -> anyhow::Result<Vec<Result<Value, String>>> {
+        self.run_deployed("MailEvents", events, |name| {
+            Ok(vec![match name {
+                "CAHIER_STORE" => (name.into(), self.store_url()),
+                "CAHIER_MANIFEST" => (name.into(), self.manifest_path.display().to_string()),
+                "CAHIER_PEPPER_ARN" => ("CAHIER_PEPPER".into(), hex::encode(&self.secrets.pepper)),
+                "CAHIER_MAIL_EVENTS_TOPIC" => (name.into(), topic_arn.to_string()),
+                "RUST_LOG" => (name.into(), "info".into()),
+                other => bail!("the template's MailEvents sets {other}, unknown to this stack"),
+            }])
+        })
+        .await
+    }
+
+    /// The function's store setting on this stack's table.
+    fn store_url(&self) -> String {
+        format!(
+            "dynamodb:{}?endpoint={}&region=us-east-1",
+            self.table,
+            self.moto.endpoint()
+        )
+    }
+
+    /// Starts the function the template's `resource` deploys: its `Handler`, and each variable
+    /// of its environment given this stack's value by `value` (which fails on a variable it
+    /// does not know, so that the template and the function cannot drift apart unseen; a
+    /// secret's value goes to Secrets Manager and only its ARN to the environment). Invokes it
+    /// once per event and returns each answer, or the error it failed with. Stopped on return.
+    async fn run_deployed(
+        &self,
+        resource: &str,
+        events: &[Value],
+        value: impl Fn(&str) -> anyhow::Result<Vec<(String, String)>>,
+    ) -> anyhow::Result<Vec<Result<Value, String>>> {
+        let dir = tempfile::tempdir()?;
+        let (handler, variables) = function_in_template(resource)?;
         let mut env = vec![("_HANDLER".to_string(), handler)];
         for name in variables {
-            let value = match name.as_str() {
-                "CAHIER_STORE" => format!(
-                    "dynamodb:{}?endpoint={endpoint}&region=us-east-1",
-                    self.table
-                ),
-                "CAHIER_MANIFEST" => self.manifest_path.display().to_string(),
-                "CAHIER_LOG_BUCKET" => {
-                    format!("{}?endpoint={endpoint}&region=us-east-1", self.bucket)
-                }
-                // The secret's value goes to Secrets Manager, its ARN to the environment.
-                "CAHIER_LOG_KEY_ARN" => {
-                    env.push(("CAHIER_LOG_KEY".into(), self.log_key.seed_base64()));
-                    continue;
-                }
-                // One quick pass per invocation instead of 50 s of passes every 5 s.
-                "CAHIER_LOG_INTERVAL" => "0.1".into(),
-                "CAHIER_LOG_RUN_FOR" => "0".into(),
-                "RUST_LOG" => "info".into(),
-                other => bail!("the template's sequencer sets {other}, unknown to this stack"),
-            };
-            env.push((name, value));
+            env.extend(value(&name)?);
         }
         env.extend(
             [
@@ -248,26 +293,27 @@ impl EdgeStack {
         );
         let env = crate::moto::into_secrets_manager(&self.moto, env).await;
         let args: Vec<String> = Vec::new();
-        let sequencer = LambdaFunction::start(dir.path(), &args, &env);
+        let function = LambdaFunction::start(dir.path(), &args, &env);
         let http = reqwest::Client::new();
         let mut answers = Vec::new();
-        for _ in 0..invocations {
+        for event in events {
             let response = http
-                .post(sequencer.invoke_url())
-                .json(&scheduled_event())
+                .post(function.invoke_url())
+                .json(event)
                 .timeout(Duration::from_secs(60))
                 .send()
                 .await
-                .context("invoking the sequencer")?;
+                .with_context(|| format!("invoking the template's {resource}"))?;
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
             if !status.is_success() || body.get("errorMessage").is_some() {
-                bail!(
-                    "the sequencer answered {status} {body}; its log:\n{}",
-                    sequencer.log()
-                );
+                answers.push(Err(format!(
+                    "{resource} answered {status} {body}; its log:\n{}",
+                    function.log()
+                )));
+            } else {
+                answers.push(Ok(body));
             }
-            answers.push(body);
         }
         Ok(answers)
     }
@@ -421,20 +467,19 @@ impl EdgeStack {
     }
 }
 
-/// Copies the example site into `root`, declares the AWS deployment and builds it for `base`.
-/// The `Handler` of the template's `Sequencer` function and the names of its environment
+/// The `Handler` of the template's function `resource` and the names of its environment
 /// variables.
-fn sequencer_in_template() -> anyhow::Result<(String, Vec<String>)> {
+fn function_in_template(resource: &str) -> anyhow::Result<(String, Vec<String>)> {
     let text = std::fs::read_to_string(crate::repo_root().join("deploy/aws/template.yaml"))?;
     let doc: serde_yaml::Value = serde_yaml::from_str(&text)?;
-    let props = &doc["Resources"]["Sequencer"]["Properties"];
+    let props = &doc["Resources"][resource]["Properties"];
     let handler = props["Handler"]
         .as_str()
-        .context("the template's Sequencer has no Handler")?
+        .with_context(|| format!("the template's {resource} has no Handler"))?
         .to_string();
     let variables = props["Environment"]["Variables"]
         .as_mapping()
-        .context("the template's Sequencer has no environment")?
+        .with_context(|| format!("the template's {resource} has no environment"))?
         .keys()
         .filter_map(|k| k.as_str().map(str::to_string))
         .collect();

@@ -176,11 +176,18 @@
         list.textContent = "";
         r.data.signers.forEach(function (s) {
           var li = document.createElement("li");
-          var name = document.createElement("span");
+          // <bdi>: a name in another direction (or one stored before overrides were refused)
+          // cannot reorder the separators and dates around it.
+          var name = document.createElement("bdi");
           name.className = "signer-name";
           name.textContent = String(s.name || "");
           li.appendChild(name);
-          if (s.city) li.appendChild(document.createTextNode(" — " + s.city));
+          if (s.city) {
+            var city = document.createElement("bdi");
+            city.textContent = String(s.city);
+            li.appendChild(document.createTextNode(" — "));
+            li.appendChild(city);
+          }
           if (s.date) {
             var t = document.createElement("time");
             t.dateTime = s.date;
