@@ -40,7 +40,7 @@
 //! | wide network (/16, /32), per petition | `wide:<window>:<hash>:<petition>` | defer |
 //! | petition overall (surge) | `pet:<window>:<petition>` | alarm |
 //! | mails per registrable domain (all petitions) | `mail:<window>:<domain>` | no mail (alarm for large providers) |
-//! | mails of the whole site (all petitions, all domains) | `mailall:<window>` | no mail, and an alarm |
+//! | mails of the whole site (all petitions, all domains) | `mailall:<window>` | alarm (no mail if `mail_site_hard`) |
 //!
 //! The e-mail domain is stored in clear (lower-case A-label), as in
 //! `NewSignature::email_domain`: it is what `cahier admin trending` reports.
@@ -92,11 +92,15 @@ pub struct BudgetPolicy {
     pub mail_per_domain: Rate,
     /// The same for `large_providers`.
     pub mail_per_large_provider: Rate,
-    /// Every mail of the site, all petitions and domains together: the ceiling that keeps a
-    /// flood from spending the mail provider's sending quota (SES pauses an account that
-    /// exceeds it, or whose bounces soar). Above it no mail goes out and each refusal is
-    /// logged as `mail_ceiling` (the template's alarm). Set it under the account's quota.
+    /// Every mail of the site, all petitions and domains together. Above it each mail is
+    /// logged as `mail_ceiling` (the template's alarm): a flood is spending the mail
+    /// provider's quota (SES then refuses to send until the next day). Set it under the
+    /// account's quota.
     pub mail_site: Rate,
+    /// Whether mails above `mail_site` are refused (kept pending: signing again after the
+    /// window sends the confirmation). Off by default: whoever drains a hard ceiling silences
+    /// every honest signer of the site until it refills.
+    pub mail_site_hard: bool,
 }
 
 impl Default for BudgetPolicy {
@@ -144,6 +148,7 @@ impl Default for BudgetPolicy {
             mail_per_large_provider: Rate::new(10_000, 3600),
             // SES's first production quota is 50,000 mails a day.
             mail_site: Rate::new(40_000, 86_400),
+            mail_site_hard: false,
         }
     }
 }
@@ -293,8 +298,6 @@ impl BudgetPolicy {
         out
     }
 
-    /// The per-domain mail budget, taken (`Store::take_budget`) before sending a confirmation;
-    /// counted on the registrable domain, so that subdomains of one domain share it.
     /// The site-wide mail ceiling's budget (`mail_site`).
     pub fn site_mail_budget(&self) -> Budget {
         let rate = self.mail_site;
@@ -305,6 +308,8 @@ impl BudgetPolicy {
         )
     }
 
+    /// The per-domain mail budget, taken (`Store::take_budget`) before sending a confirmation;
+    /// counted on the registrable domain, so that subdomains of one domain share it.
     pub fn mail_budget(&self, email_domain: &str) -> Budget {
         let domain = registrable_domain(email_domain);
         let rate = if self.is_large_provider(email_domain) {

@@ -6,6 +6,10 @@
 //! attempt, so the account's bounce rate stays below the level at which SES pauses sending —
 //! the end state of the 2020 takedown reached by another road.
 //!
+//! A bounce is keyed by the address the mail was delivered to (tags and dots kept), a
+//! complaint by the person (the canonical address): otherwise signing `jean+x@corp` — which
+//! a strict server bounces — would silence `jean@corp` for good. The sign path checks both keys.
+//!
 //! Two formats reach the topic, both documented by SES: a configuration set's event
 //! publishing (`eventType`) and an identity's feedback notifications (`notificationType`).
 //! Only what can be trusted to mean "never again" is kept: a `Permanent` bounce's recipients
@@ -60,6 +64,7 @@ struct Bounce {
 struct Complaint {
     #[serde(default)]
     complained_recipients: Vec<Recipient>,
+    complaint_feedback_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +106,10 @@ pub fn read_notification(message: &str) -> anyhow::Result<(Vec<Feedback>, u64)> 
                 !matches!(declared, Some("Bounce")),
                 "a notification declared a bounce that carries a complaint"
             );
+            // A mailbox provider's "this is not spam" report is no complaint.
+            if c.complaint_feedback_type.as_deref() == Some("not-spam") {
+                return Ok((Vec::new(), c.complained_recipients.len() as u64));
+            }
             Ok((
                 c.complained_recipients
                     .into_iter()
@@ -112,6 +121,19 @@ pub fn read_notification(message: &str) -> anyhow::Result<(Vec<Feedback>, u64)> 
         (Some(_), Some(_)) => anyhow::bail!("a notification with both a bounce and a complaint"),
         // Deliveries, opens, rejects...: nothing to suppress.
         (None, None) => Ok((Vec::new(), 0)),
+    }
+}
+
+/// The suppression list's key for `reason`: a bounce under the delivered address, anything
+/// else under the person's canonical one (see the module doc).
+pub fn suppression_key(
+    hasher: &Hasher,
+    address: &crate::email::CanonicalEmail,
+    reason: SuppressionReason,
+) -> String {
+    match reason {
+        SuppressionReason::Bounced => hasher.email(&address.address),
+        _ => hasher.email(&address.canonical),
     }
 }
 
@@ -145,7 +167,7 @@ pub async fn apply(
             continue;
         };
         let entry = Suppression {
-            email_hash: hasher.email(&address.canonical),
+            email_hash: suppression_key(hasher, &address, f.reason),
             reason: f.reason,
             // SES does not say which petition's mail it was; the list is site-wide anyway.
             petition: String::new(),
@@ -208,6 +230,8 @@ mod tests {
             "complainedRecipients":[{"emailAddress":"c@example.com"}],"complaintFeedbackType":"abuse"}}"#;
         let (kept, _) = read_notification(complaint).unwrap();
         assert_eq!(kept[0].reason, SuppressionReason::Complained);
+        let not_spam = complaint.replace("\"abuse\"", "\"not-spam\"");
+        assert_eq!(read_notification(&not_spam).unwrap(), (Vec::new(), 1));
         let lying = complaint.replace("\"Complaint\"", "\"Bounce\"");
         assert!(read_notification(&lying).is_err());
         assert!(read_notification("not json").is_err());

@@ -285,7 +285,7 @@ async fn run_sequencer(_: &Config, _: &Manifest) -> anyhow::Result<()> {
 /// configuration set's event destination): each SNS event's addresses go on the suppression
 /// list under their keyed hash. Of the secrets it reads only the pepper (`CAHIER_PEPPER_ARN`).
 /// An error fails the invocation, so that SNS retries it; suppressing twice is harmless.
-#[cfg(feature = "secretsmanager")]
+#[cfg(all(feature = "dynamodb", feature = "secretsmanager"))]
 async fn run_mail_events(config: &Config) -> anyhow::Result<()> {
     use lambda_http::lambda_runtime::{service_fn, LambdaEvent};
     use std::sync::Arc;
@@ -306,7 +306,14 @@ async fn run_mail_events(config: &Config) -> anyhow::Result<()> {
     let pepper =
         cahier_function::secrets::decode_key(&pepper).context("while decoding CAHIER_PEPPER")?;
     let hasher = Arc::new(cahier_function::crypto::Hasher::new(&pepper)?);
-    let store = store::open(&config.store).await?;
+    // Opened without `init` (no DescribeTable): its role may only put suppression items.
+    let rest = config.store.strip_prefix("dynamodb:").with_context(|| {
+        format!(
+            "the mail-events handler writes the DynamoDB store; --store is {}",
+            config.store
+        )
+    })?;
+    let store: Arc<dyn store::Store> = Arc::new(store::dynamo::DynamoStore::from_url(rest).await?);
     tracing::info!("mail events: ready");
     lambda_http::lambda_runtime::run(service_fn(
         move |event: LambdaEvent<aws_lambda_events::event::sns::SnsEvent>| {
@@ -340,9 +347,9 @@ async fn run_mail_events(config: &Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
 }
 
-#[cfg(not(feature = "secretsmanager"))]
+#[cfg(not(all(feature = "dynamodb", feature = "secretsmanager")))]
 async fn run_mail_events(_: &Config) -> anyhow::Result<()> {
-    anyhow::bail!("this build has no Secrets Manager support: the mail-events handler needs the `secretsmanager` feature")
+    anyhow::bail!("this build has no DynamoDB or Secrets Manager support: the mail-events handler needs the `dynamodb` and `secretsmanager` features")
 }
 
 /// The secrets: from Secrets Manager for each `NAME_ARN` that is set (the Lambda way: only

@@ -14,7 +14,7 @@ use crate::token::{TokenClaims, TokenKind, CONFIRM_TTL_SECS};
 pub(super) struct Letter<'a> {
     pub petition: &'a Petition,
     pub lang: &'a str,
-    /// The canonical address.
+    /// The address the mail goes to (tags and dots as typed; not the dedup key).
     pub to: &'a str,
     pub email_hash: &'a str,
     pub kind: MailKind,
@@ -103,12 +103,14 @@ pub(super) async fn send_within_budget(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bo
     true
 }
 
-/// Takes one unit of the site-wide mail ceiling ([`crate::budgets::BudgetPolicy::mail_site`]);
-/// false, logged as `mail_ceiling` for the alarm, when it is spent. A failed read sends, as
-/// for the per-domain budget's alarm-only case: the ceiling protects the quota, and a store
-/// that cannot count is already an alarm of its own.
+/// Takes one unit of the site-wide mail ceiling ([`crate::budgets::BudgetPolicy::mail_site`]).
+/// When it is spent the mail is logged as `mail_ceiling` (the alarm), and refused only if the
+/// site made the ceiling hard (`mail_site_hard`): by default an attacker who drains it must
+/// not silence every honest signer of every petition. A failed read sends: a store that
+/// cannot count is already an alarm of its own.
 async fn under_site_ceiling(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
-    let budget = ctx.loaded.budgets.site_mail_budget();
+    let policy = &ctx.loaded.budgets;
+    let budget = policy.site_mail_budget();
     match ctx.state.0.store.take_budget(&budget, ctx.now).await {
         Ok(true) => true,
         Ok(false) => {
@@ -118,9 +120,10 @@ async fn under_site_ceiling(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
                 petition = ctx.slug,
                 budget = %budget.key,
                 email = short(letter.email_hash),
-                "the site-wide mail ceiling is reached: no mail sent"
+                sent = !policy.mail_site_hard,
+                "the site-wide mail ceiling is reached"
             );
-            false
+            !policy.mail_site_hard
         }
         Err(e) => {
             tracing::warn!(
@@ -132,25 +135,41 @@ async fn under_site_ceiling(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
     }
 }
 
-/// True if the address bounced for good or complained ([`crate::mail_events`]): its mail is
-/// not sent, and takes no mail budget. An unsubscribe is not enough: it stops updates, not
-/// the confirmation of a new signature. The signer still gets the same answer as everyone;
-/// a failed read of the list sends (one bounce is cheaper than a lost confirmation).
+/// True if this exact address bounced for good, or its owner complained
+/// ([`crate::mail_events`]: bounces are keyed by the delivered address, complaints by the
+/// person): its mail is not sent, and takes no mail budget. An unsubscribe is not enough: it
+/// stops updates, not the confirmation of a new signature. The signer still gets the same
+/// answer as everyone; a failed read of the list sends (one bounce is cheaper than a lost
+/// confirmation).
 async fn undeliverable(ctx: &Ctx<'_>, letter: &Letter<'_>) -> bool {
     use crate::store::SuppressionReason;
-    let entry = match ctx.state.0.store.suppression(letter.email_hash).await {
-        Ok(entry) => entry,
-        Err(e) => {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "reading the suppression list failed"
-            );
-            None
+    let delivered = ctx.state.hasher().email(letter.to);
+    let mut reason = None;
+    for key in [delivered.as_str(), letter.email_hash] {
+        match ctx.state.0.store.suppression(key).await {
+            Ok(Some(e))
+                if matches!(
+                    e.reason,
+                    SuppressionReason::Bounced | SuppressionReason::Complained
+                ) =>
+            {
+                reason = Some(e.reason);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "reading the suppression list failed"
+                );
+            }
         }
-    };
-    let reason = match entry.map(|e| e.reason) {
-        Some(r @ (SuppressionReason::Bounced | SuppressionReason::Complained)) => r,
-        _ => return false,
+        if delivered == letter.email_hash {
+            break;
+        }
+    }
+    let Some(reason) = reason else {
+        return false;
     };
     tracing::info!(
         target: "cahier::fraud",
