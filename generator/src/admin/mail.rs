@@ -169,6 +169,13 @@ pub async fn run(ctx: &mut Ctx<'_>, args: MailArgs) -> anyhow::Result<ExitCode> 
                 args.identity.display()
             )
         })?;
+        // A bounce is kept under the exact address it went to (`mail_events`), which may
+        // differ from the person's canonical one (a +tag, dots).
+        let delivered = (ctx.keys.email_hash)(&personal.email);
+        if delivered != r.email_hash && ctx.store.suppression(&delivered).await?.is_some() {
+            tally.suppressed += 1;
+            continue;
+        }
         let lang = if petition.languages.contains(&r.lang) {
             r.lang.clone()
         } else {
