@@ -138,12 +138,21 @@ fn text(field: &str, raw: Raw, max: usize, multiline: bool) -> Result<String, Fi
     Ok(s.to_string())
 }
 
-/// The explicit directional embeddings, overrides and isolates of UAX #9 (§2.1–2.4): a name
-/// shown on the public list could otherwise reorder the text after it ("Trojan Source").
-/// LRM, RLM and ALM stay allowed: they only mark a direction and cannot span other text, and
-/// names mixing scripts need them.
+/// Characters that reorder or hide text: the explicit directional embeddings, overrides and
+/// isolates of UAX #9 (§2.1–2.4), the line and paragraph separators (bidi paragraph breaks),
+/// the deprecated format characters, and the invisible ones a name could hide behind (zero
+/// width space, word joiner and invisible operators, byte order mark, tag characters). A name
+/// on the public list could otherwise reorder the text after it ("Trojan Source") or pass for
+/// another. LRM, RLM and ALM stay allowed (they only mark a direction and cannot span other
+/// text), and so do ZWNJ and ZWJ, which Persian, Indic scripts and emoji need.
 fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(c,
+        '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{2028}' | '\u{2029}'
+        | '\u{206A}'..='\u{206F}'
+        | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+        | '\u{E0000}'..='\u{E007F}')
 }
 
 /// Checkbox semantics of the form: "yes"/"on"/"true"/true checked; absent or ""/"no"/false not.
@@ -412,6 +421,10 @@ mod tests {
             "\u{2067}Bob",
             "Eve\u{2069}",
             "\u{202A}x",
+            "Line\u{2029}break",
+            "Ad\u{200B}min",
+            "\u{FEFF}Zoe",
+            "Tag\u{E0041}",
         ] {
             let errors =
                 decode_sign(BodyKind::Form, body(bad).as_bytes(), &petition()).unwrap_err();
@@ -431,6 +444,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(form.name, "Dana \u{200F}דנה");
+        // A zero-width non-joiner inside a Persian name is spelling.
+        let persian = "\u{0645}\u{06CC}\u{200C}\u{0634}\u{0648}\u{062F}";
+        let form = decode_sign(BodyKind::Form, body(persian).as_bytes(), &petition()).unwrap();
+        assert_eq!(form.name, persian);
     }
 
     proptest! {

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// The sender of the confirmation mails (verified in moto's SES).
 pub const MAIL_FROM: &str = "petitions@example.org";
+/// The SES configuration set the mails go through (the template's `MailConfigurationSet`).
+pub const MAIL_CONFIGURATION_SET: &str = "cahier-mail";
 /// The example petition signed through the edge.
 pub const PETITION: &str = crate::site::PETITION;
 
@@ -83,6 +85,13 @@ impl EdgeStack {
             .send()
             .await
             .context("verifying the sender in moto's SES")?;
+        // Every mail goes through the configuration set, as the template's mailer sends it.
+        aws_sdk_sesv2::Client::new(&conf)
+            .create_configuration_set()
+            .configuration_set_name(MAIL_CONFIGURATION_SET)
+            .send()
+            .await
+            .context("creating the configuration set in moto's SES")?;
 
         let captcha_dir = tempfile::tempdir()?;
         let captcha = tokio::task::spawn_blocking({
@@ -149,7 +158,7 @@ impl EdgeStack {
             format!("dynamodb:{table}?endpoint={endpoint}&region=us-east-1"),
             "--mailer".to_string(),
             format!(
-                "ses:?endpoint={endpoint}&region=us-east-1&from={}",
+                "ses:?endpoint={endpoint}&region=us-east-1&from={}&configuration_set={MAIL_CONFIGURATION_SET}",
                 MAIL_FROM.replace('@', "%40")
             ),
         ];
